@@ -1,0 +1,148 @@
+/**
+ * The composition root: database, bus, executor, GraphQL over HTTP, SSE and WebSocket
+ * (graphql-ws) on one node:http server and one path.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { useServer } from 'graphql-ws/use/ws';
+import { createYoga } from 'graphql-yoga';
+import { WebSocketServer } from 'ws';
+import type { Config } from './config.ts';
+import { createContext, type Context } from './context.ts';
+import { connectDb, type Db, type DbOptions } from './db.ts';
+import { Executor } from './executor/executor.ts';
+import type { Logger } from './logger.ts';
+import { createBus } from './pubsub.ts';
+import { schema } from './schema/index.ts';
+import { DagCache } from './store/dag-cache.ts';
+import type { Store } from './store/transaction.ts';
+
+/** Variables a script may inherit from the service's environment; nothing else leaks. */
+const SCRIPT_ENV_ALLOWLIST = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'SHELL'];
+
+export interface AppDeps {
+  config: Config;
+  logger: Logger;
+  /** The service environment, for the variables scripts may inherit. */
+  env: Record<string, string | undefined>;
+  db?: DbOptions;
+}
+
+export interface App {
+  readonly store: Store;
+  readonly executor: Executor;
+  readonly server: Server;
+  readonly yoga: ReturnType<typeof createYoga<Record<string, unknown>, Context>>;
+  /** Listens on config.port (0 picks a free one); returns the GraphQL URL. */
+  start(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function buildApp(deps: AppDeps): Promise<App> {
+  const { config, logger } = deps;
+  const db: Db = await connectDb(config.databaseUrl, deps.db);
+  const store: Store = {
+    db,
+    bus: createBus(),
+    dags: new DagCache(),
+    commitListeners: [],
+    onListenerError: (error) => logger.error({ err: error }, 'commit listener failed'),
+  };
+  const baseEnv = Object.fromEntries(
+    SCRIPT_ENV_ALLOWLIST.flatMap((name) => (deps.env[name] !== undefined ? [[name, deps.env[name]!]] : [])),
+  );
+  const executor = new Executor(
+    store,
+    { workers: config.workers, outputLimitBytes: config.outputLimitBytes, workDir: config.workDir, baseEnv },
+    logger.child({ component: 'executor' }),
+  );
+
+  const yoga = createYoga<Record<string, unknown>, Context>({
+    schema,
+    context: () => createContext({ store, executor }),
+    graphqlEndpoint: '/graphql',
+    graphiql: { title: 'dagpipe', subscriptionsProtocol: 'WS' },
+    landingPage: false,
+    // Unexpected errors reach clients as "Unexpected error." and are logged with their stack.
+    maskedErrors: true,
+    logging: {
+      debug: (...args) => logger.debug(args.map(String).join(' ')),
+      info: (...args) => logger.info(args.map(String).join(' ')),
+      warn: (...args) => logger.warn(args.map(String).join(' ')),
+      error: (...args) => logger.error({ err: args.find((a) => a instanceof Error) }, args.map(String).join(' ')),
+    },
+  });
+
+  const server = createServer((req, res) => {
+    if (req.url === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
+      db.$queryRawUnsafe('SELECT 1')
+        .then(() => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ status: 'ok', executor: { id: executor.id, running: executor.runningCount, workers: config.workers } }));
+        })
+        .catch((error: unknown) => {
+          logger.error({ err: error }, 'health check failed');
+          res.writeHead(503, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ status: 'unavailable', reason: 'the database does not answer' }));
+        });
+      return;
+    }
+    void yoga(req, res);
+  });
+
+  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
+  const wsServer = useServer(
+    {
+      execute: (args: any) => args.rootValue.execute(args),
+      subscribe: (args: any) => args.rootValue.subscribe(args),
+      onSubscribe: async (ctx, _id, params) => {
+        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params,
+        });
+        const args = {
+          schema,
+          operationName: params.operationName,
+          document: parse(params.query),
+          variableValues: params.variables,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe },
+        };
+        const errors = validate(args.schema, args.document);
+        if (errors.length) return errors;
+        return args;
+      },
+    },
+    wss,
+  );
+
+  let started = false;
+  return {
+    store,
+    executor,
+    server,
+    yoga,
+    async start() {
+      await executor.start();
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => resolve());
+      });
+      started = true;
+      const { port } = server.address() as AddressInfo;
+      const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+      return `http://${host}:${port}/graphql`;
+    },
+    async stop() {
+      await wsServer.dispose();
+      if (started) {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
+      await executor.stop();
+      await db.$disconnect();
+    },
+  };
+}

@@ -1,0 +1,228 @@
+/**
+ * Typed vertex inputs (SPEC rule 5): the seed's JSON schema, e.g.
+ * `{"ip": {"type": "str", "required": true, "default": "127.0.0.1"}}`, its validation,
+ * and resolving a track's parameters from submitted values and defaults. Pure.
+ */
+import { isIP } from 'node:net';
+import { ValidationError } from '../errors.ts';
+
+export const PARAM_TYPES = ['string', 'integer', 'number', 'boolean', 'ip'] as const;
+export type ParamType = (typeof PARAM_TYPES)[number];
+
+/** The seed's spellings and their canonical names. */
+const TYPE_ALIASES: Record<string, ParamType> = {
+  str: 'string',
+  string: 'string',
+  int: 'integer',
+  integer: 'integer',
+  float: 'number',
+  number: 'number',
+  bool: 'boolean',
+  boolean: 'boolean',
+  ip: 'ip',
+};
+
+export type ParamValue = string | number | boolean;
+
+export interface ParamSpec {
+  name: string;
+  type: ParamType;
+  required: boolean;
+  default?: ParamValue;
+  choices?: ParamValue[];
+  pattern?: string;
+  secret: boolean;
+  description?: string;
+}
+
+export type InputSchema = ParamSpec[];
+
+/** Parameter names become shell placeholders and INPUT_<NAME> variables. */
+const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/;
+/** Longest accepted parameter value: a parameter is data for a script, not a payload. */
+export const MAX_VALUE_LENGTH = 64 * 1024;
+
+const SPEC_KEYS = new Set(['type', 'required', 'default', 'choices', 'pattern', 'secret', 'description']);
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Parses and validates a schema given as the seed's JSON text or as an object.
+ * @param field the argument path used in error messages, e.g. "inputs".
+ * @throws ValidationError naming the parameter and attribute at fault.
+ */
+export function parseInputSchema(source: string | unknown, field: string): InputSchema {
+  let raw: unknown = source;
+  if (typeof source === 'string') {
+    try {
+      raw = source.trim() === '' ? {} : JSON.parse(source);
+    } catch {
+      throw new ValidationError(field, 'The input schema is not valid JSON.');
+    }
+  }
+  if (!isPlainObject(raw)) {
+    throw new ValidationError(field, 'The input schema must be an object of parameter name -> {type, ...}.');
+  }
+  return Object.entries(raw).map(([name, spec]) => parseParamSpec(name, spec, `${field}.${name}`));
+}
+
+function parseParamSpec(name: string, spec: unknown, field: string): ParamSpec {
+  if (!PARAM_NAME.test(name)) {
+    throw new ValidationError(
+      field,
+      `Parameter name "${name}" is not allowed: use letters, digits and _ (not first), at most 48 characters.`,
+    );
+  }
+  if (!isPlainObject(spec)) throw new ValidationError(field, `Parameter "${name}" must be an object such as {"type": "str"}.`);
+  for (const key of Object.keys(spec)) {
+    if (!SPEC_KEYS.has(key)) {
+      throw new ValidationError(`${field}.${key}`, `Unknown attribute "${key}"; allowed: ${[...SPEC_KEYS].join(', ')}.`);
+    }
+  }
+  const type = typeof spec.type === 'string' ? TYPE_ALIASES[spec.type.toLowerCase()] : undefined;
+  if (!type) {
+    throw new ValidationError(
+      `${field}.type`,
+      `Parameter "${name}" has unknown type ${JSON.stringify(spec.type)}; use one of ${Object.keys(TYPE_ALIASES).join(', ')}.`,
+    );
+  }
+  for (const flag of ['required', 'secret'] as const) {
+    if (spec[flag] !== undefined && typeof spec[flag] !== 'boolean') {
+      throw new ValidationError(`${field}.${flag}`, `"${flag}" must be true or false.`);
+    }
+  }
+  if (spec.description !== undefined && (typeof spec.description !== 'string' || spec.description.length > 500)) {
+    throw new ValidationError(`${field}.description`, 'The description must be a string of at most 500 characters.');
+  }
+  const result: ParamSpec = {
+    name,
+    type,
+    required: spec.required === true,
+    secret: spec.secret === true,
+    ...(spec.description !== undefined && { description: spec.description as string }),
+  };
+  if (spec.pattern !== undefined) {
+    if (type !== 'string' || typeof spec.pattern !== 'string') {
+      throw new ValidationError(`${field}.pattern`, 'A pattern is a regular expression string, only for string parameters.');
+    }
+    try {
+      new RegExp(spec.pattern, 'u');
+    } catch (error) {
+      throw new ValidationError(`${field}.pattern`, `The pattern is not a valid regular expression: ${(error as Error).message}.`);
+    }
+    result.pattern = spec.pattern;
+  }
+  if (spec.choices !== undefined) {
+    if (!Array.isArray(spec.choices) || spec.choices.length === 0) {
+      throw new ValidationError(`${field}.choices`, 'choices must be a non-empty list of allowed values.');
+    }
+    const withoutChoices = { ...result };
+    result.choices = spec.choices.map((choice, i) => convertValue(withoutChoices, choice, `${field}.choices.${i}`));
+  }
+  if (spec.default !== undefined) {
+    result.default = convertValue(result, spec.default, `${field}.default`);
+  }
+  return result;
+}
+
+/** Serialises a schema back to the seed's JSON form (the vertex.input column). */
+export function serializeInputSchema(schema: InputSchema): string {
+  return JSON.stringify(
+    Object.fromEntries(
+      schema.map(({ name, ...spec }) => [
+        name,
+        Object.fromEntries(Object.entries(spec).filter(([key, value]) => value !== undefined && !(value === false && key !== 'required'))),
+      ]),
+    ),
+  );
+}
+
+/**
+ * Converts a submitted value to the parameter's type and checks choices and pattern.
+ * @throws ValidationError naming `field`.
+ */
+export function convertValue(spec: ParamSpec, value: unknown, field: string): ParamValue {
+  const fail = (why: string): never => {
+    throw new ValidationError(field, `Parameter "${spec.name}" ${why}`);
+  };
+  let converted: ParamValue;
+  if (typeof value === 'string' && value.length > MAX_VALUE_LENGTH) {
+    fail(`is too long (${value.length} characters; at most ${MAX_VALUE_LENGTH}).`);
+  }
+  switch (spec.type) {
+    case 'string':
+      if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') fail('must be a string.');
+      converted = String(value);
+      break;
+    case 'integer': {
+      const n = typeof value === 'string' && /^\s*[-+]?\d+\s*$/.test(value) ? Number(value) : value;
+      if (typeof n !== 'number' || !Number.isSafeInteger(n)) fail(`must be a whole number, got ${JSON.stringify(value)}.`);
+      converted = n as number;
+      break;
+    }
+    case 'number': {
+      const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+      if (typeof n !== 'number' || !Number.isFinite(n)) fail(`must be a number, got ${JSON.stringify(value)}.`);
+      converted = n as number;
+      break;
+    }
+    case 'boolean': {
+      const text = typeof value === 'string' ? value.trim().toLowerCase() : undefined;
+      if (typeof value === 'boolean') converted = value;
+      else if (text === 'true' || text === '1' || text === 'yes') converted = true;
+      else if (text === 'false' || text === '0' || text === 'no') converted = false;
+      else converted = fail(`must be true or false, got ${JSON.stringify(value)}.`);
+      break;
+    }
+    case 'ip':
+      if (typeof value !== 'string' || isIP(value.trim()) === 0) fail(`must be an IPv4 or IPv6 address, got ${JSON.stringify(value)}.`);
+      converted = (value as string).trim();
+      break;
+  }
+  if (spec.pattern !== undefined && !new RegExp(`^(?:${spec.pattern})$`, 'u').test(String(converted))) {
+    fail(`must match the pattern ${spec.pattern}.`);
+  }
+  if (spec.choices !== undefined && !spec.choices.includes(converted)) {
+    fail(`must be one of ${spec.choices.map((c) => JSON.stringify(c)).join(', ')}.`);
+  }
+  return converted;
+}
+
+export interface Resolution {
+  /** Converted values of every parameter that has one (given or default). */
+  values: Record<string, ParamValue>;
+  /** Parameters still needing a value: required and not given, or no value and no default. */
+  missing: string[];
+}
+
+/**
+ * Resolves parameters from submitted values `given` and the defaults.
+ * A `required` parameter must be given explicitly even when it has a default.
+ * @throws ValidationError for unknown names and values that do not convert.
+ */
+export function resolveParams(schema: InputSchema, given: Record<string, unknown>, field: string): Resolution {
+  const byName = new Map(schema.map((spec) => [spec.name, spec]));
+  for (const name of Object.keys(given)) {
+    if (!byName.has(name)) {
+      const known = schema.map((s) => s.name);
+      throw new ValidationError(
+        `${field}.${name}`,
+        `Unknown parameter "${name}"; ${known.length ? `this step takes ${known.join(', ')}` : 'this step takes no parameters'}.`,
+      );
+    }
+  }
+  const values: Record<string, ParamValue> = {};
+  const missing: string[] = [];
+  for (const spec of schema) {
+    if (Object.hasOwn(given, spec.name) && given[spec.name] !== null) {
+      values[spec.name] = convertValue(spec, given[spec.name], `${field}.${spec.name}`);
+    } else if (spec.required || spec.default === undefined) {
+      missing.push(spec.name);
+    } else {
+      values[spec.name] = spec.default;
+    }
+  }
+  return { values, missing };
+}

@@ -1,0 +1,40 @@
+/**
+ * Track and pipeline states, with the seed's integer codes (they are what the database
+ * stores). GraphQL exposes them as enums.
+ *
+ * Track:    WAITING -> PENDING -> RUNNING -> SUCCEED | FAILED
+ *           WAITING | PENDING -> CANCELLED        (pipeline failed or cancelled)
+ *           RUNNING -> CANCELLED                  (cancelPipeline)
+ *           FAILED | CANCELLED -> PENDING | WAITING (retryPipeline, attempt + 1)
+ * Pipeline: RUNNING -> FINISH | FAILED | CANCELLED; FAILED | CANCELLED -> RUNNING (retry)
+ */
+export const TrackState = {
+  WAITING: 0,
+  PENDING: 1,
+  RUNNING: 2,
+  SUCCEED: 3,
+  FAILED: 4,
+  CANCELLED: 6,
+} as const;
+export type TrackState = (typeof TrackState)[keyof typeof TrackState];
+
+export const PipelineState = {
+  RUNNING: 2,
+  FAILED: 4,
+  FINISH: 5,
+  CANCELLED: 6,
+} as const;
+export type PipelineState = (typeof PipelineState)[keyof typeof PipelineState];
+
+/** Tracks that have not run yet in this attempt and may still run. */
+export const NOT_STARTED: readonly TrackState[] = [TrackState.WAITING, TrackState.PENDING];
+
+export function isTerminalPipelineState(state: number): boolean {
+  return state !== PipelineState.RUNNING;
+}
+
+export function trackStateName(state: number): keyof typeof TrackState {
+  const entry = Object.entries(TrackState).find(([, code]) => code === state);
+  if (!entry) throw new Error(`unknown track state code ${state}`);
+  return entry[0] as keyof typeof TrackState;
+}

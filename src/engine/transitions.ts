@@ -1,0 +1,90 @@
+/**
+ * Pipeline state transitions (SPEC rules 4, 8, 9, 10) as pure functions: given the DAG
+ * and the states that matter, say which tracks change and to what. The store applies the
+ * result in one transaction together with the events that announce it.
+ *
+ *   start:    zero in-degree -> PENDING, others WAITING; pipeline RUNNING
+ *   success:  track SUCCEED; each WAITING successor whose predecessors all SUCCEED -> PENDING;
+ *             no track left unsucceeded -> pipeline FINISH
+ *   failure:  track FAILED; pipeline FAILED; every WAITING/PENDING track -> CANCELLED
+ *             with a reason naming the failed track (running ones finish on their own)
+ *   cancel:   pipeline CANCELLED; WAITING/PENDING/RUNNING tracks -> CANCELLED
+ *   retry:    FAILED/CANCELLED tracks -> PENDING (all predecessors SUCCEED) or WAITING,
+ *             attempt + 1; pipeline RUNNING
+ */
+import { descendants, startVertices, type Dag } from './dag.ts';
+import { PipelineState, TrackState } from './states.ts';
+
+export interface TrackView {
+  id: number;
+  vertexId: number;
+  name: string;
+  state: TrackState;
+}
+
+export interface TrackChange {
+  trackId: number;
+  to: TrackState;
+  reason?: string;
+}
+
+/** SPEC rule 4: the state each vertex's track starts in. */
+export function initialStates(dag: Dag): Map<number, TrackState> {
+  const starts = new Set(startVertices(dag));
+  return new Map(dag.vertexIds.map((id) => [id, starts.has(id) ? TrackState.PENDING : TrackState.WAITING]));
+}
+
+/**
+ * After the track of `vertexId` succeeded: the successors that become PENDING.
+ * @param stateOf current state of a vertex's track in this pipeline (at least for the
+ *   successors of `vertexId` and all their predecessors).
+ */
+export function promotableSuccessors(dag: Dag, vertexId: number, stateOf: (vertexId: number) => TrackState | undefined): number[] {
+  return dag.successors.get(vertexId)!.filter(
+    (successor) =>
+      stateOf(successor) === TrackState.WAITING &&
+      dag.predecessors.get(successor)!.every((p) => p === vertexId || stateOf(p) === TrackState.SUCCEED),
+  );
+}
+
+/** The pipeline state once no track is left unsucceeded, else unchanged. */
+export function pipelineStateAfterSuccess(unsucceededTracks: number): PipelineState {
+  return unsucceededTracks === 0 ? PipelineState.FINISH : PipelineState.RUNNING;
+}
+
+/**
+ * After `failed` failed (or was reconciled as failed): every track that will now never
+ * run is cancelled, with a reason naming the failed one. Running tracks are left to finish.
+ */
+export function cancellationsAfterFailure(dag: Dag, failed: TrackView, tracks: readonly TrackView[]): TrackChange[] {
+  const downstream = descendants(dag, failed.vertexId);
+  return tracks
+    .filter((t) => t.state === TrackState.WAITING || t.state === TrackState.PENDING)
+    .map((t) => ({
+      trackId: t.id,
+      to: TrackState.CANCELLED,
+      reason: downstream.has(t.vertexId)
+        ? `upstream ${failed.name} failed`
+        : `not started: the pipeline failed because ${failed.name} failed`,
+    }));
+}
+
+/** cancelPipeline: every unfinished track is cancelled. */
+export function cancellationsForCancel(tracks: readonly TrackView[], reason: string): TrackChange[] {
+  return tracks
+    .filter((t) => t.state === TrackState.WAITING || t.state === TrackState.PENDING || t.state === TrackState.RUNNING)
+    .map((t) => ({ trackId: t.id, to: TrackState.CANCELLED, reason }));
+}
+
+/** retryPipeline: failed and cancelled tracks back into play; succeeded ones are kept. */
+export function retryChanges(dag: Dag, tracks: readonly TrackView[]): TrackChange[] {
+  const stateByVertex = new Map(tracks.map((t) => [t.vertexId, t.state]));
+  return tracks
+    .filter((t) => t.state === TrackState.FAILED || t.state === TrackState.CANCELLED)
+    .map((t) => ({
+      trackId: t.id,
+      to: dag.predecessors.get(t.vertexId)!.every((p) => stateByVertex.get(p) === TrackState.SUCCEED)
+        ? TrackState.PENDING
+        : TrackState.WAITING,
+    }));
+}

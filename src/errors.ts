@@ -1,0 +1,52 @@
+/**
+ * Expected errors: thrown by the engine and the store, returned to GraphQL clients as
+ * typed results (see src/schema/errors.ts). Each names the input field at fault, in the
+ * user's terms, so a UI can put the message next to the right box.
+ */
+export abstract class DomainError extends Error {
+  /** The argument path at fault, e.g. "name" or "inputs.ip". */
+  abstract readonly field: string;
+}
+
+/** The value of a field is not acceptable. */
+export class ValidationError extends DomainError {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ValidationError';
+  }
+}
+
+/** An id in the input does not name an existing object. */
+export class NotFoundError extends DomainError {
+  constructor(
+    readonly field: string,
+    readonly entity: string,
+    readonly id: number,
+  ) {
+    super(`No ${entity} with id ${id} exists. Check the id, for example with the ${entity}s query.`);
+    this.name = 'NotFoundError';
+  }
+}
+
+/** The request is valid but conflicts with the current state (sealed graph, duplicate name...). */
+export class ConflictError extends DomainError {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ConflictError';
+  }
+}
+
+/** The graph has a cycle; `path` lists the vertex names around it, first repeated last. */
+export class CycleError extends DomainError {
+  readonly field = 'edges';
+  constructor(readonly path: string[]) {
+    super(`The graph has a cycle: ${path.join(' -> ')}. Remove one of these edges.`);
+    this.name = 'CycleError';
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * The executor: claims ready tracks, has the launcher run them, records their results,
+ * and keeps at most `workers` scripts running. It is woken after every commit that may
+ * have made a track ready, and also polls, so tracks made ready by another process are
+ * picked up too.
+ *
+ * Liveness: the executor registers itself with a heartbeat. Tracks RUNNING under an
+ * executor that is gone (its heartbeat is stale, or it was on this host and its pid is
+ * dead) are failed by reconciliation (SPEC rule 10).
+ */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import type { Event } from '../generated/prisma/client.ts';
+import { TrackState } from '../engine/states.ts';
+import { inputEnvironment } from '../engine/template.ts';
+import type { ParamValue } from '../engine/inputs.ts';
+import { claimTracks, completeTrack, reconcileOrphans, type ClaimedTrack } from '../store/executions.ts';
+import type { Store } from '../store/transaction.ts';
+import type { Logger } from '../logger.ts';
+import { Launcher } from './launcher-client.ts';
+import { OutputBuffer } from './output-buffer.ts';
+import { nowMs, type ScriptOutcome } from './run-script.ts';
+
+export interface ExecutorOptions {
+  workers: number;
+  outputLimitBytes: number;
+  workDir: string;
+  /** How often to look for work made ready elsewhere, and to heartbeat. */
+  pollMs?: number;
+  heartbeatMs?: number;
+  /** Environment variables passed through to scripts (values from the service's env). */
+  baseEnv: Record<string, string>;
+}
+
+interface RunningTrack {
+  claimed: ClaimedTrack;
+  runId?: string;
+}
+
+/** Distribution of dispatch latencies: a successor's ready commit to its process start. */
+export interface LatencyStats {
+  count: number;
+  p50: number;
+  p99: number;
+}
+
+const LATENCY_SAMPLES = 100_000;
+
+export class Executor {
+  readonly id = randomUUID();
+  private readonly launcher = new Launcher();
+  private readonly running = new Map<number, RunningTrack>();
+  private readonly readyAt = new Map<number, number>();
+  private readonly latencies: number[] = [];
+  private pumping = false;
+  private pumpAgain = false;
+  private stopped = true;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private readonly inFlight = new Set<Promise<unknown>>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly options: ExecutorOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /** Registers, reconciles what a dead process left, and starts dispatching. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    this.store.commitListeners.push((events) => this.onCommit(events));
+    await this.store.db.executor.create({ data: { id: this.id, host: hostname(), pid: process.pid } });
+    await this.reconcile();
+    this.pollTimer = setInterval(() => this.wake(), this.options.pollMs ?? 1000);
+    this.heartbeatTimer = setInterval(() => this.track(this.heartbeat()), this.options.heartbeatMs ?? 5000);
+    this.wake();
+  }
+
+  /**
+   * Stops claiming, kills running scripts and records them as failed (the service is
+   * going away, their outcome would be unknown), then unregisters.
+   */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.pollTimer);
+    clearInterval(this.heartbeatTimer);
+    for (const run of this.running.values()) {
+      if (run.runId) this.launcher.kill(run.runId, 'the service is shutting down');
+    }
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    await this.launcher.close();
+    await this.store.db.executor.deleteMany({ where: { id: this.id } }).catch(() => undefined);
+  }
+
+  /** Asks for a dispatch pass soon; passes never overlap. */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.track(this.pump());
+  }
+
+  /** Dispatch latency percentiles in milliseconds, over the most recent samples. */
+  latencyStats(): LatencyStats {
+    const sorted = [...this.latencies].sort((a, b) => a - b);
+    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+    return { count: sorted.length, p50: at(0.5), p99: at(0.99) };
+  }
+
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  private track<T>(promise: Promise<T>): void {
+    this.inFlight.add(promise);
+    promise
+      .catch((error: unknown) => this.log.error({ err: error }, 'executor task failed'))
+      .finally(() => this.inFlight.delete(promise));
+  }
+
+  private onCommit(events: readonly Event[]): void {
+    let ready = false;
+    const now = nowMs();
+    for (const event of events) {
+      if (event.trackId === null) continue;
+      if (event.trackState === TrackState.PENDING || event.type === 'track:input') {
+        this.readyAt.set(event.trackId, now);
+        ready = true;
+      } else if (event.type === 'track:cancelled') {
+        const run = this.running.get(event.trackId);
+        if (run?.runId) this.launcher.kill(run.runId, event.reason ?? 'cancelled');
+      }
+    }
+    if (ready) this.wake();
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      do {
+        this.pumpAgain = false;
+        while (!this.stopped && this.running.size < this.options.workers) {
+          const claimed = await claimTracks(this.store, this.id, this.options.workers - this.running.size);
+          if (claimed.length === 0) break;
+          for (const track of claimed) this.launch(track);
+        }
+      } while (this.pumpAgain && !this.stopped);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private launch(claimed: ClaimedTrack): void {
+    const run: RunningTrack = { claimed };
+    this.running.set(claimed.id, run);
+    const output = new OutputBuffer(this.options.outputLimitBytes);
+    const values = JSON.parse(claimed.input) as Record<string, ParamValue>;
+    const { runId, done } = this.launcher.run(
+      {
+        script: claimed.script,
+        cwd: path.join(this.options.workDir, `pipeline-${claimed.pipelineId}`, `track-${claimed.id}-attempt-${claimed.attempt}`),
+        env: {
+          ...this.options.baseEnv,
+          ...inputEnvironment(values),
+          PIPELINE_ID: String(claimed.pipelineId),
+          TRACK_ID: String(claimed.id),
+          TRACK_ATTEMPT: String(claimed.attempt),
+          VERTEX_NAME: claimed.vertexName,
+        },
+        timeoutMs: claimed.timeoutSeconds * 1000,
+      },
+      {
+        onStarted: (at) => {
+          const readyAt = this.readyAt.get(claimed.id);
+          this.readyAt.delete(claimed.id);
+          if (readyAt !== undefined) {
+            if (this.latencies.length >= LATENCY_SAMPLES) this.latencies.shift();
+            this.latencies.push(at - readyAt);
+          }
+        },
+        onOutput: (lines) => {
+          for (const [stream, line] of lines) {
+            output.append(line);
+            this.store.bus.publish('track:output', claimed.id, { trackId: claimed.id, attempt: claimed.attempt, stream, line });
+          }
+        },
+      },
+    );
+    run.runId = runId;
+    this.track(this.finish(claimed, done, output));
+  }
+
+  private async finish(claimed: ClaimedTrack, done: Promise<ScriptOutcome>, output: OutputBuffer): Promise<void> {
+    const outcome = await done;
+    try {
+      await completeTrack(this.store, claimed, {
+        succeeded: outcome.exitCode === 0 && !outcome.timedOut && outcome.killedBecause === null,
+        exitCode: outcome.exitCode,
+        reason: failureReason(outcome, claimed.timeoutSeconds),
+        output: output.toString(),
+      });
+    } finally {
+      this.running.delete(claimed.id);
+      this.wake();
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    await this.store.db.executor.upsert({
+      where: { id: this.id },
+      update: { heartbeatAt: new Date() },
+      create: { id: this.id, host: hostname(), pid: process.pid },
+    });
+    await this.reconcile();
+  }
+
+  /** Fails tracks of executors that are gone, and forgets those executors. */
+  private async reconcile(): Promise<void> {
+    const staleBefore = new Date(Date.now() - 3 * (this.options.heartbeatMs ?? 5000));
+    const executors = await this.store.db.executor.findMany();
+    const dead = executors.filter(
+      (e) => e.id !== this.id && (e.heartbeatAt < staleBefore || (e.host === hostname() && !processAlive(e.pid))),
+    );
+    const alive = executors.filter((e) => !dead.includes(e)).map((e) => e.id);
+    const failed = await reconcileOrphans(this.store, alive);
+    if (failed > 0) this.log.warn({ failed }, 'failed tracks left running by a stopped executor');
+    if (dead.length > 0) await this.store.db.executor.deleteMany({ where: { id: { in: dead.map((e) => e.id) } } });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The reason stored with a failed track, in the operator's terms; null on success. */
+export function failureReason(outcome: ScriptOutcome, timeoutSeconds: number): string | null {
+  if (outcome.spawnError) return `The script could not be started: ${outcome.spawnError}`;
+  if (outcome.timedOut) return `Timed out after ${timeoutSeconds} s; the whole process group was killed.`;
+  if (outcome.killedBecause) return `Stopped: ${outcome.killedBecause}.`;
+  if (outcome.exitCode === 0) return null;
+  if (outcome.exitCode === null) return `Killed by signal ${outcome.signal ?? 'unknown'}.`;
+  return `The script exited with code ${outcome.exitCode}.`;
+}

@@ -1,0 +1,101 @@
+/**
+ * The service's side of the launcher process: starts it once (again if it dies) and
+ * turns its IPC messages into per-run callbacks and promises.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { FromLauncher, ToLauncher } from './launcher-protocol.ts';
+import type { ScriptOutcome, ScriptSpec } from './run-script.ts';
+
+const LAUNCHER_PATH = fileURLToPath(new URL('./launcher.ts', import.meta.url));
+const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+
+export interface RunHandlers {
+  onStarted(at: number, pid: number | undefined): void;
+  onOutput(lines: ReadonlyArray<readonly ['stdout' | 'stderr', string]>): void;
+}
+
+interface ActiveRun {
+  handlers: RunHandlers;
+  resolve(outcome: ScriptOutcome): void;
+}
+
+export class Launcher {
+  private child: ChildProcess | undefined;
+  private readonly runs = new Map<string, ActiveRun>();
+  private closed = false;
+
+  /** Starts a script; resolves with its outcome (never rejects). Returns its run id. */
+  run(spec: ScriptSpec, handlers: RunHandlers): { runId: string; done: Promise<ScriptOutcome> } {
+    const runId = randomUUID();
+    const done = new Promise<ScriptOutcome>((resolve) => {
+      this.runs.set(runId, { handlers, resolve });
+    });
+    this.send({ type: 'run', runId, spec });
+    return { runId, done };
+  }
+
+  kill(runId: string, reason: string): void {
+    if (this.runs.has(runId)) this.send({ type: 'kill', runId, reason });
+  }
+
+  /** Closes the IPC channel: the launcher kills what still runs and exits. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.disconnect();
+    await exited;
+  }
+
+  private send(message: ToLauncher): void {
+    if (this.closed) throw new Error('the launcher is closed');
+    this.ensureChild().send(message);
+  }
+
+  private ensureChild(): ChildProcess {
+    if (this.child && this.child.connected) return this.child;
+    const child = fork(LAUNCHER_PATH, [], {
+      execArgv: ['--import', TSX_LOADER],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    child.on('message', (message: FromLauncher) => this.onMessage(message));
+    child.on('exit', () => {
+      if (this.child === child) this.child = undefined;
+      // Runs it was carrying can never report: they failed with the launcher.
+      for (const [runId, run] of this.runs) {
+        this.runs.delete(runId);
+        run.resolve({
+          exitCode: null,
+          signal: null,
+          timedOut: false,
+          killedBecause: null,
+          spawnError: 'the launcher process exited while the script ran',
+          durationMs: 0,
+        });
+      }
+    });
+    this.child = child;
+    return child;
+  }
+
+  private onMessage(message: FromLauncher): void {
+    const run = this.runs.get(message.runId);
+    if (!run) return;
+    switch (message.type) {
+      case 'started':
+        run.handlers.onStarted(message.at, message.pid);
+        break;
+      case 'output':
+        run.handlers.onOutput(message.lines);
+        break;
+      case 'exit':
+        this.runs.delete(message.runId);
+        run.resolve(message.outcome);
+        break;
+    }
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Runs one rendered script: `bash --noprofile --norc -eo pipefail -c <script>` in its own
+ * process group and working directory, reporting lines as they arrive. On timeout or
+ * kill the whole group gets SIGTERM, then SIGKILL after a grace period; when the script
+ * ends, anything it left behind in its group is killed too, so no step outlives itself.
+ */
+import { mkdir } from 'node:fs/promises';
+import { execa } from 'execa';
+
+export const BASH_ARGS = ['--noprofile', '--norc', '-eo', 'pipefail', '-c'] as const;
+
+export interface ScriptSpec {
+  script: string;
+  cwd: string;
+  env: Record<string, string>;
+  timeoutMs: number;
+  /** Between SIGTERM and SIGKILL when the group is stopped. */
+  killGraceMs?: number;
+}
+
+export interface ScriptOutcome {
+  exitCode: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  /** Set when the script was stopped on request (cancel); the reason given. */
+  killedBecause: string | null;
+  /** Set when bash could not be started at all. */
+  spawnError: string | null;
+  durationMs: number;
+}
+
+export interface RunningScript {
+  /** Epoch milliseconds (sub-millisecond precision) when the process was spawned. */
+  readonly startedAt: number;
+  readonly pid: number | undefined;
+  readonly done: Promise<ScriptOutcome>;
+  kill(reason: string): void;
+}
+
+export type LineSink = (stream: 'stdout' | 'stderr', line: string) => void;
+
+export function nowMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+function signalGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // ESRCH: the group is already gone.
+  }
+}
+
+export async function startScript(spec: ScriptSpec, onLine: LineSink): Promise<RunningScript> {
+  await mkdir(spec.cwd, { recursive: true });
+  const startedAt = nowMs();
+  const subprocess = execa('bash', [...BASH_ARGS, spec.script], {
+    cwd: spec.cwd,
+    env: spec.env,
+    extendEnv: false,
+    detached: true, // own process group, so the whole tree can be signalled
+    stdin: 'ignore',
+    stdout: {
+      transform: function* (line: unknown) {
+        onLine('stdout', String(line));
+      },
+    },
+    stderr: {
+      transform: function* (line: unknown) {
+        onLine('stderr', String(line));
+      },
+    },
+    buffer: false,
+    reject: false,
+    stripFinalNewline: false,
+  });
+  const pid = subprocess.pid;
+  let timedOut = false;
+  let killedBecause: string | null = null;
+  let killTimer: NodeJS.Timeout | undefined;
+  const stopGroup = () => {
+    signalGroup(pid, 'SIGTERM');
+    killTimer ??= setTimeout(() => signalGroup(pid, 'SIGKILL'), spec.killGraceMs ?? 2000);
+  };
+  const timeout = setTimeout(() => {
+    timedOut = true;
+    stopGroup();
+  }, spec.timeoutMs);
+  // bash has exited: whatever it left running in its group would hold our pipes open.
+  subprocess.once('exit', () => signalGroup(pid, 'SIGKILL'));
+
+  const done = subprocess.then((result) => {
+    clearTimeout(timeout);
+    clearTimeout(killTimer);
+    const spawnError = pid === undefined ? (result.shortMessage ?? 'bash could not be started') : null;
+    return {
+      exitCode: result.exitCode ?? null,
+      signal: result.signal ?? null,
+      timedOut,
+      killedBecause,
+      spawnError,
+      durationMs: nowMs() - startedAt,
+    };
+  });
+  return {
+    startedAt,
+    pid,
+    done,
+    kill(reason) {
+      killedBecause ??= reason;
+      stopGroup();
+    },
+  };
+}

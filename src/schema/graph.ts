@@ -1,0 +1,104 @@
+/** Graph: the type, its queries and its mutations. */
+import * as graphs from '../store/graphs.ts';
+import { builder } from './builder.ts';
+import { ALL_ERRORS } from './errors.ts';
+import { CycleError } from '../errors.ts';
+
+/** What a delete mutation returns: the object is gone, so only its id and name remain. */
+export const Deleted = builder.objectRef<{ id: number; name?: string }>('Deleted').implement({
+  description: 'The id (and name, where it has one) of an object that was deleted.',
+  fields: (t) => ({
+    id: t.exposeInt('id', { description: 'Id of the deleted object.' }),
+    name: t.string({ nullable: true, description: 'Its name, if it had one.', resolve: (d) => d.name ?? null }),
+  }),
+});
+
+export const Graph = builder.prismaObject('Graph', {
+  description: 'A workflow definition: a DAG of vertices (script steps) joined by edges.',
+  fields: (t) => ({
+    id: t.exposeInt('id', { description: 'Unique id.' }),
+    name: t.exposeString('name', { description: 'Unique name, at most 48 characters.' }),
+    desc: t.exposeString('desc', { nullable: true, description: 'Free description, at most 100 characters.' }),
+    checked: t.exposeBoolean('checked', {
+      description: 'True once checkGraph proved the graph runnable; any edit resets it. Only checked graphs start.',
+    }),
+    sealed: t.exposeBoolean('sealed', {
+      description: 'True once a pipeline started from it. A sealed graph never changes; cloneGraph makes an editable copy.',
+    }),
+    createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When the graph was created.' }),
+    vertices: t.relation('vertices', { description: 'The steps of the graph.', query: { orderBy: { id: 'asc' } } }),
+    edges: t.relation('edges', { description: 'The dependencies: tail runs before head.', query: { orderBy: { id: 'asc' } } }),
+    pipelines: t.relation('pipelines', {
+      description: 'Runs of this graph, newest first.',
+      args: { first: t.arg.int({ required: false, description: 'At most this many (default 20, at most 100).' }) },
+      query: (args) => ({ orderBy: { id: 'desc' }, take: Math.min(Math.max(args.first ?? 20, 0), 100) }),
+    }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  graphs: t.prismaField({
+    type: ['Graph'],
+    description: 'All graphs, by id.',
+    resolve: (query, _root, _args, ctx) => ctx.db.graph.findMany({ ...query, orderBy: { id: 'asc' } }),
+  }),
+  graph: t.prismaField({
+    type: 'Graph',
+    nullable: true,
+    description: 'One graph by id, or null.',
+    args: { id: t.arg.int({ description: 'The graph id.' }) },
+    resolve: (query, _root, args, ctx) => ctx.db.graph.findUnique({ ...query, where: { id: args.id } }),
+  }),
+}));
+
+const GraphFields = builder.inputType('GraphInput', {
+  description: 'Name and description of a graph.',
+  fields: (t) => ({
+    name: t.string({ required: false, description: 'Unique name, 1 to 48 characters.' }),
+    desc: t.string({ required: false, description: 'Description, at most 100 characters; empty clears it.' }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  createGraph: t.field({
+    type: Graph,
+    description: 'Creates an empty graph.',
+    errors: { types: [...ALL_ERRORS], directResult: true },
+    args: {
+      name: t.arg.string({ description: 'Unique name, 1 to 48 characters.' }),
+      desc: t.arg.string({ required: false, description: 'Description, at most 100 characters.' }),
+    },
+    resolve: (_root, args, ctx) => graphs.createGraph(ctx.db, args),
+  }),
+  updateGraph: t.field({
+    type: Graph,
+    description: 'Renames or re-describes an unsealed graph.',
+    errors: { types: [...ALL_ERRORS], directResult: true },
+    args: { id: t.arg.int({ description: 'The graph id.' }), input: t.arg({ type: GraphFields }) },
+    resolve: (_root, args, ctx) => graphs.updateGraph(ctx.db, args.id, args.input),
+  }),
+  deleteGraph: t.field({
+    type: Deleted,
+    description: 'Deletes a graph that has no pipelines, with its vertices and edges. Returns what was deleted.',
+    errors: { types: [...ALL_ERRORS], directResult: true },
+    args: { id: t.arg.int({ description: 'The graph id.' }) },
+    resolve: (_root, args, ctx) => graphs.deleteGraph(ctx.db, args.id),
+  }),
+  cloneGraph: t.field({
+    type: Graph,
+    description: 'Copies a graph (typically a sealed one) into a new, editable graph.',
+    errors: { types: [...ALL_ERRORS], directResult: true },
+    args: {
+      id: t.arg.int({ description: 'The graph to copy.' }),
+      name: t.arg.string({ required: false, description: 'Name of the copy; default "<name> (copy N)".' }),
+    },
+    resolve: (_root, args, ctx) => graphs.cloneGraph(ctx.db, args.id, args),
+  }),
+  checkGraph: t.field({
+    type: Graph,
+    description: 'Validates the graph (at least one vertex, no cycle, valid inputs) and marks it checked.',
+    errors: { types: [...ALL_ERRORS, CycleError], directResult: true },
+    args: { id: t.arg.int({ description: 'The graph id.' }) },
+    resolve: (_root, args, ctx) => graphs.checkGraph(ctx.db, args.id),
+  }),
+}));

@@ -1,0 +1,183 @@
+/** Pipeline and Track: types, queries and the operator mutations. */
+import { TrackState } from '../engine/states.ts';
+import * as pipelines from '../store/pipelines.ts';
+import { builder } from './builder.ts';
+import { ALL_ERRORS } from './errors.ts';
+import { PipelineStateEnum, TrackStateEnum } from './states.ts';
+
+export const Pipeline = builder.prismaObject('Pipeline', {
+  description: 'One run of a graph. Each vertex of the graph has a track in it.',
+  fields: (t) => ({
+    id: t.exposeInt('id', { description: 'Unique id.' }),
+    name: t.exposeString('name', { description: 'Name (defaults to the graph name).' }),
+    desc: t.exposeString('desc', { nullable: true, description: 'Description.' }),
+    state: t.field({ type: PipelineStateEnum, description: 'Current state.', resolve: (p) => p.state as never }),
+    createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When it started.' }),
+    finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true, description: 'When it reached FINISH, FAILED or CANCELLED.' }),
+    graph: t.relation('graph', { description: 'The exact (sealed) graph this pipeline runs.' }),
+    tracks: t.relation('tracks', {
+      description: 'Its tracks, by id; optionally only those in the given states.',
+      args: { states: t.arg({ type: [TrackStateEnum], required: false, description: 'Only tracks in these states.' }) },
+      query: (args) => ({
+        where: args.states ? { state: { in: args.states as number[] } } : {},
+        orderBy: { id: 'asc' },
+      }),
+    }),
+    events: t.relation('events', {
+      description: 'Its journal: every transition, in commit order.',
+      args: {
+        after: t.arg.int({ required: false, description: 'Only events with an id greater than this.' }),
+        first: t.arg.int({ required: false, description: 'At most this many (default 1000, at most 10000).' }),
+      },
+      query: (args) => ({
+        where: args.after != null ? { id: { gt: args.after } } : {},
+        orderBy: { id: 'asc' },
+        take: Math.min(Math.max(args.first ?? 1000, 0), 10_000),
+      }),
+    }),
+  }),
+});
+
+export const Track = builder.prismaObject('Track', {
+  description: 'One vertex of one pipeline: its resolved inputs, rendered script, state and output.',
+  fields: (t) => ({
+    id: t.exposeInt('id', { description: 'Unique id.' }),
+    name: t.string({ description: 'The vertex name.', select: { vertex: { select: { name: true } } }, resolve: (track) => track.vertex.name }),
+    state: t.field({ type: TrackStateEnum, description: 'Current state.', resolve: (track) => track.state as never }),
+    needsInput: t.boolean({
+      description: 'True while the track cannot run until finishInput supplies its parameters.',
+      select: { script: true, state: true },
+      resolve: (track) => track.script === null && (track.state === TrackState.WAITING || track.state === TrackState.PENDING),
+    }),
+    input: t.field({
+      type: 'JSON',
+      nullable: true,
+      description: 'The resolved parameters, or null while inputs are missing.',
+      select: { input: true },
+      resolve: (track) => (track.input === null ? null : (JSON.parse(track.input) as unknown)),
+    }),
+    script: t.exposeString('script', { nullable: true, description: 'The rendered script, or null while inputs are missing.' }),
+    output: t.exposeString('output', {
+      description: 'stdout and stderr lines in arrival order, stored when the track ends, capped with a truncation marker.',
+    }),
+    exitCode: t.exposeInt('exitCode', { nullable: true, description: 'The script exit code, once it ended on its own.' }),
+    reason: t.exposeString('reason', { nullable: true, description: 'Why it failed or was cancelled, in plain words.' }),
+    attempt: t.exposeInt('attempt', { description: 'Starts at 1; retryPipeline adds 1 to each track it puts back into play.' }),
+    startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true, description: 'When the script started.' }),
+    finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true, description: 'When it ended.' }),
+    vertex: t.relation('vertex', { description: 'The vertex this track runs.' }),
+    pipeline: t.relation('pipeline', { description: 'The pipeline it belongs to.' }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  pipelines: t.prismaField({
+    type: ['Pipeline'],
+    description: 'Pipelines, newest first. Page with `after` set to the last id you received.',
+    args: {
+      state: t.arg({ type: PipelineStateEnum, required: false, description: 'Only pipelines in this state.' }),
+      graphId: t.arg.int({ required: false, description: 'Only runs of this graph.' }),
+      first: t.arg.int({ required: false, description: 'At most this many (default 20, at most 100).' }),
+      after: t.arg.int({ required: false, description: 'Only pipelines with an id lower than this (the cursor).' }),
+    },
+    resolve: (query, _root, args, ctx) =>
+      ctx.db.pipeline.findMany({
+        ...query,
+        where: {
+          ...(args.state != null && { state: args.state as number }),
+          ...(args.graphId != null && { graphId: args.graphId }),
+          ...(args.after != null && { id: { lt: args.after } }),
+        },
+        orderBy: { id: 'desc' },
+        take: Math.min(Math.max(args.first ?? 20, 0), 100),
+      }),
+  }),
+  pipeline: t.prismaField({
+    type: 'Pipeline',
+    nullable: true,
+    description: 'One pipeline by id, or null.',
+    args: { id: t.arg.int({ description: 'The pipeline id.' }) },
+    resolve: (query, _root, args, ctx) => ctx.db.pipeline.findUnique({ ...query, where: { id: args.id } }),
+  }),
+  track: t.prismaField({
+    type: 'Track',
+    nullable: true,
+    description: 'One track by id, or null.',
+    args: { id: t.arg.int({ description: 'The track id.' }) },
+    resolve: (query, _root, args, ctx) => ctx.db.track.findUnique({ ...query, where: { id: args.id } }),
+  }),
+  tracks: t.prismaField({
+    type: ['Track'],
+    description: 'Tracks across pipelines (the seed\'s show_pipeline), by id, e.g. every RUNNING track of RUNNING pipelines.',
+    args: {
+      pipelineId: t.arg.int({ required: false, description: 'Only tracks of this pipeline.' }),
+      states: t.arg({ type: [TrackStateEnum], required: false, description: 'Only tracks in these states.' }),
+      excludePipelineStates: t.arg({ type: [PipelineStateEnum], required: false, description: 'Skip pipelines in these states.' }),
+      first: t.arg.int({ required: false, description: 'At most this many (default 1000, at most 10000).' }),
+    },
+    resolve: (query, _root, args, ctx) =>
+      ctx.db.track.findMany({
+        ...query,
+        where: {
+          ...(args.pipelineId != null && { pipelineId: args.pipelineId }),
+          ...(args.states != null && { state: { in: args.states as number[] } }),
+          ...(args.excludePipelineStates != null && { pipeline: { state: { notIn: args.excludePipelineStates as number[] } } }),
+        },
+        orderBy: { id: 'asc' },
+        take: Math.min(Math.max(args.first ?? 1000, 0), 10_000),
+      }),
+  }),
+}));
+
+const VertexParamsInput = builder.inputType('VertexParams', {
+  description: 'Parameter values for one vertex of the graph being started.',
+  fields: (t) => ({
+    vertex: t.string({ description: 'The vertex name.' }),
+    params: t.field({ type: 'JSON', description: 'Parameter name -> value, e.g. {"ip": "127.0.0.1"}.' }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  startPipeline: t.field({
+    type: Pipeline,
+    description:
+      'Starts a checked graph (and seals it). Tracks whose parameters resolve from the given values and defaults run automatically; the others wait for finishInput.',
+    errors: { types: [...ALL_ERRORS], directResult: true },
+    args: {
+      graphId: t.arg.int({ description: 'The graph to run.' }),
+      name: t.arg.string({ required: false, description: 'Pipeline name (default: the graph name).' }),
+      desc: t.arg.string({ required: false, description: 'Description (default: the graph description).' }),
+      inputs: t.arg({ type: [VertexParamsInput], required: false, description: 'Parameter values per vertex.' }),
+    },
+    resolve: (_root, args, ctx) =>
+      pipelines.startPipeline(ctx.store, {
+        ...args,
+        inputs: args.inputs?.map((i) => ({ vertex: i.vertex, params: i.params as Record<string, unknown> })),
+      }),
+  }),
+  finishInput: t.field({
+    type: Track,
+    description: 'Supplies the parameters of a track that has not started; it then runs when its predecessors succeeded.',
+    errors: { types: [...ALL_ERRORS], directResult: true },
+    args: {
+      trackId: t.arg.int({ description: 'The track.' }),
+      params: t.arg({ type: 'JSON', description: 'Parameter name -> value; missing ones take their defaults.' }),
+    },
+    resolve: (_root, args, ctx) => pipelines.finishInput(ctx.store, args.trackId, args.params),
+  }),
+  cancelPipeline: t.field({
+    type: Pipeline,
+    description: 'Kills running tracks and marks the pipeline and every unfinished track CANCELLED.',
+    errors: { types: [...ALL_ERRORS], directResult: true },
+    args: { id: t.arg.int({ description: 'The pipeline.' }) },
+    resolve: (_root, args, ctx) => pipelines.cancelPipeline(ctx.store, args.id),
+  }),
+  retryPipeline: t.field({
+    type: Pipeline,
+    description:
+      'Puts the failed and cancelled tracks of a FAILED or CANCELLED pipeline back into play (attempt + 1); succeeded tracks are kept.',
+    errors: { types: [...ALL_ERRORS], directResult: true },
+    args: { id: t.arg.int({ description: 'The pipeline.' }) },
+    resolve: (_root, args, ctx) => pipelines.retryPipeline(ctx.store, args.id),
+  }),
+}));

@@ -1,0 +1,172 @@
+/** Vertex, its typed inputs, and Edge: types and mutations. */
+import { PARAM_TYPES, parseInputSchema, type ParamSpec } from '../engine/inputs.ts';
+import { CycleError, ValidationError } from '../errors.ts';
+import * as graphs from '../store/graphs.ts';
+import { builder } from './builder.ts';
+import { ALL_ERRORS } from './errors.ts';
+import { Deleted } from './graph.ts';
+
+const ParamType = builder.enumType('ParamType', {
+  description: 'The type a parameter value is converted to.',
+  values: {
+    STRING: { value: 'string', description: 'Any text ("str" in the seed JSON).' },
+    INTEGER: { value: 'integer', description: 'A whole number ("int").' },
+    NUMBER: { value: 'number', description: 'A decimal number ("float").' },
+    BOOLEAN: { value: 'boolean', description: 'true or false ("bool"); "yes"/"no"/"1"/"0" are accepted too.' },
+    IP: { value: 'ip', description: 'An IPv4 or IPv6 address.' },
+  } as const,
+});
+void PARAM_TYPES;
+
+const InputParam = builder.objectRef<ParamSpec>('InputParam').implement({
+  description: 'A typed parameter of a vertex script, used as {name} in the script and as INPUT_<NAME>.',
+  fields: (t) => ({
+    name: t.exposeString('name', { description: 'Parameter name: letters, digits and _.' }),
+    type: t.field({ type: ParamType, description: 'Value type.', resolve: (p) => p.type }),
+    required: t.exposeBoolean('required', {
+      description: 'If true the value must be given explicitly (at startPipeline or finishInput), even when a default exists.',
+    }),
+    default: t.field({ type: 'JSON', nullable: true, description: 'Value used when none is given.', resolve: (p) => p.default ?? null }),
+    choices: t.field({ type: ['JSON'], nullable: true, description: 'Allowed values, if restricted.', resolve: (p) => p.choices ?? null }),
+    pattern: t.exposeString('pattern', { nullable: true, description: 'Regular expression a string value must match in full.' }),
+    secret: t.exposeBoolean('secret', { description: 'A secret value is never shown in output, events or logs.' }),
+    description: t.exposeString('description', { nullable: true, description: 'What the parameter is for.' }),
+  }),
+});
+
+export const Vertex = builder.prismaObject('Vertex', {
+  description: 'A step of a graph: a bash script template with typed inputs.',
+  fields: (t) => ({
+    id: t.exposeInt('id', { description: 'Unique id.' }),
+    name: t.exposeString('name', { description: 'Name, unique within the graph.' }),
+    script: t.exposeString('script', {
+      description: 'Bash script; {param} is replaced by the shell-quoted value of a declared parameter.',
+    }),
+    timeoutSeconds: t.exposeInt('timeoutSeconds', { description: 'The script is killed (whole process group) after this long.' }),
+    inputs: t.field({
+      type: [InputParam],
+      description: 'The typed parameters of the script.',
+      select: { input: true },
+      resolve: (vertex) => parseInputSchema(vertex.input, 'inputs'),
+    }),
+    inputSchema: t.exposeString('input', { description: 'The inputs as the seed JSON text, e.g. {"ip": {"type": "str"}}.' }),
+    graph: t.relation('graph', { description: 'The graph this vertex belongs to.' }),
+  }),
+});
+
+// Declared after Vertex so the fields can refer to it.
+builder.prismaObjectFields(Vertex, (t) => ({
+  predecessors: t.field({
+    type: [Vertex],
+    description: 'Vertices that must succeed before this one runs.',
+    select: { inEdges: { select: { tail: true }, orderBy: { id: 'asc' } } },
+    resolve: (vertex) => vertex.inEdges.map((e) => e.tail),
+  }),
+  successors: t.field({
+    type: [Vertex],
+    description: 'Vertices that wait for this one.',
+    select: { outEdges: { select: { head: true }, orderBy: { id: 'asc' } } },
+    resolve: (vertex) => vertex.outEdges.map((e) => e.head),
+  }),
+}));
+
+export const Edge = builder.prismaObject('Edge', {
+  description: 'A dependency: tail runs before head.',
+  fields: (t) => ({
+    id: t.exposeInt('id', { description: 'Unique id.' }),
+    tail: t.relation('tail', { description: 'The vertex that runs first.' }),
+    head: t.relation('head', { description: 'The vertex that runs after tail succeeded.' }),
+    graph: t.relation('graph', { description: 'The graph this edge belongs to.' }),
+  }),
+});
+
+const InputParamInput = builder.inputType('InputParamInput', {
+  description: 'Declares one typed parameter of a vertex.',
+  fields: (t) => ({
+    name: t.string({ description: 'Parameter name: letters, digits and _ (not first), at most 48 characters.' }),
+    type: t.field({ type: ParamType, description: 'Value type.' }),
+    required: t.boolean({ required: false, description: 'Must be supplied explicitly (default false).' }),
+    default: t.field({ type: 'JSON', required: false, description: 'Default value, converted to the type.' }),
+    choices: t.field({ type: ['JSON'], required: false, description: 'Allowed values.' }),
+    pattern: t.string({ required: false, description: 'Regular expression a string value must match in full.' }),
+    secret: t.boolean({ required: false, description: 'Never shown in output, events or logs.' }),
+    description: t.string({ required: false, description: 'What the parameter is for (at most 500 characters).' }),
+  }),
+});
+
+const VertexFields = builder.inputType('VertexInput', {
+  description: 'The fields of a vertex; on update, omitted fields keep their value.',
+  fields: (t) => ({
+    name: t.string({ required: false, description: 'Name, unique within the graph, 1 to 48 characters.' }),
+    script: t.string({ required: false, description: 'Bash script template, at most 64 KiB.' }),
+    inputs: t.field({ type: [InputParamInput], required: false, description: 'The typed parameters (replaces all).' }),
+    timeoutSeconds: t.int({ required: false, description: 'Timeout in seconds (default 3600, at most 7 days).' }),
+  }),
+});
+
+type InputParamShape = typeof InputParamInput.$inferInput;
+
+/** The GraphQL list form -> the seed's JSON object form the store keeps. */
+function toSchemaObject(params: readonly InputParamShape[] | null | undefined) {
+  if (params == null) return null;
+  const schema: Record<string, unknown> = {};
+  params.forEach((param, i) => {
+    if (Object.hasOwn(schema, param.name)) throw new ValidationError(`inputs.${i}.name`, `Parameter "${param.name}" is declared twice.`);
+    const { name, ...spec } = param;
+    schema[name] = Object.fromEntries(Object.entries(spec).filter(([, v]) => v !== null && v !== undefined));
+  });
+  return schema;
+}
+
+builder.queryField('vertex', (t) =>
+  t.prismaField({
+    type: 'Vertex',
+    nullable: true,
+    description: 'One vertex by id, or null.',
+    args: { id: t.arg.int({ description: 'The vertex id.' }) },
+    resolve: (query, _root, args, ctx) => ctx.db.vertex.findUnique({ ...query, where: { id: args.id } }),
+  }),
+);
+
+builder.mutationFields((t) => ({
+  addVertex: t.field({
+    type: Vertex,
+    description: 'Adds a vertex to an unsealed graph.',
+    errors: { types: [...ALL_ERRORS], directResult: true },
+    args: { graphId: t.arg.int({ description: 'The graph.' }), input: t.arg({ type: VertexFields }) },
+    resolve: (_root, args, ctx) =>
+      graphs.addVertex(ctx.db, args.graphId, { ...args.input, inputs: toSchemaObject(args.input.inputs) }),
+  }),
+  updateVertex: t.field({
+    type: Vertex,
+    description: 'Changes a vertex of an unsealed graph.',
+    errors: { types: [...ALL_ERRORS], directResult: true },
+    args: { id: t.arg.int({ description: 'The vertex id.' }), input: t.arg({ type: VertexFields }) },
+    resolve: (_root, args, ctx) =>
+      graphs.updateVertex(ctx.db, args.id, { ...args.input, inputs: toSchemaObject(args.input.inputs) }),
+  }),
+  deleteVertex: t.field({
+    type: Deleted,
+    description: 'Removes a vertex and its edges from an unsealed graph. Returns what was deleted.',
+    errors: { types: [...ALL_ERRORS], directResult: true },
+    args: { id: t.arg.int({ description: 'The vertex id.' }) },
+    resolve: (_root, args, ctx) => graphs.deleteVertex(ctx.db, args.id),
+  }),
+  addEdge: t.field({
+    type: Edge,
+    description: 'Adds tail -> head (tail runs first). Refuses self-loops, duplicates and cycles.',
+    errors: { types: [...ALL_ERRORS, CycleError], directResult: true },
+    args: {
+      tailId: t.arg.int({ description: 'The vertex that runs first.' }),
+      headId: t.arg.int({ description: 'The vertex that runs after it.' }),
+    },
+    resolve: (_root, args, ctx) => graphs.addEdge(ctx.db, args),
+  }),
+  deleteEdge: t.field({
+    type: Deleted,
+    description: 'Removes an edge from an unsealed graph. Returns what was deleted.',
+    errors: { types: [...ALL_ERRORS], directResult: true },
+    args: { id: t.arg.int({ description: 'The edge id.' }) },
+    resolve: (_root, args, ctx) => graphs.deleteEdge(ctx.db, args.id),
+  }),
+}));

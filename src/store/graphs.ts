@@ -1,0 +1,227 @@
+/**
+ * Graph definitions (SPEC rules 1-3): every edit validates first, runs in a transaction
+ * guarded by "the graph is not sealed", and resets `checked`.
+ */
+import { buildDag, checkGraphDefinition, findCycle } from '../engine/dag.ts';
+import { LIMITS, optionalText, requireName, requireScript, requireTimeout } from '../engine/fields.ts';
+import { parseInputSchema, serializeInputSchema } from '../engine/inputs.ts';
+import { ConflictError, CycleError, NotFoundError, ValidationError } from '../errors.ts';
+import type { Db } from '../db.ts';
+import { Prisma } from '../generated/prisma/client.ts';
+import type { Tx } from './transaction.ts';
+
+export interface GraphInput {
+  name?: string | null;
+  desc?: string | null;
+}
+
+export interface VertexInput {
+  name?: string | null;
+  script?: string | null;
+  /** Parameter name -> spec, in the seed's JSON shape. */
+  inputs?: Record<string, unknown> | null;
+  timeoutSeconds?: number | null;
+}
+
+/** Maps a unique-constraint race (two requests at once) to the same error a check gives. */
+async function uniquely<T>(field: string, message: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') {
+      throw new ConflictError(field, message);
+    }
+    throw error;
+  }
+}
+
+/**
+ * Locks the graph for an edit: resets `checked` only if the graph exists and is not
+ * sealed, in the same statement, so a concurrent start cannot slip in between.
+ */
+async function beginEdit(tx: Tx, graphId: number, field: string): Promise<void> {
+  const { count } = await tx.graph.updateMany({ where: { id: graphId, sealed: false }, data: { checked: false } });
+  if (count === 1) return;
+  const graph = await tx.graph.findUnique({ where: { id: graphId }, select: { name: true } });
+  if (!graph) throw new NotFoundError(field, 'graph', graphId);
+  throw new ConflictError(
+    field,
+    `Graph "${graph.name}" is sealed because a pipeline ran from it. Use cloneGraph to make an editable copy.`,
+  );
+}
+
+async function vertexOf(tx: Tx, vertexId: number, field: string) {
+  const vertex = await tx.vertex.findUnique({ where: { id: vertexId } });
+  if (!vertex) throw new NotFoundError(field, 'vertex', vertexId);
+  return vertex;
+}
+
+function duplicateGraphName(name: string) {
+  return `A graph named "${name}" already exists. Choose another name.`;
+}
+
+export async function createGraph(db: Db, input: { name: string; desc?: string | null }) {
+  const name = requireName('name', input.name, LIMITS.graphName);
+  const desc = optionalText('desc', input.desc, LIMITS.graphDesc);
+  return uniquely('name', duplicateGraphName(name), () => db.graph.create({ data: { name, desc } }));
+}
+
+export async function updateGraph(db: Db, graphId: number, input: GraphInput) {
+  const data: Prisma.GraphUpdateInput = {};
+  if (input.name != null) data.name = requireName('name', input.name, LIMITS.graphName);
+  if (input.desc !== undefined) data.desc = optionalText('desc', input.desc, LIMITS.graphDesc);
+  return uniquely('name', duplicateGraphName(String(data.name)), () =>
+    db.$transaction(async (tx) => {
+      await beginEdit(tx, graphId, 'id');
+      return tx.graph.update({ where: { id: graphId }, data });
+    }),
+  );
+}
+
+export async function deleteGraph(db: Db, graphId: number) {
+  return db.$transaction(async (tx) => {
+    const graph = await tx.graph.findUnique({ where: { id: graphId }, include: { _count: { select: { pipelines: true } } } });
+    if (!graph) throw new NotFoundError('id', 'graph', graphId);
+    if (graph._count.pipelines > 0) {
+      throw new ConflictError(
+        'id',
+        `Graph "${graph.name}" has ${graph._count.pipelines} pipeline(s); it is kept so their history stays complete.`,
+      );
+    }
+    await tx.graph.delete({ where: { id: graphId } });
+    return graph;
+  });
+}
+
+/** Copies vertices and edges into a new, unsealed graph (SPEC rule 3). */
+export async function cloneGraph(db: Db, graphId: number, input: { name?: string | null }) {
+  return db.$transaction(async (tx) => {
+    const source = await tx.graph.findUnique({ where: { id: graphId }, include: { vertices: true, edges: true } });
+    if (!source) throw new NotFoundError('id', 'graph', graphId);
+    let name: string;
+    if (input.name != null) {
+      name = requireName('name', input.name, LIMITS.graphName);
+    } else {
+      const base = source.name.replace(/ \(copy \d+\)$/, '').slice(0, LIMITS.graphName - 12);
+      const siblings = await tx.graph.count({ where: { name: { startsWith: `${base} (copy ` } } });
+      name = `${base} (copy ${siblings + 1})`;
+    }
+    if (await tx.graph.findUnique({ where: { name }, select: { id: true } })) {
+      throw new ConflictError('name', duplicateGraphName(name));
+    }
+    const copy = await tx.graph.create({ data: { name, desc: source.desc, checked: source.checked } });
+    const vertices = await tx.vertex.createManyAndReturn({
+      data: source.vertices.map((v) => ({
+        graphId: copy.id,
+        name: v.name,
+        script: v.script,
+        input: v.input,
+        timeoutSeconds: v.timeoutSeconds,
+      })),
+      select: { id: true, name: true },
+    });
+    const newId = new Map(vertices.map((v) => [v.name, v.id]));
+    const oldName = new Map(source.vertices.map((v) => [v.id, v.name]));
+    await tx.edge.createMany({
+      data: source.edges.map((e) => ({
+        graphId: copy.id,
+        tailId: newId.get(oldName.get(e.tailId)!)!,
+        headId: newId.get(oldName.get(e.headId)!)!,
+      })),
+    });
+    return copy;
+  });
+}
+
+function validateVertex(input: VertexInput, creating: boolean) {
+  const data: { name?: string; script?: string; input?: string; timeoutSeconds?: number } = {};
+  if (input.name != null || creating) data.name = requireName('name', input.name ?? '', LIMITS.vertexName);
+  if (input.script != null) data.script = requireScript('script', input.script);
+  if (input.inputs != null) data.input = serializeInputSchema(parseInputSchema(input.inputs, 'inputs'));
+  if (input.timeoutSeconds != null) data.timeoutSeconds = requireTimeout('timeoutSeconds', input.timeoutSeconds);
+  return data;
+}
+
+function duplicateVertexName(name: string | undefined) {
+  return `This graph already has a vertex named "${name}". Vertex names are unique within a graph.`;
+}
+
+export async function addVertex(db: Db, graphId: number, input: VertexInput) {
+  const data = validateVertex(input, true);
+  return uniquely('name', duplicateVertexName(data.name), () =>
+    db.$transaction(async (tx) => {
+      await beginEdit(tx, graphId, 'graphId');
+      return tx.vertex.create({ data: { ...data, name: data.name!, graphId } });
+    }),
+  );
+}
+
+export async function updateVertex(db: Db, vertexId: number, input: VertexInput) {
+  const data = validateVertex(input, false);
+  return uniquely('name', duplicateVertexName(data.name), () =>
+    db.$transaction(async (tx) => {
+      const vertex = await vertexOf(tx, vertexId, 'id');
+      await beginEdit(tx, vertex.graphId, 'id');
+      return tx.vertex.update({ where: { id: vertexId }, data });
+    }),
+  );
+}
+
+/** Removes the vertex and every edge touching it. */
+export async function deleteVertex(db: Db, vertexId: number) {
+  return db.$transaction(async (tx) => {
+    const vertex = await vertexOf(tx, vertexId, 'id');
+    await beginEdit(tx, vertex.graphId, 'id');
+    await tx.vertex.delete({ where: { id: vertexId } });
+    return vertex;
+  });
+}
+
+/**
+ * Adds tail -> head. Refuses self-loops, duplicates, ends from different graphs, and
+ * edges that would close a cycle (naming it), so a graph is never left cyclic.
+ */
+export async function addEdge(db: Db, input: { tailId: number; headId: number }) {
+  if (input.tailId === input.headId) {
+    throw new ValidationError('headId', 'An edge cannot join a vertex to itself (a self-loop would never run).');
+  }
+  return db.$transaction(async (tx) => {
+    const tail = await vertexOf(tx, input.tailId, 'tailId');
+    const head = await vertexOf(tx, input.headId, 'headId');
+    if (head.graphId !== tail.graphId) {
+      throw new ValidationError('headId', `Vertex ${head.id} belongs to another graph than vertex ${tail.id}; both ends must be in one graph.`);
+    }
+    await beginEdit(tx, tail.graphId, 'tailId');
+    const existing = await tx.edge.findUnique({ where: { tailId_headId: { tailId: tail.id, headId: head.id } } });
+    if (existing) throw new ConflictError('headId', `The edge ${tail.name} -> ${head.name} already exists (id ${existing.id}).`);
+    const [vertices, edges] = await Promise.all([
+      tx.vertex.findMany({ where: { graphId: tail.graphId }, select: { id: true, name: true } }),
+      tx.edge.findMany({ where: { graphId: tail.graphId }, select: { tailId: true, headId: true } }),
+    ]);
+    const cycle = findCycle(buildDag(vertices.map((v) => v.id), [...edges, { tailId: tail.id, headId: head.id }]));
+    if (cycle) {
+      const names = new Map(vertices.map((v) => [v.id, v.name]));
+      throw new CycleError(cycle.map((id) => names.get(id)!));
+    }
+    return tx.edge.create({ data: { graphId: tail.graphId, tailId: tail.id, headId: head.id } });
+  });
+}
+
+export async function deleteEdge(db: Db, edgeId: number) {
+  return db.$transaction(async (tx) => {
+    const edge = await tx.edge.findUnique({ where: { id: edgeId } });
+    if (!edge) throw new NotFoundError('id', 'edge', edgeId);
+    await beginEdit(tx, edge.graphId, 'id');
+    await tx.edge.delete({ where: { id: edgeId } });
+    return edge;
+  });
+}
+
+/** SPEC rule 2: sets `checked` when the graph is runnable; otherwise says why. */
+export async function checkGraph(db: Db, graphId: number) {
+  const graph = await db.graph.findUnique({ where: { id: graphId }, include: { vertices: true, edges: true } });
+  if (!graph) throw new NotFoundError('id', 'graph', graphId);
+  checkGraphDefinition(graph.vertices, graph.edges);
+  if (graph.checked) return graph;
+  return db.graph.update({ where: { id: graphId }, data: { checked: true } });
+}
