@@ -1,6 +1,7 @@
 /** The event journal and the live subscriptions built on it. */
-import { filter, pipe, createGraphQLError } from 'graphql-yoga';
+import { createGraphQLError } from 'graphql-yoga';
 import type { Context } from '../context.ts';
+import type { Event as EventRow } from '../generated/prisma/client.ts';
 import type { OutputLine as OutputLineShape } from '../pubsub.ts';
 import { builder } from './builder.ts';
 import { PipelineStateEnum, TrackStateEnum } from './states.ts';
@@ -51,6 +52,43 @@ const OutputLine = builder.objectRef<OutputLineShape>('OutputLine').implement({
   }),
 });
 
+/**
+ * Persisted events after `after` (when given), then live ones, skipping any already sent.
+ * Listening starts before the replay query, so an event committed in between is not lost.
+ */
+async function* replayThenLive(
+  ctx: Context,
+  pipelineId: number,
+  after: number | null | undefined,
+  keep: (event: EventRow) => boolean,
+): AsyncGenerator<EventRow> {
+  const live = ctx.bus.subscribe('pipeline:event', pipelineId)[Symbol.asyncIterator]();
+  let next = live.next(); // starts the subscription now
+  let last = after ?? 0;
+  try {
+    if (after != null) {
+      for (;;) {
+        const page = await ctx.db.event.findMany({ where: { pipelineId, id: { gt: last } }, orderBy: { id: 'asc' }, take: 1000 });
+        for (const event of page) {
+          last = event.id;
+          if (keep(event)) yield event;
+        }
+        if (page.length < 1000) break;
+      }
+    }
+    for (;;) {
+      const { value, done } = await next;
+      if (done) return;
+      next = live.next();
+      if (value.id <= last) continue;
+      last = value.id;
+      if (keep(value)) yield value;
+    }
+  } finally {
+    await live.return?.();
+  }
+}
+
 async function requirePipeline(ctx: Context, pipelineId: number): Promise<void> {
   const found = await ctx.db.pipeline.findUnique({ where: { id: pipelineId }, select: { id: true } });
   if (!found) {
@@ -60,30 +98,32 @@ async function requirePipeline(ctx: Context, pipelineId: number): Promise<void> 
   }
 }
 
+const followArgs = builder.args((t) => ({
+  pipelineId: t.int({ description: 'The pipeline to follow.' }),
+  after: t.int({
+    required: false,
+    description: 'Replay the persisted events with an id greater than this first (0: from the beginning), then continue live.',
+  }),
+}));
+
 builder.subscriptionFields((t) => ({
   trackUpdated: t.field({
     type: Event,
     description: 'Every track transition of a pipeline, as it commits, in order.',
-    args: { pipelineId: t.arg.int({ description: 'The pipeline to follow.' }) },
-    subscribe: async (_root, args, ctx) => {
+    args: followArgs,
+    subscribe: async function* (_root, args, ctx) {
       await requirePipeline(ctx, args.pipelineId);
-      return pipe(
-        ctx.bus.subscribe('pipeline:event', args.pipelineId),
-        filter((event) => event.trackId !== null),
-      );
+      yield* replayThenLive(ctx, args.pipelineId, args.after, (event) => event.trackId !== null);
     },
     resolve: (event) => event,
   }),
   pipelineUpdated: t.field({
     type: Event,
     description: 'Every change of the pipeline state (started, finished, failed, cancelled, retried), as it commits.',
-    args: { pipelineId: t.arg.int({ description: 'The pipeline to follow.' }) },
-    subscribe: async (_root, args, ctx) => {
+    args: followArgs,
+    subscribe: async function* (_root, args, ctx) {
       await requirePipeline(ctx, args.pipelineId);
-      return pipe(
-        ctx.bus.subscribe('pipeline:event', args.pipelineId),
-        filter((event) => event.pipelineState !== null),
-      );
+      yield* replayThenLive(ctx, args.pipelineId, args.after, (event) => event.pipelineState !== null);
     },
     resolve: (event) => event,
   }),

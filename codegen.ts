@@ -1,0 +1,17 @@
+/** Typed documents for the tests, benchmark and examples, from the printed schema. */
+import type { CodegenConfig } from '@graphql-codegen/cli';
+
+const config: CodegenConfig = {
+  schema: 'schema.graphql',
+  documents: ['test/**/*.ts', 'bench/**/*.ts', '!src/generated/**'],
+  ignoreNoDocuments: true,
+  generates: {
+    'src/generated/gql/': {
+      preset: 'client',
+      presetConfig: { fragmentMasking: false },
+      config: { useTypeImports: true, enumsAsTypes: true, scalars: { DateTime: 'string', JSON: 'unknown' } },
+    },
+  },
+};
+
+export default config;

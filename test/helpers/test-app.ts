@@ -1,0 +1,140 @@
+/**
+ * A real service for a test file: its own migrated SQLite file, its own work directory,
+ * listening on a free port, with a typed GraphQL client over HTTP and graphql-ws.
+ */
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { print, type ExecutionResult } from 'graphql';
+import { createClient, type Client } from 'graphql-ws';
+import { pino } from 'pino';
+import { inject } from 'vitest';
+import WebSocket from 'ws';
+import { buildApp, type App } from '../../src/app.ts';
+import { loadConfig, type Config } from '../../src/config.ts';
+
+export interface TestApp {
+  app: App;
+  url: string;
+  wsUrl: string;
+  databaseUrl: string;
+  dir: string;
+  /** Every SQL statement run, in order (only when `countQueries` was set). */
+  queries: string[];
+  execute<R, V>(document: TypedDocumentNode<R, V>, variables?: V): Promise<ExecutionResult<R>>;
+  /** Like execute, but fails the test on GraphQL errors and returns the data. */
+  request<R, V>(document: TypedDocumentNode<R, V>, variables?: V): Promise<R>;
+  wsClient(): Client;
+  stop(): Promise<void>;
+}
+
+/** A fresh migrated database file in `dir`. */
+export function freshDatabase(dir: string): string {
+  const file = path.join(dir, 'test.db');
+  copyFileSync(inject('templateDatabase'), file);
+  return `file:${file}`;
+}
+
+export async function startTestApp(options: { env?: Record<string, string>; countQueries?: boolean } = {}): Promise<TestApp> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'dagpipe-app-'));
+  const databaseUrl = freshDatabase(dir);
+  const config: Config = loadConfig({
+    PORT: '0',
+    WORKERS: '4',
+    DATABASE_URL: databaseUrl,
+    WORK_DIR: path.join(dir, 'work'),
+    LOG_LEVEL: 'silent',
+    ...options.env,
+  });
+  const queries: string[] = [];
+  const app = await buildApp({
+    config,
+    logger: pino({ level: 'silent' }),
+    env: process.env,
+    ...(options.countQueries && { db: { onQuery: (sql: string) => queries.push(sql) } }),
+  });
+  const url = await app.start();
+  const wsUrl = url.replace(/^http/, 'ws');
+  const clients: Client[] = [];
+
+  async function execute<R, V>(document: TypedDocumentNode<R, V>, variables?: V): Promise<ExecutionResult<R>> {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
+      body: JSON.stringify({ query: print(document), variables }),
+    });
+    return (await response.json()) as ExecutionResult<R>;
+  }
+
+  return {
+    app,
+    url,
+    wsUrl,
+    databaseUrl,
+    dir,
+    queries,
+    execute,
+    async request(document, variables) {
+      const result = await execute(document, variables);
+      if (result.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(result.errors)}`);
+      return result.data!;
+    },
+    wsClient() {
+      const client = createClient({ url: wsUrl, webSocketImpl: WebSocket, retryAttempts: 0, lazy: true });
+      clients.push(client);
+      return client;
+    },
+    async stop() {
+      await Promise.all(clients.map((c) => c.dispose()));
+      await app.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Collects a subscription's payloads until `until` says stop (or the timeout fails it).
+ * Resolves once the server acknowledged the subscription, so nothing is missed after.
+ */
+export function collect<R, V>(
+  client: Client,
+  document: TypedDocumentNode<R, V>,
+  variables: V,
+  until: (items: R[]) => boolean,
+  timeoutMs = 20_000,
+): Promise<R[]> {
+  const items: R[] = [];
+  return new Promise<R[]>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      dispose();
+      reject(new Error(`subscription timed out after ${timeoutMs} ms with ${items.length} item(s): ${JSON.stringify(items)}`));
+    }, timeoutMs);
+    const dispose = client.subscribe<R>(
+      { query: print(document), variables: variables as Record<string, unknown> },
+      {
+        next: (value) => {
+          if (value.errors) {
+            clearTimeout(timer);
+            reject(new Error(JSON.stringify(value.errors)));
+            return;
+          }
+          items.push(value.data as R);
+          if (until(items)) {
+            clearTimeout(timer);
+            dispose();
+            resolve(items);
+          }
+        },
+        error: (error) => {
+          clearTimeout(timer);
+          reject(error instanceof Error ? error : new Error(JSON.stringify(error)));
+        },
+        complete: () => {
+          clearTimeout(timer);
+          resolve(items);
+        },
+      },
+    );
+  });
+}
