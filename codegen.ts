@@ -9,7 +9,7 @@ const config: CodegenConfig = {
     'src/generated/gql/': {
       preset: 'client',
       presetConfig: { fragmentMasking: false },
-      config: { useTypeImports: true, enumsAsTypes: true, scalars: { DateTime: 'string', JSON: 'unknown' } },
+      config: { useTypeImports: true, importExtension: '.ts', enumsAsTypes: true, scalars: { DateTime: 'string', JSON: 'unknown' } },
     },
   },
 };

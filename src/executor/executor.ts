@@ -69,6 +69,7 @@ export class Executor {
   /** Registers, reconciles what a dead process left, and starts dispatching. */
   async start(): Promise<void> {
     this.stopped = false;
+    await this.launcher.start();
     this.store.commitListeners.push((events) => this.onCommit(events));
     await this.store.db.executor.create({ data: { id: this.id, host: hostname(), pid: process.pid } });
     await this.reconcile();

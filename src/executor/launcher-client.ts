@@ -27,6 +27,23 @@ export class Launcher {
   private readonly runs = new Map<string, ActiveRun>();
   private closed = false;
 
+  /** Starts the launcher process now and waits until it is ready, so the first script starts fast. */
+  async start(): Promise<void> {
+    this.closed = false;
+    const child = this.ensureChild();
+    await new Promise<void>((resolve, reject) => {
+      const onMessage = (message: FromLauncher) => {
+        if (message.type !== 'ready') return;
+        child.off('message', onMessage);
+        child.off('exit', onExit);
+        resolve();
+      };
+      const onExit = (code: number | null) => reject(new Error(`the launcher process exited during start-up (code ${code})`));
+      child.on('message', onMessage);
+      child.once('exit', onExit);
+    });
+  }
+
   /** Starts a script; resolves with its outcome (never rejects). Returns its run id. */
   run(spec: ScriptSpec, handlers: RunHandlers): { runId: string; done: Promise<ScriptOutcome> } {
     const runId = randomUUID();
@@ -83,6 +100,7 @@ export class Launcher {
   }
 
   private onMessage(message: FromLauncher): void {
+    if (message.type === 'ready') return;
     const run = this.runs.get(message.runId);
     if (!run) return;
     switch (message.type) {

@@ -6,6 +6,7 @@ export type ToLauncher =
   | { type: 'kill'; runId: string; reason: string };
 
 export type FromLauncher =
+  | { type: 'ready' }
   | { type: 'started'; runId: string; pid: number | undefined; at: number }
   | { type: 'output'; runId: string; lines: Array<['stdout' | 'stderr', string]> }
   | { type: 'exit'; runId: string; outcome: ScriptOutcome };

@@ -90,3 +90,5 @@ process.on('disconnect', () => {
     process.exit(0);
   }, 500).unref();
 });
+
+send({ type: 'ready' });

@@ -21,7 +21,12 @@ export const builder = new SchemaBuilder<{
   plugins: [ErrorsPlugin, PrismaPlugin],
   defaultFieldNullability: false,
   defaultInputFieldRequiredness: true,
-  errors: { defaultTypes: [] },
+  errors: {
+    defaultTypes: [],
+    defaultUnionOptions: {
+      description: 'The result of the mutation, or one of the typed errors (implementing Error) that it can return.',
+    },
+  },
   prisma: {
     client: (ctx) => ctx.db,
     dmmf: getDatamodel(),

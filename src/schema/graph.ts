@@ -74,7 +74,7 @@ builder.mutationFields((t) => ({
     type: Graph,
     description: 'Renames or re-describes an unsealed graph.',
     errors: { types: [...ALL_ERRORS], directResult: true },
-    args: { id: t.arg.int({ description: 'The graph id.' }), input: t.arg({ type: GraphFields }) },
+    args: { id: t.arg.int({ description: 'The graph id.' }), input: t.arg({ type: GraphFields, description: 'The fields to change.' }) },
     resolve: (_root, args, ctx) => graphs.updateGraph(ctx.db, args.id, args.input),
   }),
   deleteGraph: t.field({

@@ -133,7 +133,7 @@ builder.mutationFields((t) => ({
     type: Vertex,
     description: 'Adds a vertex to an unsealed graph.',
     errors: { types: [...ALL_ERRORS], directResult: true },
-    args: { graphId: t.arg.int({ description: 'The graph.' }), input: t.arg({ type: VertexFields }) },
+    args: { graphId: t.arg.int({ description: 'The graph.' }), input: t.arg({ type: VertexFields, description: 'The new vertex.' }) },
     resolve: (_root, args, ctx) =>
       graphs.addVertex(ctx.db, args.graphId, { ...args.input, inputs: toSchemaObject(args.input.inputs) }),
   }),
@@ -141,7 +141,7 @@ builder.mutationFields((t) => ({
     type: Vertex,
     description: 'Changes a vertex of an unsealed graph.',
     errors: { types: [...ALL_ERRORS], directResult: true },
-    args: { id: t.arg.int({ description: 'The vertex id.' }), input: t.arg({ type: VertexFields }) },
+    args: { id: t.arg.int({ description: 'The vertex id.' }), input: t.arg({ type: VertexFields, description: 'The fields to change.' }) },
     resolve: (_root, args, ctx) =>
       graphs.updateVertex(ctx.db, args.id, { ...args.input, inputs: toSchemaObject(args.input.inputs) }),
   }),

@@ -1,0 +1,89 @@
+/** Execution through the API: concurrency bound, timeouts, output cap, live output, environment. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { collect, startTestApp, type TestApp } from '../helpers/test-app.ts';
+import { eventually, seedGraph } from '../helpers/seed.ts';
+import { PipelineDetail, StartPipeline, TrackOutput, TrackUpdated } from '../helpers/operations.ts';
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await startTestApp({ env: { WORKERS: '2', OUTPUT_LIMIT_BYTES: '2048' } });
+});
+afterAll(() => t?.stop());
+
+async function run(graphId: number) {
+  const started = await t.request(StartPipeline, { graphId });
+  if (started.startPipeline.__typename !== 'Pipeline') throw new Error(JSON.stringify(started));
+  const id = started.startPipeline.id;
+  return eventually(async () => {
+    const { pipeline } = await t.request(PipelineDetail, { id });
+    return pipeline && pipeline.state !== 'RUNNING' ? pipeline : undefined;
+  }, 20_000, 'pipeline end');
+}
+
+describe('executor through the API', () => {
+  it('never runs more than WORKERS scripts at once', async () => {
+    const vertices = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`v${i}`, { script: 'sleep 0.2' }]));
+    const { graphId } = await seedGraph(t, { vertices });
+    const done = await run(graphId);
+    expect(done.state).toBe('FINISH');
+    const events = await t.app.store.db.event.findMany({ where: { pipelineId: done.id }, orderBy: { id: 'asc' } });
+    let running = 0;
+    let peak = 0;
+    for (const event of events) {
+      if (event.type === 'track:claimed') peak = Math.max(peak, ++running);
+      if (event.type === 'track:succeeded') running--;
+    }
+    expect(peak).toBe(2);
+  });
+
+  it('fails a track that exceeds its timeout and says so', async () => {
+    const { graphId } = await seedGraph(t, { vertices: { slow: { script: 'echo begin; sleep 20', timeoutSeconds: 1 } } });
+    const done = await run(graphId);
+    expect(done.state).toBe('FAILED');
+    expect(done.tracks[0]).toMatchObject({ state: 'FAILED', output: 'begin\n' });
+    expect(done.tracks[0]!.reason).toContain('Timed out after 1 s');
+  });
+
+  it('caps stored output with a visible marker', async () => {
+    const { graphId } = await seedGraph(t, { vertices: { loud: { script: 'for i in $(seq 1 2000); do echo "line $i"; done' } } });
+    const done = await run(graphId);
+    const output = done.tracks[0]!.output;
+    expect(output.startsWith('line 1\nline 2\n')).toBe(true);
+    expect(Buffer.byteLength(output)).toBeLessThan(2048 + 200);
+    expect(output).toMatch(/\[output truncated: \d+ more line\(s\), \d+ bytes, were not stored; the limit is 2048 bytes \(OUTPUT_LIMIT_BYTES\)\]\n$/);
+  });
+
+  it('a script that cannot start (missing command) fails with its exit code, not a crash', async () => {
+    const { graphId } = await seedGraph(t, { vertices: { bad: { script: 'no-such-command-anywhere' } } });
+    const done = await run(graphId);
+    expect(done.tracks[0]).toMatchObject({ state: 'FAILED', exitCode: 127 });
+    expect(done.tracks[0]!.output).toContain('no-such-command-anywhere');
+  });
+
+  it('passes only allowlisted variables, never the service secrets', async () => {
+    const { graphId } = await seedGraph(t, {
+      vertices: { env: { script: 'echo "db=${DATABASE_URL:-none} path=${PATH:+set} pipeline=$PIPELINE_ID vertex=$VERTEX_NAME"' } },
+    });
+    const done = await run(graphId);
+    expect(done.tracks[0]!.output).toBe(`db=none path=set pipeline=${done.id} vertex=env\n`);
+  });
+
+  it('streams output lines live over graphql-ws while the track runs', async () => {
+    const { graphId } = await seedGraph(t, {
+      vertices: { talk: { script: 'sleep 0.5; echo one; echo two >&2; sleep 0.3; echo three' } },
+    });
+    const started = await t.request(StartPipeline, { graphId });
+    if (started.startPipeline.__typename !== 'Pipeline') throw new Error();
+    const trackId = started.startPipeline.tracks[0]!.id;
+    const lines = await collect(t.wsClient(), TrackOutput, { trackId }, (items) => items.length === 3);
+    expect(lines.map((l) => [l.trackOutput.stream, l.trackOutput.line])).toEqual([
+      ['STDOUT', 'one'],
+      ['STDERR', 'two'],
+      ['STDOUT', 'three'],
+    ]);
+  });
+
+  it('rejects a subscription to an unknown pipeline with a clear error', async () => {
+    await expect(collect(t.wsClient(), TrackUpdated, { pipelineId: 424242 }, () => true)).rejects.toThrow(/No pipeline with id 424242/);
+  });
+});

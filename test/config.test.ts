@@ -1,0 +1,189 @@
+/** Unit tests of loadConfig: defaults, parsing, and one ConfigError listing every problem. */
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ConfigError, DEFAULT_DATABASE_URL, loadConfig } from '../src/config.ts';
+
+function configError(env: Record<string, string | undefined>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error(`expected loadConfig(${JSON.stringify(env)}) to throw`);
+}
+
+describe('loadConfig defaults', () => {
+  const config = () => loadConfig({});
+
+  it('listens on 127.0.0.1:4000', () => {
+    expect(config().port).toBe(4000);
+    expect(config().host).toBe('127.0.0.1');
+  });
+
+  it('runs as many tracks at once as there are CPUs', () => {
+    expect(config().workers).toBe(availableParallelism());
+    expect(config().workers).toBeGreaterThanOrEqual(1);
+  });
+
+  it('caps stored output at 1 MiB', () => {
+    expect(config().outputLimitBytes).toBe(1_048_576);
+  });
+
+  it('keeps the SQLite database under ./data/', () => {
+    const url = config().databaseUrl;
+    expect(url).toBe(DEFAULT_DATABASE_URL);
+    expect(url.startsWith('file:')).toBe(true);
+    const file = url.slice('file:'.length);
+    expect(path.isAbsolute(file)).toBe(true);
+    expect(path.dirname(file)).toBe(path.resolve('data'));
+    expect(path.basename(file)).toMatch(/\.db$/);
+  });
+
+  it('works under ./data/work at log level info', () => {
+    expect(config().workDir).toBe(path.resolve('data', 'work'));
+    expect(config().logLevel).toBe('info');
+  });
+
+  it.each(['PORT', 'WORKERS', 'OUTPUT_LIMIT_BYTES'])('treats an empty or blank %s as unset', (name) => {
+    const defaults = loadConfig({});
+    expect(loadConfig({ [name]: '' })).toEqual(defaults);
+    expect(loadConfig({ [name]: '  ' })).toEqual(defaults);
+  });
+});
+
+describe('loadConfig is pure', () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+
+  it('reads only the given object, never process.env', () => {
+    vi.stubEnv('PORT', '1234');
+    vi.stubEnv('HOST', '0.0.0.0');
+    vi.stubEnv('LOG_LEVEL', 'debug');
+    const config = loadConfig({});
+    expect(config.port).toBe(4000);
+    expect(config.host).toBe('127.0.0.1');
+    expect(config.logLevel).toBe('info');
+  });
+
+  it('ignores unrelated variables', () => {
+    expect(loadConfig({ NODE_ENV: 'production', PATH: '/usr/bin', FOO: 'bar' })).toEqual(loadConfig({}));
+  });
+});
+
+describe('loadConfig parsing', () => {
+  it.each<{ env: Record<string, string>; key: keyof ReturnType<typeof loadConfig>; expected: unknown }>([
+    { env: { PORT: '8080' }, key: 'port', expected: 8080 },
+    { env: { PORT: '0' }, key: 'port', expected: 0 },
+    { env: { PORT: '65535' }, key: 'port', expected: 65535 },
+    { env: { PORT: ' 8080 ' }, key: 'port', expected: 8080 },
+    { env: { HOST: '0.0.0.0' }, key: 'host', expected: '0.0.0.0' },
+    { env: { HOST: ' ::1 ' }, key: 'host', expected: '::1' },
+    { env: { DATABASE_URL: 'file:/var/lib/dagpipe/x.db' }, key: 'databaseUrl', expected: 'file:/var/lib/dagpipe/x.db' },
+    { env: { DATABASE_URL: 'file:./data/dagpipe.db' }, key: 'databaseUrl', expected: 'file:./data/dagpipe.db' },
+    { env: { WORKERS: '1' }, key: 'workers', expected: 1 },
+    { env: { WORKERS: '16' }, key: 'workers', expected: 16 },
+    { env: { WORKERS: '1024' }, key: 'workers', expected: 1024 },
+    { env: { OUTPUT_LIMIT_BYTES: '1024' }, key: 'outputLimitBytes', expected: 1024 },
+    { env: { OUTPUT_LIMIT_BYTES: '2097152' }, key: 'outputLimitBytes', expected: 2_097_152 },
+    { env: { OUTPUT_LIMIT_BYTES: '1073741824' }, key: 'outputLimitBytes', expected: 1024 ** 3 },
+    { env: { WORK_DIR: 'tmp/work' }, key: 'workDir', expected: path.resolve('tmp/work') },
+    { env: { WORK_DIR: '/srv/dagpipe' }, key: 'workDir', expected: '/srv/dagpipe' },
+    { env: { LOG_LEVEL: 'debug' }, key: 'logLevel', expected: 'debug' },
+    { env: { LOG_LEVEL: 'warn' }, key: 'logLevel', expected: 'warn' },
+    { env: { LOG_LEVEL: 'error' }, key: 'logLevel', expected: 'error' },
+    { env: { LOG_LEVEL: 'silent' }, key: 'logLevel', expected: 'silent' },
+  ])('$env -> $key = $expected', ({ env, key, expected }) => {
+    expect(loadConfig(env)[key]).toStrictEqual(expected);
+  });
+
+  it('parses a full environment', () => {
+    expect(
+      loadConfig({
+        PORT: '9000',
+        HOST: '0.0.0.0',
+        DATABASE_URL: 'file:/tmp/d.db',
+        WORKERS: '3',
+        OUTPUT_LIMIT_BYTES: '4096',
+        WORK_DIR: '/tmp/work',
+        LOG_LEVEL: 'warn',
+      }),
+    ).toStrictEqual({
+      port: 9000,
+      host: '0.0.0.0',
+      databaseUrl: 'file:/tmp/d.db',
+      workers: 3,
+      outputLimitBytes: 4096,
+      workDir: '/tmp/work',
+      logLevel: 'warn',
+    });
+  });
+});
+
+describe('loadConfig errors', () => {
+  it.each([
+    { name: 'PORT', value: 'abc' },
+    { name: 'PORT', value: '-1' },
+    { name: 'PORT', value: '65536' },
+    { name: 'PORT', value: '80.5' },
+    { name: 'PORT', value: '80abc' },
+    { name: 'WORKERS', value: '0' },
+    { name: 'WORKERS', value: '1025' },
+    { name: 'WORKERS', value: 'many' },
+    { name: 'OUTPUT_LIMIT_BYTES', value: '1023' },
+    { name: 'OUTPUT_LIMIT_BYTES', value: '1073741825' },
+    { name: 'OUTPUT_LIMIT_BYTES', value: '1MiB' },
+    { name: 'HOST', value: '' },
+    { name: 'HOST', value: '   ' },
+    { name: 'DATABASE_URL', value: 'postgres://localhost/dagpipe' },
+    { name: 'DATABASE_URL', value: '' },
+    { name: 'DATABASE_URL', value: './data/dagpipe.db' },
+    { name: 'WORK_DIR', value: '' },
+    { name: 'LOG_LEVEL', value: 'verbose' },
+    { name: 'LOG_LEVEL', value: 'INFO' },
+  ])('refuses $name=$value, naming the variable', ({ name, value }) => {
+    const error = configError({ [name]: value });
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toContain(name);
+    expect(error.message).toContain(name);
+  });
+
+  it('reports every bad variable at once in one ConfigError', () => {
+    const error = configError({
+      PORT: 'abc',
+      HOST: ' ',
+      DATABASE_URL: 'postgres://localhost/dagpipe',
+      WORKERS: '0',
+      OUTPUT_LIMIT_BYTES: '5',
+      WORK_DIR: '',
+      LOG_LEVEL: 'loud',
+    });
+    const names = ['PORT', 'HOST', 'DATABASE_URL', 'WORKERS', 'OUTPUT_LIMIT_BYTES', 'WORK_DIR', 'LOG_LEVEL'];
+    expect(error.problems).toHaveLength(names.length);
+    for (const name of names) {
+      expect(
+        error.problems.some((problem) => problem.startsWith(name) || problem.includes(`${name} `) || problem.includes(`${name}:`)),
+        `a problem names ${name}: ${JSON.stringify(error.problems)}`,
+      ).toBe(true);
+      expect(error.message).toContain(name);
+    }
+    expect(error.name).toBe('ConfigError');
+  });
+
+  it('reports the values at fault for numbers', () => {
+    const error = configError({ PORT: 'abc', WORKERS: '0' });
+    expect(error.problems).toHaveLength(2);
+    expect(error.message).toContain('"abc"');
+    expect(error.message).toContain('"0"');
+  });
+
+  it('reports only the bad variables among good ones', () => {
+    const error = configError({ PORT: '8080', WORKERS: '-2', LOG_LEVEL: 'debug', OUTPUT_LIMIT_BYTES: 'lots' });
+    expect(error.problems).toHaveLength(2);
+    expect(error.problems.join('\n')).toMatch(/WORKERS/);
+    expect(error.problems.join('\n')).toMatch(/OUTPUT_LIMIT_BYTES/);
+    expect(error.problems.join('\n')).not.toMatch(/PORT|LOG_LEVEL/);
+  });
+});

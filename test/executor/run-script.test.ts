@@ -1,0 +1,86 @@
+/** The script runner with real bash processes. */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startScript, type LineSink } from '../../src/executor/run-script.ts';
+import { OutputBuffer } from '../../src/executor/output-buffer.ts';
+import { failureReason } from '../../src/executor/executor.ts';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'dagpipe-run-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function run(script: string, options: { timeoutMs?: number; env?: Record<string, string>; killGraceMs?: number } = {}) {
+  const lines: Array<[string, string]> = [];
+  const sink: LineSink = (stream, line) => lines.push([stream, line]);
+  const cwd = path.join(dir, `run-${Math.random().toString(36).slice(2)}`);
+  const running = await startScript(
+    { script, cwd, env: { PATH: process.env.PATH!, ...options.env }, timeoutMs: options.timeoutMs ?? 10_000, killGraceMs: options.killGraceMs ?? 500 },
+    sink,
+  );
+  return { running, lines, cwd, outcome: await running.done };
+}
+
+describe('startScript', () => {
+  it('runs bash with -e and pipefail: a failing line or pipe stage fails the script', async () => {
+    expect((await run('false; echo not reached')).outcome.exitCode).toBe(1);
+    expect((await run('false | true')).outcome.exitCode).toBe(1);
+    const ok = await run('for i in 1 2; do\n  echo "line $i"\ndone');
+    expect(ok.outcome.exitCode).toBe(0);
+    expect(ok.lines).toEqual([['stdout', 'line 1'], ['stdout', 'line 2']]);
+  });
+
+  it('keeps stdout and stderr apart and in order', async () => {
+    const { lines } = await run('echo one; sleep 0.05; echo two >&2; sleep 0.05; echo three');
+    expect(lines).toEqual([['stdout', 'one'], ['stderr', 'two'], ['stdout', 'three']]);
+  });
+
+  it('runs in its own working directory with only the given environment', async () => {
+    const { lines, cwd } = await run('pwd; echo "${SECRET_THING:-unset} $INPUT_X"', { env: { INPUT_X: 'x y' } });
+    expect(lines).toEqual([['stdout', cwd], ['stdout', 'unset x y']]);
+    expect(existsSync(cwd)).toBe(true);
+  });
+
+  it('kills the whole process group on timeout, even children that ignore SIGTERM', async () => {
+    const marker = path.join(dir, 'timeout-survivor');
+    const { outcome } = await run(`(trap '' TERM; sleep 2; touch ${marker}) & sleep 30`, { timeoutMs: 300, killGraceMs: 300 });
+    expect(outcome.timedOut).toBe(true);
+    expect(outcome.durationMs).toBeLessThan(2000);
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect(existsSync(marker)).toBe(false);
+    expect(failureReason(outcome, 1)).toContain('Timed out after 1 s');
+  });
+
+  it('leaves no background process behind after a normal exit', async () => {
+    const marker = path.join(dir, 'orphan');
+    const { outcome } = await run(`(sleep 1; touch ${marker}) & echo done`);
+    expect(outcome.exitCode).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it('kill() stops the group and reports why', async () => {
+    const lines: Array<[string, string]> = [];
+    const running = await startScript({ script: 'echo up; sleep 30', cwd: path.join(dir, 'k'), env: { PATH: process.env.PATH! }, timeoutMs: 60_000 }, (s, l) => lines.push([s, l]));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    running.kill('cancelled by an operator');
+    const outcome = await running.done;
+    expect(outcome.killedBecause).toBe('cancelled by an operator');
+    expect(outcome.exitCode).toBeNull();
+    expect(failureReason(outcome, 10)).toBe('Stopped: cancelled by an operator.');
+  });
+});
+
+describe('OutputBuffer', () => {
+  it('stores lines up to the limit, then one visible marker', () => {
+    const buffer = new OutputBuffer(12);
+    for (const line of ['hello', 'world', 'dropped', 'also']) buffer.append(line);
+    expect(buffer.toString()).toBe(
+      'hello\nworld\n[output truncated: 2 more line(s), 13 bytes, were not stored; the limit is 12 bytes (OUTPUT_LIMIT_BYTES)]\n',
+    );
+  });
+
+  it('is empty for no output', () => {
+    expect(new OutputBuffer(10).toString()).toBe('');
+  });
+});
