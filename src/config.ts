@@ -24,7 +24,7 @@ const integer = (name: string, fallback: number, min: number, max: number) =>
     .optional()
     .transform((value, ctx) => {
       if (value === undefined || value.trim() === '') return fallback;
-      const parsed = Number(value);
+      const parsed = /^\s*\d+\s*$/.test(value) ? Number(value) : Number.NaN;
       if (!Number.isInteger(parsed) || parsed < min || parsed > max) {
         ctx.addIssue({
           code: 'custom',

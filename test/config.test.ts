@@ -187,3 +187,9 @@ describe('loadConfig errors', () => {
     expect(error.problems.join('\n')).not.toMatch(/PORT|LOG_LEVEL/);
   });
 });
+
+describe('strict numbers', () => {
+  it.each(['0x1F90', '1e3', '80.0'])('refuses PORT=%s', (port) => {
+    expect(() => loadConfig({ PORT: port })).toThrow(ConfigError);
+  });
+});

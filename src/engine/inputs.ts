@@ -10,7 +10,7 @@ export const PARAM_TYPES = ['string', 'integer', 'number', 'boolean', 'ip'] as c
 export type ParamType = (typeof PARAM_TYPES)[number];
 
 /** The seed's spellings and their canonical names. */
-const TYPE_ALIASES: Record<string, ParamType> = {
+const TYPE_ALIASES: Readonly<Record<string, ParamType>> = {
   str: 'string',
   string: 'string',
   int: 'integer',
@@ -42,6 +42,8 @@ const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/;
 /** Longest accepted parameter value: a parameter is data for a script, not a payload. */
 export const MAX_VALUE_LENGTH = 64 * 1024;
 
+const DECIMAL = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
+
 const SPEC_KEYS = new Set(['type', 'required', 'default', 'choices', 'pattern', 'secret', 'description']);
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -65,11 +67,24 @@ export function parseInputSchema(source: string | unknown, field: string): Input
   if (!isPlainObject(raw)) {
     throw new ValidationError(field, 'The input schema must be an object of parameter name -> {type, ...}.');
   }
-  return Object.entries(raw).map(([name, spec]) => parseParamSpec(name, spec, `${field}.${name}`));
+  const schema = Object.entries(raw).map(([name, spec]) => parseParamSpec(name, spec, `${field}.${name}`));
+  const seen = new Map<string, string>();
+  for (const { name } of schema) {
+    const variable = name.toUpperCase();
+    const clash = seen.get(variable);
+    if (clash !== undefined) {
+      throw new ValidationError(
+        `${field}.${name}`,
+        `Parameters "${clash}" and "${name}" would both be INPUT_${variable}; rename one of them.`,
+      );
+    }
+    seen.set(variable, name);
+  }
+  return schema;
 }
 
 function parseParamSpec(name: string, spec: unknown, field: string): ParamSpec {
-  if (!PARAM_NAME.test(name)) {
+  if (!PARAM_NAME.test(name) || name === '__proto__') {
     throw new ValidationError(
       field,
       `Parameter name "${name}" is not allowed: use letters, digits and _ (not first), at most 48 characters.`,
@@ -81,7 +96,9 @@ function parseParamSpec(name: string, spec: unknown, field: string): ParamSpec {
       throw new ValidationError(`${field}.${key}`, `Unknown attribute "${key}"; allowed: ${[...SPEC_KEYS].join(', ')}.`);
     }
   }
-  const type = typeof spec.type === 'string' ? TYPE_ALIASES[spec.type.toLowerCase()] : undefined;
+  const alias = typeof spec.type === 'string' ? spec.type.toLowerCase() : undefined;
+  // hasOwn: "constructor" or "__proto__" must not find Object.prototype's members.
+  const type = alias !== undefined && Object.hasOwn(TYPE_ALIASES, alias) ? TYPE_ALIASES[alias] : undefined;
   if (!type) {
     throw new ValidationError(
       `${field}.type`,
@@ -133,7 +150,10 @@ export function serializeInputSchema(schema: InputSchema): string {
     Object.fromEntries(
       schema.map(({ name, ...spec }) => [
         name,
-        Object.fromEntries(Object.entries(spec).filter(([key, value]) => value !== undefined && !(value === false && key !== 'required'))),
+        // Flags that are off are left out; every other value, a false default included, is kept.
+        Object.fromEntries(
+          Object.entries(spec).filter(([key, value]) => value !== undefined && !((key === 'required' || key === 'secret') && value === false)),
+        ),
       ]),
     ),
   );
@@ -151,6 +171,9 @@ export function convertValue(spec: ParamSpec, value: unknown, field: string): Pa
   if (typeof value === 'string' && value.length > MAX_VALUE_LENGTH) {
     fail(`is too long (${value.length} characters; at most ${MAX_VALUE_LENGTH}).`);
   }
+  if (typeof value === 'string' && value.includes('\u0000')) {
+    fail('must not contain NUL characters (a script argument or environment variable cannot hold them).');
+  }
   switch (spec.type) {
     case 'string':
       if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') fail('must be a string.');
@@ -163,7 +186,8 @@ export function convertValue(spec: ParamSpec, value: unknown, field: string): Pa
       break;
     }
     case 'number': {
-      const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+      // Decimal notation only: Number() alone would also take "0x10" or "Infinity".
+      const n = typeof value === 'string' && DECIMAL.test(value) ? Number(value) : value;
       if (typeof n !== 'number' || !Number.isFinite(n)) fail(`must be a number, got ${JSON.stringify(value)}.`);
       converted = n as number;
       break;

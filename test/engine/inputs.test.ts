@@ -560,3 +560,19 @@ describe('serializeInputSchema', () => {
     expect(resolveParams(parseInputSchema(stored, 'inputs'), {}, 'params')).toStrictEqual({ values: { verbose: false }, missing: [] });
   });
 });
+
+describe('names and numbers that would be ambiguous', () => {
+  it('refuses two parameters that would share one INPUT_ variable', () => {
+    expect(() => parseInputSchema({ host: { type: 'str' }, HOST: { type: 'str' } }, 'inputs')).toThrow(
+      expect.objectContaining({ field: 'inputs.HOST', message: expect.stringContaining('INPUT_HOST') }),
+    );
+  });
+
+  it.each(['0x10', 'Infinity', '1_000', ''])('refuses %j as a number', (text) => {
+    expect(() => convertValue({ name: 'n', type: 'number', required: false, secret: false }, text, 'n')).toThrow(ValidationError);
+  });
+
+  it.each([['1.5', 1.5], ['-2e3', -2000], [' .25 ', 0.25]])('accepts %j as a number', (text, expected) => {
+    expect(convertValue({ name: 'n', type: 'number', required: false, secret: false }, text, 'n')).toBe(expected);
+  });
+});

@@ -2,7 +2,7 @@
 import { expect } from 'vitest';
 import type { VertexInput } from '../../src/generated/gql/graphql.ts';
 import { AddEdge, AddVertex, CheckGraph, CreateGraph } from './operations.ts';
-import type { TestApp } from './test-app.ts';
+import type { GraphQLClient } from './test-app.ts';
 
 export interface GraphSpec {
   name?: string;
@@ -15,7 +15,7 @@ export interface GraphSpec {
 
 let counter = 0;
 
-export async function seedGraph(t: TestApp, spec: GraphSpec) {
+export async function seedGraph(t: GraphQLClient, spec: GraphSpec) {
   const created = await t.request(CreateGraph, { name: spec.name ?? `graph-${process.pid}-${++counter}` });
   if (created.createGraph.__typename !== 'Graph') throw new Error(JSON.stringify(created));
   const graphId = created.createGraph.id;

@@ -14,7 +14,33 @@ import WebSocket from 'ws';
 import { buildApp, type App } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 
-export interface TestApp {
+export interface GraphQLClient {
+  execute<R, V>(document: TypedDocumentNode<R, V>, variables?: V): Promise<ExecutionResult<R>>;
+  /** Like execute, but fails the test on GraphQL errors and returns the data. */
+  request<R, V>(document: TypedDocumentNode<R, V>, variables?: V): Promise<R>;
+}
+
+/** A typed GraphQL-over-HTTP client for a server at `url`. */
+export function httpClient(url: string): GraphQLClient {
+  async function execute<R, V>(document: TypedDocumentNode<R, V>, variables?: V): Promise<ExecutionResult<R>> {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
+      body: JSON.stringify({ query: print(document), variables }),
+    });
+    return (await response.json()) as ExecutionResult<R>;
+  }
+  return {
+    execute,
+    async request(document, variables) {
+      const result = await execute(document, variables);
+      if (result.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(result.errors)}`);
+      return result.data!;
+    },
+  };
+}
+
+export interface TestApp extends GraphQLClient {
   app: App;
   url: string;
   wsUrl: string;
@@ -22,9 +48,6 @@ export interface TestApp {
   dir: string;
   /** Every SQL statement run, in order (only when `countQueries` was set). */
   queries: string[];
-  execute<R, V>(document: TypedDocumentNode<R, V>, variables?: V): Promise<ExecutionResult<R>>;
-  /** Like execute, but fails the test on GraphQL errors and returns the data. */
-  request<R, V>(document: TypedDocumentNode<R, V>, variables?: V): Promise<R>;
   wsClient(): Client;
   stop(): Promise<void>;
 }
@@ -58,28 +81,14 @@ export async function startTestApp(options: { env?: Record<string, string>; coun
   const wsUrl = url.replace(/^http/, 'ws');
   const clients: Client[] = [];
 
-  async function execute<R, V>(document: TypedDocumentNode<R, V>, variables?: V): Promise<ExecutionResult<R>> {
-    const response = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
-      body: JSON.stringify({ query: print(document), variables }),
-    });
-    return (await response.json()) as ExecutionResult<R>;
-  }
-
   return {
+    ...httpClient(url),
     app,
     url,
     wsUrl,
     databaseUrl,
     dir,
     queries,
-    execute,
-    async request(document, variables) {
-      const result = await execute(document, variables);
-      if (result.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(result.errors)}`);
-      return result.data!;
-    },
     wsClient() {
       const client = createClient({ url: wsUrl, webSocketImpl: WebSocket, retryAttempts: 0, lazy: true });
       clients.push(client);
