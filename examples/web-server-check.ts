@@ -11,6 +11,12 @@ import { print } from 'graphql';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { graphql } from '../src/generated/gql/index.ts';
 
+/** Both checks take the server's address; the defaults are the service's own. */
+const SERVER_INPUTS = [
+  { name: 'ip', type: 'IP' as const, default: '127.0.0.1', description: 'Address of the server (loopback).' },
+  { name: 'port', type: 'INTEGER' as const, default: 4000, description: 'TCP port of the server.' },
+];
+
 export const WEB_SERVER_CHECK = {
   name: 'web server check',
   desc: 'Is the web server on loopback up and healthy? Then report.',
@@ -19,19 +25,13 @@ export const WEB_SERVER_CHECK = {
       name: 'port-open',
       script: 'exec 3<>/dev/tcp/{ip}/{port}\necho "port $INPUT_PORT on $INPUT_IP accepts connections"',
       timeoutSeconds: 10,
-      inputs: [
-        { name: 'ip', type: 'IP' as const, default: '127.0.0.1', description: 'Address of the server (loopback).' },
-        { name: 'port', type: 'INTEGER' as const, default: 4000, description: 'TCP port of the server.' },
-      ],
+      inputs: SERVER_INPUTS,
     },
     {
       name: 'health',
       script: 'curl --fail --silent --show-error --max-time 5 "http://$INPUT_IP:$INPUT_PORT/health"\necho',
       timeoutSeconds: 10,
-      inputs: [
-        { name: 'ip', type: 'IP' as const, default: '127.0.0.1', description: 'Address of the server (loopback).' },
-        { name: 'port', type: 'INTEGER' as const, default: 4000, description: 'TCP port of the server.' },
-      ],
+      inputs: SERVER_INPUTS,
     },
     {
       name: 'report',
