@@ -6,9 +6,25 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { PrismaBetterSQLite3 } from '@prisma/adapter-better-sqlite3';
 
+/**
+ * SQLite since 3.32 binds up to 32,766 values per statement, but the adapter does not say
+ * so and Prisma then assumes 999: relation loads get split and `IN` lists of more than
+ * 999 ids fail. This factory reports the real limit.
+ */
+export const SQLITE_MAX_BIND_VALUES = 32_766;
+
+class SqliteAdapterFactory extends PrismaBetterSQLite3 {
+  override async connect() {
+    const adapter = await super.connect();
+    return Object.assign(adapter, {
+      getConnectionInfo: () => ({ maxBindValues: SQLITE_MAX_BIND_VALUES, supportsRelationJoins: false }),
+    });
+  }
+}
+
 export function createAdapter(databaseUrl: string) {
   ensureSqliteDirectory(databaseUrl);
-  return new PrismaBetterSQLite3({ url: databaseUrl });
+  return new SqliteAdapterFactory({ url: databaseUrl });
 }
 
 /** SQLite creates the file but not its directory. */

@@ -53,6 +53,8 @@ export class Executor {
   private readonly running = new Map<number, RunningTrack>();
   private readonly readyAt = new Map<number, number>();
   private readonly latencies: number[] = [];
+  /** Slots promised to claims in flight, so two claims never overfill the workers. */
+  private reserved = 0;
   private pumping = false;
   private pumpAgain = false;
   private stopped = true;
@@ -139,15 +141,27 @@ export class Executor {
     if (ready) this.wake();
   }
 
+  private freeSlots(): number {
+    return this.stopped ? 0 : this.options.workers - this.running.size - this.reserved;
+  }
+
   private async pump(): Promise<void> {
     this.pumping = true;
     try {
       do {
         this.pumpAgain = false;
-        while (!this.stopped && this.running.size < this.options.workers) {
-          const claimed = await claimTracks(this.store, this.id, this.options.workers - this.running.size);
-          if (claimed.length === 0) break;
-          for (const track of claimed) this.launch(track);
+        for (;;) {
+          const want = this.freeSlots();
+          if (want <= 0) break;
+          this.reserved += want;
+          let claimed: ClaimedTrack[];
+          try {
+            claimed = await claimTracks(this.store, { executorId: this.id, limit: want });
+            for (const track of claimed) this.launch(track);
+          } finally {
+            this.reserved -= want;
+          }
+          if (claimed.length < want) break;
         }
       } while (this.pumpAgain && !this.stopped);
     } finally {
@@ -192,20 +206,31 @@ export class Executor {
       },
     );
     run.runId = runId;
+    if (this.stopped) this.launcher.kill(runId, 'the service is shutting down');
     this.track(this.finish(claimed, done, output));
   }
 
+  /** Records the result and, in the same transaction, claims work for the freed worker. */
   private async finish(claimed: ClaimedTrack, done: Promise<ScriptOutcome>, output: OutputBuffer): Promise<void> {
     const outcome = await done;
+    this.running.delete(claimed.id);
+    const want = Math.max(0, this.freeSlots());
+    this.reserved += want;
     try {
-      await completeTrack(this.store, claimed, {
-        succeeded: outcome.exitCode === 0 && !outcome.timedOut && outcome.killedBecause === null,
-        exitCode: outcome.exitCode,
-        reason: failureReason(outcome, claimed.timeoutSeconds),
-        output: output.toString(),
-      });
+      const next = await completeTrack(
+        this.store,
+        claimed,
+        {
+          succeeded: outcome.exitCode === 0 && !outcome.timedOut && outcome.killedBecause === null,
+          exitCode: outcome.exitCode,
+          reason: failureReason(outcome, claimed.timeoutSeconds),
+          output: output.toString(),
+        },
+        { executorId: this.id, limit: want },
+      );
+      for (const track of next.claimed) this.launch(track);
     } finally {
-      this.running.delete(claimed.id);
+      this.reserved -= want;
       this.wake();
     }
   }

@@ -1,33 +1,66 @@
 /**
- * Adjacency of sealed graphs, loaded once per graph. Safe to cache even across several
- * executor processes: a graph that has pipelines is sealed and never changes again.
+ * Sealed graphs, loaded once: adjacency plus the vertex facts the executor needs. Safe to
+ * cache even across several executor processes: a graph that has pipelines is sealed and
+ * never changes again.
  */
 import { buildDag, type Dag } from '../engine/dag.ts';
-import type { Tx } from './transaction.ts';
 import type { Db } from '../db.ts';
+import type { Tx } from './transaction.ts';
+
+export interface VertexFacts {
+  graphId: number;
+  name: string;
+  timeoutSeconds: number;
+}
+
+export interface SealedGraph {
+  dag: Dag;
+  vertices: ReadonlyMap<number, VertexFacts>;
+}
 
 export class DagCache {
-  private readonly dags = new Map<number, Dag>();
+  private readonly graphs = new Map<number, SealedGraph>();
+  private readonly graphOfVertex = new Map<number, number>();
+
   constructor(private readonly capacity = 256) {}
 
-  async get(db: Db | Tx, graphId: number): Promise<Dag> {
-    const cached = this.dags.get(graphId);
+  async get(db: Db | Tx, graphId: number): Promise<SealedGraph> {
+    const cached = this.graphs.get(graphId);
     if (cached) {
       // Refresh recency: Map iteration order is insertion order.
-      this.dags.delete(graphId);
-      this.dags.set(graphId, cached);
+      this.graphs.delete(graphId);
+      this.graphs.set(graphId, cached);
       return cached;
     }
     const [vertices, edges] = await Promise.all([
-      db.vertex.findMany({ where: { graphId }, select: { id: true }, orderBy: { id: 'asc' } }),
+      db.vertex.findMany({ where: { graphId }, select: { id: true, name: true, timeoutSeconds: true }, orderBy: { id: 'asc' } }),
       db.edge.findMany({ where: { graphId }, select: { tailId: true, headId: true } }),
     ]);
-    const dag = buildDag(
-      vertices.map((v) => v.id),
-      edges,
-    );
-    this.dags.set(graphId, dag);
-    if (this.dags.size > this.capacity) this.dags.delete(this.dags.keys().next().value!);
-    return dag;
+    const graph: SealedGraph = {
+      dag: buildDag(
+        vertices.map((v) => v.id),
+        edges,
+      ),
+      vertices: new Map(vertices.map((v) => [v.id, { graphId, name: v.name, timeoutSeconds: v.timeoutSeconds }])),
+    };
+    this.graphs.set(graphId, graph);
+    for (const id of graph.vertices.keys()) this.graphOfVertex.set(id, graphId);
+    if (this.graphs.size > this.capacity) this.evict(this.graphs.keys().next().value!);
+    return graph;
+  }
+
+  /** The facts of one vertex of a sealed graph. */
+  async vertex(db: Db | Tx, vertexId: number): Promise<VertexFacts> {
+    let graphId = this.graphOfVertex.get(vertexId);
+    if (graphId === undefined) {
+      graphId = (await db.vertex.findUniqueOrThrow({ where: { id: vertexId }, select: { graphId: true } })).graphId;
+    }
+    return (await this.get(db, graphId)).vertices.get(vertexId)!;
+  }
+
+  private evict(graphId: number): void {
+    const graph = this.graphs.get(graphId);
+    this.graphs.delete(graphId);
+    for (const id of graph?.vertices.keys() ?? []) this.graphOfVertex.delete(id);
   }
 }

@@ -2,15 +2,21 @@
  * Executor-driven transitions (SPEC rules 7, 8, 10): claiming ready tracks, recording
  * results, and failing tracks whose executor died. All conditional updates: correct
  * with several executor processes sharing one database.
+ *
+ * This is the hot path (a few statements per track), so vertex facts come from the
+ * sealed-graph cache and the pipeline state is checked inside the updates themselves.
  */
 import { cancellationsAfterFailure, pipelineStateAfterSuccess, promotableSuccessors } from '../engine/transitions.ts';
 import { PipelineState, TrackState } from '../engine/states.ts';
 import { applyTrackChanges } from './track-changes.ts';
 import { transition, type Journal, type Store, type Tx } from './transaction.ts';
 
+/** A track an executor holds: what it runs and what it needs to record the result. */
 export interface ClaimedTrack {
   id: number;
   pipelineId: number;
+  vertexId: number;
+  graphId: number;
   attempt: number;
   script: string;
   /** Resolved parameters (JSON). */
@@ -19,49 +25,44 @@ export interface ClaimedTrack {
   timeoutSeconds: number;
 }
 
+/** Ask for up to `limit` more tracks for `executorId` in the same transaction. */
+export interface ClaimRequest {
+  executorId: string;
+  limit: number;
+}
+
 /**
- * Claims up to `limit` PENDING tracks that have their inputs, oldest first. Each claim is
- * `UPDATE ... WHERE state = PENDING AND attempt = n`: of two executors racing for a
- * track, exactly one sees its update count 1.
+ * Claims up to `limit` PENDING tracks that have their inputs. The claim is one
+ * conditional `UPDATE ... WHERE state = PENDING`: of executors racing for a track,
+ * exactly one gets it back.
  */
-export async function claimTracks(store: Store, executorId: string, limit: number): Promise<ClaimedTrack[]> {
-  if (limit <= 0) return [];
-  const candidates = await store.db.track.findMany({
+async function claimInTransaction(store: Store, tx: Tx, journal: Journal, request: ClaimRequest): Promise<ClaimedTrack[]> {
+  if (request.limit <= 0) return [];
+  const rows = await tx.track.updateManyAndReturn({
     where: { state: TrackState.PENDING, script: { not: null }, pipeline: { state: PipelineState.RUNNING } },
-    orderBy: { id: 'asc' },
-    take: limit,
-    select: {
-      id: true,
-      pipelineId: true,
-      attempt: true,
-      script: true,
-      input: true,
-      vertex: { select: { name: true, timeoutSeconds: true } },
-    },
+    data: { state: TrackState.RUNNING, startedAt: new Date(), executorId: request.executorId },
+    limit: request.limit,
+    select: { id: true, pipelineId: true, vertexId: true, attempt: true, script: true, input: true },
   });
-  if (candidates.length === 0) return [];
-  const { result } = await transition(store, async (tx, journal) => {
-    const claimed: ClaimedTrack[] = [];
-    const startedAt = new Date();
-    for (const c of candidates) {
-      const { count } = await tx.track.updateMany({
-        where: { id: c.id, state: TrackState.PENDING, attempt: c.attempt },
-        data: { state: TrackState.RUNNING, startedAt, executorId },
-      });
-      if (count === 0) continue;
-      journal.record({ pipelineId: c.pipelineId, trackId: c.id, type: 'track:claimed', trackState: TrackState.RUNNING, attempt: c.attempt });
-      claimed.push({
-        id: c.id,
-        pipelineId: c.pipelineId,
-        attempt: c.attempt,
-        script: c.script!,
-        input: c.input ?? '{}',
-        vertexName: c.vertex.name,
-        timeoutSeconds: c.vertex.timeoutSeconds,
-      });
-    }
-    return claimed;
-  });
+  const claimed: ClaimedTrack[] = [];
+  for (const row of rows.sort((a, b) => a.id - b.id)) {
+    const vertex = await store.dags.vertex(tx, row.vertexId);
+    journal.record({ pipelineId: row.pipelineId, trackId: row.id, type: 'track:claimed', trackState: TrackState.RUNNING, attempt: row.attempt });
+    claimed.push({
+      ...row,
+      script: row.script!,
+      input: row.input ?? '{}',
+      graphId: vertex.graphId,
+      vertexName: vertex.name,
+      timeoutSeconds: vertex.timeoutSeconds,
+    });
+  }
+  return claimed;
+}
+
+export async function claimTracks(store: Store, request: ClaimRequest): Promise<ClaimedTrack[]> {
+  if (request.limit <= 0) return [];
+  const { result } = await transition(store, (tx, journal) => claimInTransaction(store, tx, journal, request));
   return result;
 }
 
@@ -73,104 +74,112 @@ export interface TrackResult {
   output: string;
 }
 
-export type CompletionOutcome = 'recorded' | 'stale';
+export interface Completion {
+  /** 'stale' when the attempt no longer held the track (cancelled, reconciled): nothing changed. */
+  outcome: 'recorded' | 'stale';
+  /** Tracks claimed in the same transaction (see `claimNext`). */
+  claimed: ClaimedTrack[];
+}
+
+type HeldTrack = Pick<ClaimedTrack, 'id' | 'attempt' | 'pipelineId' | 'vertexId' | 'graphId' | 'vertexName'>;
 
 /**
  * Records a result, fenced by the attempt: written only if the track is still RUNNING in
  * the attempt that started it. Success promotes ready successors and may finish the
  * pipeline; failure fails the pipeline and cancels every track that can no longer run.
+ * With `claimNext`, the freed worker claims its next tracks in the same transaction.
  */
-export async function completeTrack(
-  store: Store,
-  track: { id: number; attempt: number },
-  result: TrackResult,
-): Promise<CompletionOutcome> {
-  const { result: outcome } = await transition(store, async (tx, journal) => {
+export async function completeTrack(store: Store, track: HeldTrack, result: TrackResult, claimNext?: ClaimRequest): Promise<Completion> {
+  const { result: completion } = await transition(store, async (tx, journal) => {
     const to = result.succeeded ? TrackState.SUCCEED : TrackState.FAILED;
-    const [row] = await tx.track.updateManyAndReturn({
+    const { count } = await tx.track.updateMany({
       where: { id: track.id, attempt: track.attempt, state: TrackState.RUNNING },
       data: { state: to, exitCode: result.exitCode, reason: result.reason, output: result.output, finishedAt: new Date() },
-      select: { id: true, pipelineId: true, vertexId: true, vertex: { select: { name: true } } },
     });
-    if (!row) {
+    let outcome: Completion['outcome'] = 'recorded';
+    if (count === 0) {
       // Cancelled while running: keep what it printed, change nothing else.
       await tx.track.updateMany({
         where: { id: track.id, attempt: track.attempt, state: TrackState.CANCELLED, output: '' },
         data: { output: result.output, exitCode: result.exitCode },
       });
-      return 'stale' as const;
+      outcome = 'stale';
+    } else {
+      journal.record({
+        pipelineId: track.pipelineId,
+        trackId: track.id,
+        type: result.succeeded ? 'track:succeeded' : 'track:failed',
+        trackState: to,
+        attempt: track.attempt,
+        exitCode: result.exitCode,
+        reason: result.reason,
+      });
+      if (result.succeeded) await afterSuccess(store, tx, journal, track);
+      else await failPipeline(store, tx, journal, track);
     }
-    journal.record({
-      pipelineId: row.pipelineId,
-      trackId: row.id,
-      type: result.succeeded ? 'track:succeeded' : 'track:failed',
-      trackState: to,
-      attempt: track.attempt,
-      exitCode: result.exitCode,
-      reason: result.reason,
-    });
-    const failed = { id: row.id, pipelineId: row.pipelineId, vertexId: row.vertexId, name: row.vertex.name };
-    if (result.succeeded) await afterSuccess(store, tx, journal, failed);
-    else await failPipeline(store, tx, journal, failed);
-    return 'recorded' as const;
+    const claimed = claimNext ? await claimInTransaction(store, tx, journal, claimNext) : [];
+    return { outcome, claimed };
   });
-  return outcome;
+  return completion;
 }
 
-interface FinishedTrack {
-  id: number;
-  pipelineId: number;
-  vertexId: number;
-  name: string;
-}
-
-async function afterSuccess(store: Store, tx: Tx, journal: Journal, done: FinishedTrack): Promise<void> {
-  const pipeline = await tx.pipeline.findUniqueOrThrow({ where: { id: done.pipelineId }, select: { state: true, graphId: true } });
-  // A failed or cancelled pipeline starts nothing new (SPEC rule 8); the result is still kept.
-  if (pipeline.state !== PipelineState.RUNNING) return;
-  const dag = await store.dags.get(tx, pipeline.graphId);
+async function afterSuccess(store: Store, tx: Tx, journal: Journal, done: HeldTrack): Promise<void> {
+  const { dag } = await store.dags.get(tx, done.graphId);
   const successors = dag.successors.get(done.vertexId)!;
-  if (successors.length > 0) {
-    const neighbourhood = new Set(successors.flatMap((s) => [s, ...dag.predecessors.get(s)!]));
-    const rows = await tx.track.findMany({
-      where: { pipelineId: done.pipelineId, vertexId: { in: [...neighbourhood] } },
-      select: { id: true, vertexId: true, state: true },
-    });
-    const byVertex = new Map(rows.map((r) => [r.vertexId, r]));
-    const ready = promotableSuccessors(dag, done.vertexId, (v) => byVertex.get(v)?.state as TrackState | undefined);
-    await applyTrackChanges(
-      tx,
-      journal,
-      done.pipelineId,
-      ready.map((v) => ({ trackId: byVertex.get(v)!.id, to: TrackState.PENDING })),
-      { from: [TrackState.WAITING] },
-    );
-  }
-  const unsucceeded = await tx.track.count({ where: { pipelineId: done.pipelineId, state: { not: TrackState.SUCCEED } } });
-  if (pipelineStateAfterSuccess(unsucceeded) === PipelineState.FINISH) {
+  if (successors.length === 0) {
+    // Only a sink can be the last track to succeed: anything upstream still has work after it.
+    const unsucceeded = await tx.track.count({ where: { pipelineId: done.pipelineId, state: { not: TrackState.SUCCEED } } });
+    if (pipelineStateAfterSuccess(unsucceeded) !== PipelineState.FINISH) return;
     const { count } = await tx.pipeline.updateMany({
       where: { id: done.pipelineId, state: PipelineState.RUNNING },
       data: { state: PipelineState.FINISH, finishedAt: new Date() },
     });
     if (count === 1) journal.record({ pipelineId: done.pipelineId, type: 'pipeline:finished', pipelineState: PipelineState.FINISH });
+    return;
+  }
+  // Successors with other predecessors need those predecessors' states; a successor whose
+  // only predecessor is this track is ready as soon as it is WAITING.
+  const joins = successors.filter((s) => dag.predecessors.get(s)!.length > 1);
+  let stateOf = (vertexId: number): TrackState | undefined => (vertexId === done.vertexId ? TrackState.SUCCEED : TrackState.WAITING);
+  if (joins.length > 0) {
+    const neighbourhood = new Set(joins.flatMap((s) => dag.predecessors.get(s)!));
+    neighbourhood.delete(done.vertexId);
+    const rows = await tx.track.findMany({
+      where: { pipelineId: done.pipelineId, vertexId: { in: [...neighbourhood] } },
+      select: { vertexId: true, state: true },
+    });
+    const known = new Map(rows.map((r) => [r.vertexId, r.state as TrackState]));
+    const assumeWaiting = stateOf;
+    stateOf = (vertexId) => known.get(vertexId) ?? assumeWaiting(vertexId);
+  }
+  const ready = promotableSuccessors(dag, done.vertexId, stateOf);
+  if (ready.length === 0) return;
+  // "still WAITING" and "the pipeline still runs" are checked by the update itself: a failed
+  // or cancelled pipeline starts nothing new (SPEC rule 8).
+  const promoted = await tx.track.updateManyAndReturn({
+    where: { pipelineId: done.pipelineId, vertexId: { in: ready }, state: TrackState.WAITING, pipeline: { state: PipelineState.RUNNING } },
+    data: { state: TrackState.PENDING },
+    select: { id: true, attempt: true },
+  });
+  for (const track of promoted.sort((a, b) => a.id - b.id)) {
+    journal.record({ pipelineId: done.pipelineId, trackId: track.id, type: 'track:ready', trackState: TrackState.PENDING, attempt: track.attempt });
   }
 }
 
-async function failPipeline(store: Store, tx: Tx, journal: Journal, failed: FinishedTrack): Promise<void> {
-  const updated = await tx.pipeline.updateManyAndReturn({
+async function failPipeline(store: Store, tx: Tx, journal: Journal, failed: HeldTrack): Promise<void> {
+  const { count } = await tx.pipeline.updateMany({
     where: { id: failed.pipelineId, state: PipelineState.RUNNING },
     data: { state: PipelineState.FAILED, finishedAt: new Date() },
-    select: { graphId: true },
   });
-  if (updated.length === 0) return; // already failed or cancelled: nothing more to stop
-  const dag = await store.dags.get(tx, updated[0]!.graphId);
+  if (count === 0) return; // already failed or cancelled: nothing more to stop
+  const { dag } = await store.dags.get(tx, failed.graphId);
   const waiting = await tx.track.findMany({
     where: { pipelineId: failed.pipelineId, state: { in: [TrackState.WAITING, TrackState.PENDING] } },
     select: { id: true, vertexId: true, state: true },
   });
   const changes = cancellationsAfterFailure(
     dag,
-    { ...failed, state: TrackState.FAILED },
+    { id: failed.id, vertexId: failed.vertexId, name: failed.vertexName, state: TrackState.FAILED },
     waiting.map((t) => ({ ...t, name: '', state: t.state as TrackState })),
   );
   await applyTrackChanges(tx, journal, failed.pipelineId, changes, { from: [TrackState.WAITING, TrackState.PENDING] });
@@ -178,7 +187,7 @@ async function failPipeline(store: Store, tx: Tx, journal: Journal, failed: Fini
     pipelineId: failed.pipelineId,
     type: 'pipeline:failed',
     pipelineState: PipelineState.FAILED,
-    reason: `${failed.name} failed`,
+    reason: `${failed.vertexName} failed`,
   });
 }
 
@@ -189,17 +198,21 @@ async function failPipeline(store: Store, tx: Tx, journal: Journal, failed: Fini
 export async function reconcileOrphans(store: Store, alive: readonly string[]): Promise<number> {
   const orphans = await store.db.track.findMany({
     where: { state: TrackState.RUNNING, OR: [{ executorId: null }, { executorId: { notIn: [...alive] } }] },
-    select: { id: true, attempt: true },
+    select: { id: true, attempt: true, pipelineId: true, vertexId: true },
   });
   let failed = 0;
   for (const orphan of orphans) {
-    const outcome = await completeTrack(store, orphan, {
-      succeeded: false,
-      exitCode: null,
-      reason:
-        'The service stopped while this track was running, so its outcome is unknown. Retry the pipeline to run it again.',
-      output: '',
-    });
+    const vertex = await store.dags.vertex(store.db, orphan.vertexId);
+    const { outcome } = await completeTrack(
+      store,
+      { ...orphan, graphId: vertex.graphId, vertexName: vertex.name },
+      {
+        succeeded: false,
+        exitCode: null,
+        reason: 'The service stopped while this track was running, so its outcome is unknown. Retry the pipeline to run it again.',
+        output: '',
+      },
+    );
     if (outcome === 'recorded') failed++;
   }
   return failed;

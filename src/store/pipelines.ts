@@ -186,7 +186,7 @@ export async function retryPipeline(store: Store, pipelineId: number) {
       );
     }
     const tracks = await tx.track.findMany({ where: { pipelineId }, select: { id: true, vertexId: true, state: true } });
-    const dag = await store.dags.get(tx, pipeline.graphId);
+    const { dag } = await store.dags.get(tx, pipeline.graphId);
     const changes = retryChanges(
       dag,
       tracks.map((t) => ({ ...t, name: '', state: t.state as TrackState })),

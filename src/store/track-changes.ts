@@ -9,6 +9,13 @@ const EVENT_TYPE: Record<number, string> = {
   [TrackState.CANCELLED]: 'track:cancelled',
 };
 
+/** Keeps every `IN (...)` list well inside the database's bind-value limit. */
+const CHUNK = 5000;
+
+function chunks<T>(groups: T[][]): T[][] {
+  return groups.flatMap((group) => Array.from({ length: Math.ceil(group.length / CHUNK) }, (_, i) => group.slice(i * CHUNK, (i + 1) * CHUNK)));
+}
+
 /**
  * Groups changes by (target state, reason) into one UPDATE each. Every update keeps the
  * precondition that the track is not finished, so a result committed meanwhile wins.
@@ -26,7 +33,7 @@ export async function applyTrackChanges(
     groups.set(key, [...(groups.get(key) ?? []), change]);
   }
   const now = new Date();
-  for (const group of groups.values()) {
+  for (const group of chunks([...groups.values()])) {
     const { to, reason } = group[0]!;
     const ids = group.map((c) => c.trackId);
     const data = options.retry
