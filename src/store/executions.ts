@@ -3,9 +3,12 @@
  * results, and failing tracks whose executor died. All conditional updates: correct
  * with several executor processes sharing one database.
  *
- * This is the hot path (a few statements per track), so vertex facts come from the
- * sealed-graph cache and the pipeline state is checked inside the updates themselves.
+ * This is the hot path, a handful of statements per track: vertex facts come from the
+ * sealed-graph cache, the pipeline state is checked inside the updates themselves, and
+ * the per-track statements are plain SQL (portable: double-quoted names, RETURNING), as
+ * Prisma's query compiler costs about three times what SQLite spends on them.
  */
+import { Prisma } from '../generated/prisma/client.ts';
 import { cancellationsAfterFailure, pipelineStateAfterSuccess, promotableSuccessors } from '../engine/transitions.ts';
 import { PipelineState, TrackState } from '../engine/states.ts';
 import { applyTrackChanges } from './track-changes.ts';
@@ -38,12 +41,15 @@ export interface ClaimRequest {
  */
 async function claimInTransaction(store: Store, tx: Tx, journal: Journal, request: ClaimRequest): Promise<ClaimedTrack[]> {
   if (request.limit <= 0) return [];
-  const rows = await tx.track.updateManyAndReturn({
-    where: { state: TrackState.PENDING, script: { not: null }, pipeline: { state: PipelineState.RUNNING } },
-    data: { state: TrackState.RUNNING, startedAt: new Date(), executorId: request.executorId },
-    limit: request.limit,
-    select: { id: true, pipelineId: true, vertexId: true, attempt: true, script: true, input: true },
-  });
+  // Oldest ready tracks of running pipelines. On PostgreSQL the subquery would add
+  // FOR UPDATE SKIP LOCKED so that competing executors skip each other's rows.
+  const rows = await tx.$queryRaw<Array<{ id: number; pipelineId: number; vertexId: number; attempt: number; script: string; input: string | null }>>`
+    UPDATE "track" SET "state" = ${TrackState.RUNNING}, "startedAt" = ${new Date()}, "executorId" = ${request.executorId}
+    WHERE "state" = ${TrackState.PENDING} AND "id" IN (
+      SELECT t."id" FROM "track" t JOIN "pipeline" p ON p."id" = t."p_id"
+      WHERE t."state" = ${TrackState.PENDING} AND t."script" IS NOT NULL AND p."state" = ${PipelineState.RUNNING}
+      ORDER BY t."id" LIMIT ${request.limit})
+    RETURNING "id", "p_id" AS "pipelineId", "v_id" AS "vertexId", "attempt", "script", "input"`;
   const claimed: ClaimedTrack[] = [];
   for (const row of rows.sort((a, b) => a.id - b.id)) {
     const vertex = await store.dags.vertex(tx, row.vertexId);
@@ -92,10 +98,10 @@ type HeldTrack = Pick<ClaimedTrack, 'id' | 'attempt' | 'pipelineId' | 'vertexId'
 export async function completeTrack(store: Store, track: HeldTrack, result: TrackResult, claimNext?: ClaimRequest): Promise<Completion> {
   const { result: completion } = await transition(store, async (tx, journal) => {
     const to = result.succeeded ? TrackState.SUCCEED : TrackState.FAILED;
-    const { count } = await tx.track.updateMany({
-      where: { id: track.id, attempt: track.attempt, state: TrackState.RUNNING },
-      data: { state: to, exitCode: result.exitCode, reason: result.reason, output: result.output, finishedAt: new Date() },
-    });
+    const count = await tx.$executeRaw`
+      UPDATE "track" SET "state" = ${to}, "exitCode" = ${result.exitCode}, "reason" = ${result.reason},
+        "output" = ${result.output}, "finishedAt" = ${new Date()}
+      WHERE "id" = ${track.id} AND "attempt" = ${track.attempt} AND "state" = ${TrackState.RUNNING}`;
     let outcome: Completion['outcome'] = 'recorded';
     if (count === 0) {
       // Cancelled while running: keep what it printed, change nothing else.
@@ -144,10 +150,9 @@ async function afterSuccess(store: Store, tx: Tx, journal: Journal, done: HeldTr
   if (joins.length > 0) {
     const neighbourhood = new Set(joins.flatMap((s) => dag.predecessors.get(s)!));
     neighbourhood.delete(done.vertexId);
-    const rows = await tx.track.findMany({
-      where: { pipelineId: done.pipelineId, vertexId: { in: [...neighbourhood] } },
-      select: { vertexId: true, state: true },
-    });
+    const rows = await tx.$queryRaw<Array<{ vertexId: number; state: number }>>`
+      SELECT "v_id" AS "vertexId", "state" FROM "track"
+      WHERE "p_id" = ${done.pipelineId} AND "v_id" IN (${Prisma.join([...neighbourhood])})`;
     const known = new Map(rows.map((r) => [r.vertexId, r.state as TrackState]));
     const assumeWaiting = stateOf;
     stateOf = (vertexId) => known.get(vertexId) ?? assumeWaiting(vertexId);
@@ -156,11 +161,11 @@ async function afterSuccess(store: Store, tx: Tx, journal: Journal, done: HeldTr
   if (ready.length === 0) return;
   // "still WAITING" and "the pipeline still runs" are checked by the update itself: a failed
   // or cancelled pipeline starts nothing new (SPEC rule 8).
-  const promoted = await tx.track.updateManyAndReturn({
-    where: { pipelineId: done.pipelineId, vertexId: { in: ready }, state: TrackState.WAITING, pipeline: { state: PipelineState.RUNNING } },
-    data: { state: TrackState.PENDING },
-    select: { id: true, attempt: true },
-  });
+  const promoted = await tx.$queryRaw<Array<{ id: number; attempt: number }>>`
+    UPDATE "track" SET "state" = ${TrackState.PENDING}
+    WHERE "p_id" = ${done.pipelineId} AND "v_id" IN (${Prisma.join(ready)}) AND "state" = ${TrackState.WAITING}
+      AND EXISTS (SELECT 1 FROM "pipeline" WHERE "id" = ${done.pipelineId} AND "state" = ${PipelineState.RUNNING})
+    RETURNING "id", "attempt"`;
   for (const track of promoted.sort((a, b) => a.id - b.id)) {
     journal.record({ pipelineId: done.pipelineId, trackId: track.id, type: 'track:ready', trackState: TrackState.PENDING, attempt: track.attempt });
   }

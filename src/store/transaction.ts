@@ -4,7 +4,7 @@
  * subscriber never sees a transition that was rolled back.
  */
 import type { Db } from '../db.ts';
-import type { Event, Prisma } from '../generated/prisma/client.ts';
+import { Prisma, type Event } from '../generated/prisma/client.ts';
 import type { PubSub } from '../pubsub.ts';
 import type { DagCache } from './dag-cache.ts';
 
@@ -42,8 +42,7 @@ export async function transition<T>(
     async (tx) => {
       const drafts: EventDraft[] = [];
       const result = await work(tx, { record: (event) => drafts.push(event) });
-      const events = drafts.length > 0 ? await tx.event.createManyAndReturn({ data: drafts }) : [];
-      return { result, events: events.sort((a, b) => a.id - b.id) };
+      return { result, events: await appendEvents(tx, drafts) };
     },
     // Starting a 10,000-vertex pipeline is one transaction too.
     { timeout: 120_000, maxWait: 30_000 },
@@ -57,4 +56,43 @@ export async function transition<T>(
     }
   }
   return { result, events };
+}
+
+/** Rows per INSERT: 10 values each, well inside the bind-value limit. */
+const EVENTS_PER_STATEMENT = 2000;
+
+/**
+ * Inserts the events in order and returns them as committed rows. Plain SQL rather than
+ * createManyAndReturn: this runs in every transition, and Prisma's query compiler costs
+ * about three times the statement itself.
+ */
+async function appendEvents(tx: Tx, drafts: readonly EventDraft[]): Promise<Event[]> {
+  const events: Event[] = [];
+  const createdAt = new Date();
+  for (let start = 0; start < drafts.length; start += EVENTS_PER_STATEMENT) {
+    const batch = drafts.slice(start, start + EVENTS_PER_STATEMENT).map((d) => ({
+      pipelineId: d.pipelineId,
+      trackId: d.trackId ?? null,
+      type: d.type,
+      pipelineState: d.pipelineState ?? null,
+      trackState: d.trackState ?? null,
+      attempt: d.attempt ?? null,
+      exitCode: d.exitCode ?? null,
+      reason: d.reason ?? null,
+      createdAt,
+    }));
+    const rows = await tx.$queryRaw<Array<{ id: number }>>`
+      INSERT INTO "event" ("p_id", "t_id", "type", "pipelineState", "trackState", "attempt", "exitCode", "reason", "createdAt")
+      VALUES ${Prisma.join(
+        batch.map(
+          (e) =>
+            Prisma.sql`(${e.pipelineId}, ${e.trackId}, ${e.type}, ${e.pipelineState}, ${e.trackState}, ${e.attempt}, ${e.exitCode}, ${e.reason}, ${e.createdAt})`,
+        ),
+      )}
+      RETURNING "id"`;
+    // Ids are assigned in VALUES order; RETURNING itself promises no order.
+    const ids = rows.map((r) => Number(r.id)).sort((a, b) => a - b);
+    batch.forEach((event, i) => events.push({ id: ids[i]!, ...event }));
+  }
+  return events;
 }
