@@ -9,7 +9,7 @@ import { createYoga } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import type { Config } from './config.ts';
 import { createContext, type Context } from './context.ts';
-import { connectDb, type Db, type DbOptions } from './db.ts';
+import { connectDb, type DbOptions } from './db.ts';
 import { Executor } from './executor/executor.ts';
 import type { Logger } from './logger.ts';
 import { createBus } from './pubsub.ts';
@@ -40,9 +40,10 @@ export interface App {
 
 export async function buildApp(deps: AppDeps): Promise<App> {
   const { config, logger } = deps;
-  const db: Db = await connectDb(config.databaseUrl, deps.db);
+  const { prisma: db, fast } = await connectDb(config.databaseUrl, deps.db);
   const store: Store = {
     db,
+    fast,
     bus: createBus(),
     dags: new DagCache(),
     commitListeners: [],

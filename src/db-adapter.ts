@@ -5,6 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { PrismaBetterSQLite3 } from '@prisma/adapter-better-sqlite3';
+import type { SqlDriverAdapter } from '@prisma/driver-adapter-utils';
 
 /**
  * SQLite since 3.32 binds up to 32,766 values per statement, but the adapter does not say
@@ -13,16 +14,20 @@ import { PrismaBetterSQLite3 } from '@prisma/adapter-better-sqlite3';
  */
 export const SQLITE_MAX_BIND_VALUES = 32_766;
 
-class SqliteAdapterFactory extends PrismaBetterSQLite3 {
+export class SqliteAdapterFactory extends PrismaBetterSQLite3 {
+  /** The connection Prisma opened, once it did; the executor's fast transactions use it too. */
+  connected: SqlDriverAdapter | undefined;
+
   override async connect() {
     const adapter = await super.connect();
-    return Object.assign(adapter, {
+    this.connected = Object.assign(adapter, {
       getConnectionInfo: () => ({ maxBindValues: SQLITE_MAX_BIND_VALUES, supportsRelationJoins: false }),
     });
+    return this.connected;
   }
 }
 
-export function createAdapter(databaseUrl: string) {
+export function createAdapter(databaseUrl: string): SqliteAdapterFactory {
   ensureSqliteDirectory(databaseUrl);
   return new SqliteAdapterFactory({ url: databaseUrl });
 }

@@ -3,6 +3,7 @@
  * database engine changes only this module and db-adapter.ts.
  */
 import { createAdapter } from './db-adapter.ts';
+import { fastSql, type FastSql } from './store/sql.ts';
 import { PrismaClient } from './generated/prisma/client.ts';
 
 export type Db = PrismaClient;
@@ -12,9 +13,16 @@ export interface DbOptions {
   onQuery?: (sql: string) => void;
 }
 
-export async function connectDb(databaseUrl: string, options: DbOptions = {}): Promise<Db> {
+export interface Database {
+  prisma: Db;
+  /** Transactions on Prisma's own connection, below the client (see store/sql.ts). */
+  fast: FastSql;
+}
+
+export async function connectDb(databaseUrl: string, options: DbOptions = {}): Promise<Database> {
+  const adapter = createAdapter(databaseUrl);
   const prisma = new PrismaClient({
-    adapter: createAdapter(databaseUrl),
+    adapter,
     log: options.onQuery ? [{ emit: 'event', level: 'query' }] : [],
   });
   if (options.onQuery) {
@@ -27,5 +35,6 @@ export async function connectDb(databaseUrl: string, options: DbOptions = {}): P
   await prisma.$executeRawUnsafe('PRAGMA synchronous = NORMAL');
   await prisma.$executeRawUnsafe('PRAGMA busy_timeout = 5000');
   await prisma.$executeRawUnsafe('PRAGMA foreign_keys = ON');
-  return prisma;
+  if (!adapter.connected) throw new Error('the database adapter did not connect');
+  return { prisma, fast: fastSql(adapter.connected) };
 }

@@ -229,9 +229,14 @@ export class Executor {
         { executorId: this.id, limit: want },
       );
       for (const track of next.claimed) this.launch(track);
+      // Fewer than asked means nothing else is ready now; a later commit or the poll wakes us.
+      if (next.claimed.length === want && want > 0) this.pumpAgain = true;
+    } catch (error) {
+      this.pumpAgain = true;
+      throw error;
     } finally {
       this.reserved -= want;
-      this.wake();
+      if (this.pumpAgain) this.wake();
     }
   }
 

@@ -3,16 +3,16 @@
  * results, and failing tracks whose executor died. All conditional updates: correct
  * with several executor processes sharing one database.
  *
- * This is the hot path, a handful of statements per track: vertex facts come from the
- * sealed-graph cache, the pipeline state is checked inside the updates themselves, and
- * the per-track statements are plain SQL (portable: double-quoted names, RETURNING), as
- * Prisma's query compiler costs about three times what SQLite spends on them.
+ * This is the hot path, a handful of statements per track, so it runs as plain SQL on
+ * the driver adapter (store/sql.ts): no Prisma call may happen inside these transactions.
+ * Sealed-graph facts are loaded before a transaction starts, from the cache.
  */
-import { Prisma } from '../generated/prisma/client.ts';
 import { cancellationsAfterFailure, pipelineStateAfterSuccess, promotableSuccessors } from '../engine/transitions.ts';
 import { PipelineState, TrackState } from '../engine/states.ts';
+import type { SealedGraph } from './dag-cache.ts';
+import { sql, type SqlRunner } from './sql.ts';
 import { applyTrackChanges } from './track-changes.ts';
-import { transition, type Journal, type Store, type Tx } from './transaction.ts';
+import { fastTransition, type Journal, type Store } from './transaction.ts';
 
 /** A track an executor holds: what it runs and what it needs to record the result. */
 export interface ClaimedTrack {
@@ -34,42 +34,54 @@ export interface ClaimRequest {
   limit: number;
 }
 
+type ClaimedRow = Pick<ClaimedTrack, 'id' | 'pipelineId' | 'vertexId' | 'attempt' | 'script' | 'input'>;
+
 /**
- * Claims up to `limit` PENDING tracks that have their inputs. The claim is one
- * conditional `UPDATE ... WHERE state = PENDING`: of executors racing for a track,
+ * Claims up to `limit` PENDING tracks that have their inputs, oldest first. The claim is
+ * one conditional `UPDATE ... WHERE state = PENDING`: of executors racing for a track,
  * exactly one gets it back.
  */
-async function claimInTransaction(store: Store, tx: Tx, journal: Journal, request: ClaimRequest): Promise<ClaimedTrack[]> {
+async function claimInTransaction(runner: SqlRunner, journal: Journal, request: ClaimRequest): Promise<ClaimedRow[]> {
   if (request.limit <= 0) return [];
-  // Oldest ready tracks of running pipelines. On PostgreSQL the subquery would add
-  // FOR UPDATE SKIP LOCKED so that competing executors skip each other's rows.
-  const rows = await tx.$queryRaw<Array<{ id: number; pipelineId: number; vertexId: number; attempt: number; script: string; input: string | null }>>`
+  // On PostgreSQL the subquery would add FOR UPDATE SKIP LOCKED so that competing
+  // executors skip each other's rows instead of waiting for them.
+  const rows = await runner.query(sql`
     UPDATE "track" SET "state" = ${TrackState.RUNNING}, "startedAt" = ${new Date()}, "executorId" = ${request.executorId}
     WHERE "state" = ${TrackState.PENDING} AND "id" IN (
       SELECT t."id" FROM "track" t JOIN "pipeline" p ON p."id" = t."p_id"
       WHERE t."state" = ${TrackState.PENDING} AND t."script" IS NOT NULL AND p."state" = ${PipelineState.RUNNING}
       ORDER BY t."id" LIMIT ${request.limit})
-    RETURNING "id", "p_id" AS "pipelineId", "v_id" AS "vertexId", "attempt", "script", "input"`;
-  const claimed: ClaimedTrack[] = [];
-  for (const row of rows.sort((a, b) => a.id - b.id)) {
-    const vertex = await store.dags.vertex(tx, row.vertexId);
+    RETURNING "id", "p_id", "v_id", "attempt", "script", "input"`);
+  const claimed = rows
+    .map((r) => ({
+      id: Number(r.id),
+      pipelineId: Number(r.p_id),
+      vertexId: Number(r.v_id),
+      attempt: Number(r.attempt),
+      script: String(r.script),
+      input: r.input === null ? '{}' : String(r.input),
+    }))
+    .sort((a, b) => a.id - b.id);
+  for (const row of claimed) {
     journal.record({ pipelineId: row.pipelineId, trackId: row.id, type: 'track:claimed', trackState: TrackState.RUNNING, attempt: row.attempt });
-    claimed.push({
-      ...row,
-      script: row.script!,
-      input: row.input ?? '{}',
-      graphId: vertex.graphId,
-      vertexName: vertex.name,
-      timeoutSeconds: vertex.timeoutSeconds,
-    });
+  }
+  return claimed;
+}
+
+/** Adds the sealed-graph facts to claimed rows (after commit: it may read the database). */
+async function withVertexFacts(store: Store, rows: readonly ClaimedRow[]): Promise<ClaimedTrack[]> {
+  const claimed: ClaimedTrack[] = [];
+  for (const row of rows) {
+    const vertex = await store.dags.vertex(store.db, row.vertexId);
+    claimed.push({ ...row, graphId: vertex.graphId, vertexName: vertex.name, timeoutSeconds: vertex.timeoutSeconds });
   }
   return claimed;
 }
 
 export async function claimTracks(store: Store, request: ClaimRequest): Promise<ClaimedTrack[]> {
   if (request.limit <= 0) return [];
-  const { result } = await transition(store, (tx, journal) => claimInTransaction(store, tx, journal, request));
-  return result;
+  const { result } = await fastTransition(store, (runner, journal) => claimInTransaction(runner, journal, request));
+  return withVertexFacts(store, result);
 }
 
 export interface TrackResult {
@@ -96,19 +108,19 @@ type HeldTrack = Pick<ClaimedTrack, 'id' | 'attempt' | 'pipelineId' | 'vertexId'
  * With `claimNext`, the freed worker claims its next tracks in the same transaction.
  */
 export async function completeTrack(store: Store, track: HeldTrack, result: TrackResult, claimNext?: ClaimRequest): Promise<Completion> {
-  const { result: completion } = await transition(store, async (tx, journal) => {
+  const graph = await store.dags.get(store.db, track.graphId);
+  const { result: completion } = await fastTransition(store, async (runner, journal) => {
     const to = result.succeeded ? TrackState.SUCCEED : TrackState.FAILED;
-    const count = await tx.$executeRaw`
+    const count = await runner.execute(sql`
       UPDATE "track" SET "state" = ${to}, "exitCode" = ${result.exitCode}, "reason" = ${result.reason},
         "output" = ${result.output}, "finishedAt" = ${new Date()}
-      WHERE "id" = ${track.id} AND "attempt" = ${track.attempt} AND "state" = ${TrackState.RUNNING}`;
+      WHERE "id" = ${track.id} AND "attempt" = ${track.attempt} AND "state" = ${TrackState.RUNNING}`);
     let outcome: Completion['outcome'] = 'recorded';
     if (count === 0) {
       // Cancelled while running: keep what it printed, change nothing else.
-      await tx.track.updateMany({
-        where: { id: track.id, attempt: track.attempt, state: TrackState.CANCELLED, output: '' },
-        data: { output: result.output, exitCode: result.exitCode },
-      });
+      await runner.execute(sql`
+        UPDATE "track" SET "output" = ${result.output}, "exitCode" = ${result.exitCode}
+        WHERE "id" = ${track.id} AND "attempt" = ${track.attempt} AND "state" = ${TrackState.CANCELLED} AND "output" = ''`);
       outcome = 'stale';
     } else {
       journal.record({
@@ -120,74 +132,65 @@ export async function completeTrack(store: Store, track: HeldTrack, result: Trac
         exitCode: result.exitCode,
         reason: result.reason,
       });
-      if (result.succeeded) await afterSuccess(store, tx, journal, track);
-      else await failPipeline(store, tx, journal, track);
+      if (result.succeeded) await afterSuccess(graph, runner, journal, track);
+      else await failPipeline(graph, runner, journal, track);
     }
-    const claimed = claimNext ? await claimInTransaction(store, tx, journal, claimNext) : [];
+    const claimed = claimNext ? await claimInTransaction(runner, journal, claimNext) : [];
     return { outcome, claimed };
   });
-  return completion;
+  return { outcome: completion.outcome, claimed: await withVertexFacts(store, completion.claimed) };
 }
 
-async function afterSuccess(store: Store, tx: Tx, journal: Journal, done: HeldTrack): Promise<void> {
-  const { dag } = await store.dags.get(tx, done.graphId);
+async function afterSuccess({ dag }: SealedGraph, runner: SqlRunner, journal: Journal, done: HeldTrack): Promise<void> {
   const successors = dag.successors.get(done.vertexId)!;
   if (successors.length === 0) {
     // Only a sink can be the last track to succeed: anything upstream still has work after it.
-    const unsucceeded = await tx.track.count({ where: { pipelineId: done.pipelineId, state: { not: TrackState.SUCCEED } } });
-    if (pipelineStateAfterSuccess(unsucceeded) !== PipelineState.FINISH) return;
-    const { count } = await tx.pipeline.updateMany({
-      where: { id: done.pipelineId, state: PipelineState.RUNNING },
-      data: { state: PipelineState.FINISH, finishedAt: new Date() },
-    });
-    if (count === 1) journal.record({ pipelineId: done.pipelineId, type: 'pipeline:finished', pipelineState: PipelineState.FINISH });
+    const [row] = await runner.query(sql`
+      SELECT COUNT(*) AS "unsucceeded" FROM "track" WHERE "p_id" = ${done.pipelineId} AND "state" <> ${TrackState.SUCCEED}`);
+    if (pipelineStateAfterSuccess(Number(row!.unsucceeded)) !== PipelineState.FINISH) return;
+    const finished = await runner.execute(sql`
+      UPDATE "pipeline" SET "state" = ${PipelineState.FINISH}, "finishedAt" = ${new Date()}
+      WHERE "id" = ${done.pipelineId} AND "state" = ${PipelineState.RUNNING}`);
+    if (finished === 1) journal.record({ pipelineId: done.pipelineId, type: 'pipeline:finished', pipelineState: PipelineState.FINISH });
     return;
   }
   // Successors with other predecessors need those predecessors' states; a successor whose
-  // only predecessor is this track is ready as soon as it is WAITING.
+  // only predecessor is this track is ready as soon as it is WAITING (the update checks).
   const joins = successors.filter((s) => dag.predecessors.get(s)!.length > 1);
-  let stateOf = (vertexId: number): TrackState | undefined => (vertexId === done.vertexId ? TrackState.SUCCEED : TrackState.WAITING);
+  const known = new Map<number, TrackState>([[done.vertexId, TrackState.SUCCEED]]);
   if (joins.length > 0) {
-    const neighbourhood = new Set(joins.flatMap((s) => dag.predecessors.get(s)!));
-    neighbourhood.delete(done.vertexId);
-    const rows = await tx.$queryRaw<Array<{ vertexId: number; state: number }>>`
-      SELECT "v_id" AS "vertexId", "state" FROM "track"
-      WHERE "p_id" = ${done.pipelineId} AND "v_id" IN (${Prisma.join([...neighbourhood])})`;
-    const known = new Map(rows.map((r) => [r.vertexId, r.state as TrackState]));
-    const assumeWaiting = stateOf;
-    stateOf = (vertexId) => known.get(vertexId) ?? assumeWaiting(vertexId);
+    const neighbourhood = [...new Set(joins.flatMap((s) => dag.predecessors.get(s)!))].filter((v) => v !== done.vertexId);
+    const rows = await runner.query(sql`
+      SELECT "v_id", "state" FROM "track" WHERE "p_id" = ${done.pipelineId} AND "v_id" IN (${neighbourhood})`);
+    for (const row of rows) known.set(Number(row.v_id), Number(row.state) as TrackState);
   }
-  const ready = promotableSuccessors(dag, done.vertexId, stateOf);
+  const ready = promotableSuccessors(dag, done.vertexId, (vertexId) => known.get(vertexId) ?? TrackState.WAITING);
   if (ready.length === 0) return;
-  // "still WAITING" and "the pipeline still runs" are checked by the update itself: a failed
-  // or cancelled pipeline starts nothing new (SPEC rule 8).
-  const promoted = await tx.$queryRaw<Array<{ id: number; attempt: number }>>`
+  // A failed or cancelled pipeline starts nothing new (SPEC rule 8): checked by the update.
+  const promoted = await runner.query(sql`
     UPDATE "track" SET "state" = ${TrackState.PENDING}
-    WHERE "p_id" = ${done.pipelineId} AND "v_id" IN (${Prisma.join(ready)}) AND "state" = ${TrackState.WAITING}
+    WHERE "p_id" = ${done.pipelineId} AND "v_id" IN (${ready}) AND "state" = ${TrackState.WAITING}
       AND EXISTS (SELECT 1 FROM "pipeline" WHERE "id" = ${done.pipelineId} AND "state" = ${PipelineState.RUNNING})
-    RETURNING "id", "attempt"`;
-  for (const track of promoted.sort((a, b) => a.id - b.id)) {
+    RETURNING "id", "attempt"`);
+  for (const track of promoted.map((r) => ({ id: Number(r.id), attempt: Number(r.attempt) })).sort((a, b) => a.id - b.id)) {
     journal.record({ pipelineId: done.pipelineId, trackId: track.id, type: 'track:ready', trackState: TrackState.PENDING, attempt: track.attempt });
   }
 }
 
-async function failPipeline(store: Store, tx: Tx, journal: Journal, failed: HeldTrack): Promise<void> {
-  const { count } = await tx.pipeline.updateMany({
-    where: { id: failed.pipelineId, state: PipelineState.RUNNING },
-    data: { state: PipelineState.FAILED, finishedAt: new Date() },
-  });
+async function failPipeline({ dag }: SealedGraph, runner: SqlRunner, journal: Journal, failed: HeldTrack): Promise<void> {
+  const count = await runner.execute(sql`
+    UPDATE "pipeline" SET "state" = ${PipelineState.FAILED}, "finishedAt" = ${new Date()}
+    WHERE "id" = ${failed.pipelineId} AND "state" = ${PipelineState.RUNNING}`);
   if (count === 0) return; // already failed or cancelled: nothing more to stop
-  const { dag } = await store.dags.get(tx, failed.graphId);
-  const waiting = await tx.track.findMany({
-    where: { pipelineId: failed.pipelineId, state: { in: [TrackState.WAITING, TrackState.PENDING] } },
-    select: { id: true, vertexId: true, state: true },
-  });
+  const waiting = await runner.query(sql`
+    SELECT "id", "v_id", "state" FROM "track"
+    WHERE "p_id" = ${failed.pipelineId} AND "state" IN (${[TrackState.WAITING, TrackState.PENDING]})`);
   const changes = cancellationsAfterFailure(
     dag,
     { id: failed.id, vertexId: failed.vertexId, name: failed.vertexName, state: TrackState.FAILED },
-    waiting.map((t) => ({ ...t, name: '', state: t.state as TrackState })),
+    waiting.map((t) => ({ id: Number(t.id), vertexId: Number(t.v_id), name: '', state: Number(t.state) as TrackState })),
   );
-  await applyTrackChanges(tx, journal, failed.pipelineId, changes, { from: [TrackState.WAITING, TrackState.PENDING] });
+  await applyTrackChanges(runner, journal, failed.pipelineId, changes, { from: [TrackState.WAITING, TrackState.PENDING] });
   journal.record({
     pipelineId: failed.pipelineId,
     type: 'pipeline:failed',

@@ -146,7 +146,7 @@ async function pipelineOrThrow(store: Store, pipelineId: number) {
 /** SPEC rule 9: the pipeline and every unfinished track become CANCELLED; running ones are killed. */
 export async function cancelPipeline(store: Store, pipelineId: number) {
   const pipeline = await pipelineOrThrow(store, pipelineId);
-  const { result } = await transition(store, async (tx, journal) => {
+  const { result } = await transition(store, async (tx, journal, sql) => {
     const updated = await tx.pipeline.updateManyAndReturn({
       where: { id: pipelineId, state: PipelineState.RUNNING },
       data: { state: PipelineState.CANCELLED, finishedAt: new Date() },
@@ -162,7 +162,7 @@ export async function cancelPipeline(store: Store, pipelineId: number) {
       tracks.map((t) => ({ id: t.id, vertexId: t.vertexId, name: t.vertex.name, state: t.state as TrackState })),
       'cancelled by an operator',
     );
-    await applyTrackChanges(tx, journal, pipelineId, changes, {
+    await applyTrackChanges(sql, journal, pipelineId, changes, {
       from: [TrackState.WAITING, TrackState.PENDING, TrackState.RUNNING],
     });
     journal.record({ pipelineId, type: 'pipeline:cancelled', pipelineState: PipelineState.CANCELLED, reason: 'cancelled by an operator' });
@@ -174,7 +174,7 @@ export async function cancelPipeline(store: Store, pipelineId: number) {
 /** SPEC rule 9: failed and cancelled tracks back into play with attempt + 1. */
 export async function retryPipeline(store: Store, pipelineId: number) {
   const pipeline = await pipelineOrThrow(store, pipelineId);
-  const { result } = await transition(store, async (tx, journal) => {
+  const { result } = await transition(store, async (tx, journal, sql) => {
     const updated = await tx.pipeline.updateManyAndReturn({
       where: { id: pipelineId, state: { in: [PipelineState.FAILED, PipelineState.CANCELLED] } },
       data: { state: PipelineState.RUNNING, finishedAt: null },
@@ -191,7 +191,7 @@ export async function retryPipeline(store: Store, pipelineId: number) {
       dag,
       tracks.map((t) => ({ ...t, name: '', state: t.state as TrackState })),
     );
-    await applyTrackChanges(tx, journal, pipelineId, changes, {
+    await applyTrackChanges(sql, journal, pipelineId, changes, {
       from: [TrackState.FAILED, TrackState.CANCELLED],
       retry: true,
     });

@@ -1,27 +1,20 @@
 /** Applies the engine's track changes with as few statements as possible, with their events. */
 import type { TrackChange } from '../engine/transitions.ts';
 import { TrackState } from '../engine/states.ts';
-import type { Journal, Tx } from './transaction.ts';
-
-const EVENT_TYPE: Record<number, string> = {
-  [TrackState.WAITING]: 'track:reset',
-  [TrackState.PENDING]: 'track:ready',
-  [TrackState.CANCELLED]: 'track:cancelled',
-};
+import { sql, type SqlRunner } from './sql.ts';
+import type { Journal } from './transaction.ts';
 
 /** Keeps every `IN (...)` list well inside the database's bind-value limit. */
 const CHUNK = 5000;
 
-function chunks<T>(groups: T[][]): T[][] {
-  return groups.flatMap((group) => Array.from({ length: Math.ceil(group.length / CHUNK) }, (_, i) => group.slice(i * CHUNK, (i + 1) * CHUNK)));
-}
-
 /**
  * Groups changes by (target state, reason) into one UPDATE each. Every update keeps the
- * precondition that the track is not finished, so a result committed meanwhile wins.
+ * precondition `state IN from`, so a result committed meanwhile wins. `retry` puts tracks
+ * back into play with attempt + 1 and their previous outcome cleared; otherwise the
+ * changes are cancellations.
  */
 export async function applyTrackChanges(
-  tx: Tx,
+  runner: SqlRunner,
   journal: Journal,
   pipelineId: number,
   changes: readonly TrackChange[],
@@ -33,26 +26,28 @@ export async function applyTrackChanges(
     groups.set(key, [...(groups.get(key) ?? []), change]);
   }
   const now = new Date();
-  for (const group of chunks([...groups.values()])) {
-    const { to, reason } = group[0]!;
-    const ids = group.map((c) => c.trackId);
-    const data = options.retry
-      ? { state: to, attempt: { increment: 1 }, exitCode: null, reason: null, output: '', startedAt: null, finishedAt: null, executorId: null }
-      : { state: to, reason: reason ?? null, ...(to === TrackState.CANCELLED && { finishedAt: now }) };
-    const updated = await tx.track.updateManyAndReturn({
-      where: { id: { in: ids }, state: { in: options.from } },
-      data,
-      select: { id: true, attempt: true },
-    });
-    for (const track of updated) {
-      journal.record({
-        pipelineId,
-        trackId: track.id,
-        type: options.retry ? 'track:retried' : EVENT_TYPE[to]!,
-        trackState: to,
-        attempt: track.attempt,
-        reason: reason ?? null,
-      });
+  for (const group of groups.values()) {
+    for (let start = 0; start < group.length; start += CHUNK) {
+      const { to, reason = null } = group[0]!;
+      const ids = group.slice(start, start + CHUNK).map((c) => c.trackId);
+      const set = options.retry
+        ? sql`"state" = ${to}, "attempt" = "attempt" + 1, "exitCode" = NULL, "reason" = NULL, "output" = '',
+            "startedAt" = NULL, "finishedAt" = NULL, "executorId" = NULL`
+        : sql`"state" = ${to}, "reason" = ${reason}, "finishedAt" = ${to === TrackState.CANCELLED ? now : null}`;
+      const updated = await runner.query(sql`
+        UPDATE "track" SET ${set}
+        WHERE "id" IN (${ids}) AND "state" IN (${options.from})
+        RETURNING "id", "attempt"`);
+      for (const track of updated.map((r) => ({ id: Number(r.id), attempt: Number(r.attempt) })).sort((a, b) => a.id - b.id)) {
+        journal.record({
+          pipelineId,
+          trackId: track.id,
+          type: options.retry ? 'track:retried' : 'track:cancelled',
+          trackState: to,
+          attempt: track.attempt,
+          reason,
+        });
+      }
     }
   }
 }

@@ -4,9 +4,10 @@
  * subscriber never sees a transition that was rolled back.
  */
 import type { Db } from '../db.ts';
-import { Prisma, type Event } from '../generated/prisma/client.ts';
+import type { Event, Prisma } from '../generated/prisma/client.ts';
 import type { PubSub } from '../pubsub.ts';
 import type { DagCache } from './dag-cache.ts';
+import { joinSql, prismaRunner, sql, type FastSql, type SqlRunner } from './sql.ts';
 
 export type Tx = Prisma.TransactionClient;
 
@@ -23,6 +24,7 @@ export type CommitListener = (events: readonly Event[]) => void;
 
 export interface Store {
   db: Db;
+  fast: FastSql;
   bus: PubSub;
   dags: DagCache;
   /** Listeners run synchronously after publishing; one that throws is logged, not fatal. */
@@ -31,22 +33,45 @@ export interface Store {
 }
 
 /**
- * Runs `work` in a transaction, appends the events it recorded, commits, then publishes.
- * @returns what `work` returned and the committed events.
+ * Runs `work` in a Prisma interactive transaction, appends the events it recorded,
+ * commits, then publishes. `sql` runs plain SQL in the same transaction.
  */
 export async function transition<T>(
   store: Store,
-  work: (tx: Tx, journal: Journal) => Promise<T>,
+  work: (tx: Tx, journal: Journal, sql: SqlRunner) => Promise<T>,
 ): Promise<{ result: T; events: Event[] }> {
-  const { result, events } = await store.db.$transaction(
+  const committed = await store.db.$transaction(
     async (tx) => {
+      const runner = prismaRunner(tx, store.fast.provider);
       const drafts: EventDraft[] = [];
-      const result = await work(tx, { record: (event) => drafts.push(event) });
-      return { result, events: await appendEvents(tx, drafts) };
+      const result = await work(tx, { record: (event) => drafts.push(event) }, runner);
+      return { result, events: await appendEvents(runner, drafts) };
     },
     // Starting a 10,000-vertex pipeline is one transaction too.
     { timeout: 120_000, maxWait: 30_000 },
   );
+  announce(store, committed.events);
+  return committed;
+}
+
+/**
+ * The same for the executor's hot path: plain SQL on the driver adapter's transaction,
+ * with no Prisma call inside (see store/sql.ts).
+ */
+export async function fastTransition<T>(
+  store: Store,
+  work: (sql: SqlRunner, journal: Journal) => Promise<T>,
+): Promise<{ result: T; events: Event[] }> {
+  const committed = await store.fast.transaction(async (runner) => {
+    const drafts: EventDraft[] = [];
+    const result = await work(runner, { record: (event) => drafts.push(event) });
+    return { result, events: await appendEvents(runner, drafts) };
+  });
+  announce(store, committed.events);
+  return committed;
+}
+
+function announce(store: Store, events: readonly Event[]): void {
   for (const event of events) store.bus.publish('pipeline:event', event.pipelineId, event);
   for (const listener of store.commitListeners) {
     try {
@@ -55,18 +80,13 @@ export async function transition<T>(
       store.onListenerError?.(error);
     }
   }
-  return { result, events };
 }
 
-/** Rows per INSERT: 10 values each, well inside the bind-value limit. */
+/** Rows per INSERT: 9 values each, well inside the bind-value limit. */
 const EVENTS_PER_STATEMENT = 2000;
 
-/**
- * Inserts the events in order and returns them as committed rows. Plain SQL rather than
- * createManyAndReturn: this runs in every transition, and Prisma's query compiler costs
- * about three times the statement itself.
- */
-async function appendEvents(tx: Tx, drafts: readonly EventDraft[]): Promise<Event[]> {
+/** Inserts the events in order and returns them as committed rows. */
+async function appendEvents(runner: SqlRunner, drafts: readonly EventDraft[]): Promise<Event[]> {
   const events: Event[] = [];
   const createdAt = new Date();
   for (let start = 0; start < drafts.length; start += EVENTS_PER_STATEMENT) {
@@ -81,15 +101,14 @@ async function appendEvents(tx: Tx, drafts: readonly EventDraft[]): Promise<Even
       reason: d.reason ?? null,
       createdAt,
     }));
-    const rows = await tx.$queryRaw<Array<{ id: number }>>`
+    const rows = await runner.query(sql`
       INSERT INTO "event" ("p_id", "t_id", "type", "pipelineState", "trackState", "attempt", "exitCode", "reason", "createdAt")
-      VALUES ${Prisma.join(
+      VALUES ${joinSql(
         batch.map(
-          (e) =>
-            Prisma.sql`(${e.pipelineId}, ${e.trackId}, ${e.type}, ${e.pipelineState}, ${e.trackState}, ${e.attempt}, ${e.exitCode}, ${e.reason}, ${e.createdAt})`,
+          (e) => sql`(${e.pipelineId}, ${e.trackId}, ${e.type}, ${e.pipelineState}, ${e.trackState}, ${e.attempt}, ${e.exitCode}, ${e.reason}, ${e.createdAt})`,
         ),
       )}
-      RETURNING "id"`;
+      RETURNING "id"`);
     // Ids are assigned in VALUES order; RETURNING itself promises no order.
     const ids = rows.map((r) => Number(r.id)).sort((a, b) => a - b);
     batch.forEach((event, i) => events.push({ id: ids[i]!, ...event }));
