@@ -186,20 +186,20 @@ export async function addEdge(db: Db, input: { tailId: number; headId: number })
     throw new ValidationError('headId', 'An edge cannot join a vertex to itself (a self-loop would never run).');
   }
   return db.$transaction(async (tx) => {
-    const tail = await vertexOf(tx, input.tailId, 'tailId');
-    const head = await vertexOf(tx, input.headId, 'headId');
+    const [tail, head] = await Promise.all([vertexOf(tx, input.tailId, 'tailId'), vertexOf(tx, input.headId, 'headId')]);
     if (head.graphId !== tail.graphId) {
       throw new ValidationError('headId', `Vertex ${head.id} belongs to another graph than vertex ${tail.id}; both ends must be in one graph.`);
     }
     await beginEdit(tx, tail.graphId, 'tailId');
-    const existing = await tx.edge.findUnique({ where: { tailId_headId: { tailId: tail.id, headId: head.id } } });
-    if (existing) throw new ConflictError('headId', `The edge ${tail.name} -> ${head.name} already exists (id ${existing.id}).`);
-    const [vertices, edges] = await Promise.all([
-      tx.vertex.findMany({ where: { graphId: tail.graphId }, select: { id: true, name: true } }),
-      tx.edge.findMany({ where: { graphId: tail.graphId }, select: { tailId: true, headId: true } }),
-    ]);
-    const cycle = findCycle(buildDag(vertices.map((v) => v.id), [...edges, { tailId: tail.id, headId: head.id }]));
+    const edges = await tx.edge.findMany({ where: { graphId: tail.graphId }, select: { tailId: true, headId: true } });
+    if (edges.some((e) => e.tailId === tail.id && e.headId === head.id)) {
+      throw new ConflictError('headId', `The edge ${tail.name} -> ${head.name} already exists.`);
+    }
+    const vertexIds = [...new Set(edges.flatMap((e) => [e.tailId, e.headId]).concat(tail.id, head.id))];
+    const cycle = findCycle(buildDag(vertexIds, [...edges, { tailId: tail.id, headId: head.id }]));
     if (cycle) {
+      // Names only when there is something to report.
+      const vertices = await tx.vertex.findMany({ where: { id: { in: cycle } }, select: { id: true, name: true } });
       const names = new Map(vertices.map((v) => [v.id, v.name]));
       throw new CycleError(cycle.map((id) => names.get(id)!));
     }
