@@ -38,11 +38,20 @@ interface RunningTrack {
   runId?: string;
 }
 
-/** Distribution of dispatch latencies: a successor's ready commit to its process start. */
-export interface LatencyStats {
+export interface Percentiles {
   count: number;
   p50: number;
   p99: number;
+}
+
+/**
+ * Dispatch latency, in milliseconds: from the commit that made a track ready (for a
+ * successor, its predecessor's SUCCEED commit) to its process start. `immediate` counts
+ * only tracks claimed in that same commit, i.e. that did not wait for a free worker.
+ */
+export interface LatencyStats {
+  all: Percentiles;
+  immediate: Percentiles;
 }
 
 const LATENCY_SAMPLES = 100_000;
@@ -51,8 +60,8 @@ export class Executor {
   readonly id = randomUUID();
   private readonly launcher = new Launcher();
   private readonly running = new Map<number, RunningTrack>();
-  private readonly readyAt = new Map<number, number>();
-  private readonly latencies: number[] = [];
+  private readonly readyAt = new Map<number, { at: number; immediate: boolean }>();
+  private readonly latencies: Array<{ ms: number; immediate: boolean }> = [];
   /** Slots promised to claims in flight, so two claims never overfill the workers. */
   private reserved = 0;
   private pumping = false;
@@ -109,9 +118,15 @@ export class Executor {
 
   /** Dispatch latency percentiles in milliseconds, over the most recent samples. */
   latencyStats(): LatencyStats {
-    const sorted = [...this.latencies].sort((a, b) => a - b);
-    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
-    return { count: sorted.length, p50: at(0.5), p99: at(0.99) };
+    const percentiles = (values: number[]): Percentiles => {
+      const sorted = values.sort((a, b) => a - b);
+      const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+      return { count: sorted.length, p50: at(0.5), p99: at(0.99) };
+    };
+    return {
+      all: percentiles(this.latencies.map((l) => l.ms)),
+      immediate: percentiles(this.latencies.filter((l) => l.immediate).map((l) => l.ms)),
+    };
   }
 
   get runningCount(): number {
@@ -128,16 +143,20 @@ export class Executor {
   private onCommit(events: readonly Event[]): void {
     let ready = false;
     const now = nowMs();
+    const claimedNow = new Set(events.filter((e) => e.type === 'track:claimed').map((e) => e.trackId));
     for (const event of events) {
       if (event.trackId === null) continue;
       if (event.trackState === TrackState.PENDING || event.type === 'track:input') {
-        this.readyAt.set(event.trackId, now);
+        this.readyAt.set(event.trackId, { at: now, immediate: claimedNow.has(event.trackId) });
         ready = true;
       } else if (event.type === 'track:cancelled') {
+        this.readyAt.delete(event.trackId);
         const run = this.running.get(event.trackId);
         if (run?.runId) this.launcher.kill(run.runId, event.reason ?? 'cancelled');
       }
     }
+    // Tracks another executor ran never reach onStarted here: keep the map bounded.
+    if (this.readyAt.size > LATENCY_SAMPLES) this.readyAt.clear();
     if (ready) this.wake();
   }
 
@@ -190,11 +209,11 @@ export class Executor {
       },
       {
         onStarted: (at) => {
-          const readyAt = this.readyAt.get(claimed.id);
+          const ready = this.readyAt.get(claimed.id);
           this.readyAt.delete(claimed.id);
-          if (readyAt !== undefined) {
+          if (ready !== undefined) {
             if (this.latencies.length >= LATENCY_SAMPLES) this.latencies.shift();
-            this.latencies.push(at - readyAt);
+            this.latencies.push({ ms: at - ready.at, immediate: ready.immediate });
           }
         },
         onOutput: (lines) => {

@@ -4,7 +4,7 @@
  * kill the whole group gets SIGTERM, then SIGKILL after a grace period; when the script
  * ends, anything it left behind in its group is killed too, so no step outlives itself.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
 import { execa } from 'execa';
 
 export const BASH_ARGS = ['--noprofile', '--norc', '-eo', 'pipefail', '-c'] as const;
@@ -53,7 +53,9 @@ function signalGroup(pid: number | undefined, signal: NodeJS.Signals): void {
 }
 
 export async function startScript(spec: ScriptSpec, onLine: LineSink): Promise<RunningScript> {
-  await mkdir(spec.cwd, { recursive: true });
+  // Synchronous on purpose: one mkdir syscall is far cheaper than a thread-pool round trip
+  // through a launcher event loop that is busy forking the other scripts.
+  mkdirSync(spec.cwd, { recursive: true });
   const startedAt = nowMs();
   const subprocess = execa('bash', [...BASH_ARGS, spec.script], {
     cwd: spec.cwd,
