@@ -55,6 +55,7 @@ export interface LatencyStats {
 }
 
 const LATENCY_SAMPLES = 100_000;
+const RESULT_RETRY_DELAYS_MS = [50, 250, 1000, 5000, 15000];
 
 export class Executor {
   readonly id = randomUUID();
@@ -236,16 +237,14 @@ export class Executor {
     const want = Math.max(0, this.freeSlots());
     this.reserved += want;
     try {
-      const next = await completeTrack(
-        this.store,
-        claimed,
-        {
-          succeeded: outcome.exitCode === 0 && !outcome.timedOut && outcome.killedBecause === null,
-          exitCode: outcome.exitCode,
-          reason: failureReason(outcome, claimed.timeoutSeconds),
-          output: output.toString(),
-        },
-        { executorId: this.id, limit: want },
+      const result = {
+        succeeded: outcome.exitCode === 0 && !outcome.timedOut && outcome.killedBecause === null,
+        exitCode: outcome.exitCode,
+        reason: failureReason(outcome, claimed.timeoutSeconds),
+        output: output.toString(),
+      };
+      const next = await this.withRetries(`recording the result of track ${claimed.id}`, () =>
+        completeTrack(this.store, claimed, result, { executorId: this.id, limit: want }),
       );
       for (const track of next.claimed) this.launch(track);
       // Fewer than asked means nothing else is ready now; a later commit or the poll wakes us.
@@ -256,6 +255,22 @@ export class Executor {
     } finally {
       this.reserved -= want;
       if (this.pumpAgain) this.wake();
+    }
+  }
+
+  /**
+   * A result that cannot be written (the database busy or briefly unreachable) would leave
+   * the track RUNNING under a live executor, which reconciliation never touches: retry.
+   */
+  private async withRetries<T>(what: string, work: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await work();
+      } catch (error) {
+        if (attempt >= RESULT_RETRY_DELAYS_MS.length + 1) throw error;
+        this.log.warn({ err: error, attempt }, `${what} failed; retrying`);
+        await new Promise((resolve) => setTimeout(resolve, RESULT_RETRY_DELAYS_MS[attempt - 1]));
+      }
     }
   }
 

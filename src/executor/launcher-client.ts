@@ -89,8 +89,8 @@ export class Launcher {
           exitCode: null,
           signal: null,
           timedOut: false,
-          killedBecause: null,
-          spawnError: 'the launcher process exited while the script ran',
+          killedBecause: 'the launcher process died while the script ran (it is restarted for the next one)',
+          spawnError: null,
           durationMs: 0,
         });
       }
