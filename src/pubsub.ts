@@ -1,8 +1,12 @@
 /**
  * The in-process event bus. Topics are "domain:action" and keyed by the id subscribers
  * filter on. Only src/store/transaction.ts publishes transitions, after commit.
+ *
+ * Subscribers get a bounded {@link Feed}, never an unbounded queue: a slow or stalled
+ * client must not grow the server's memory, and publishing must never throw (a throwing
+ * listener inside a commit path would take the service down).
  */
-import { createPubSub } from 'graphql-yoga';
+import { EventEmitter } from 'node:events';
 import type { Event } from './generated/prisma/client.ts';
 
 export interface OutputLine {
@@ -19,8 +23,72 @@ export type Topics = {
   'track:output': [trackId: number, line: OutputLine];
 };
 
-export type PubSub = ReturnType<typeof createPubSub<Topics>>;
+type Topic = keyof Topics;
+type Key<T extends Topic> = Topics[T][0];
+type Payload<T extends Topic> = Topics[T][1];
 
-export function createBus(): PubSub {
-  return createPubSub<Topics>();
+/**
+ * What a subscriber reads: items in publish order, at most `capacity` waiting. When a
+ * subscriber falls behind, the newest items are dropped and counted, and the reader is
+ * told how many it missed (it can then re-read the persisted history).
+ */
+export class Feed<P> {
+  private items: P[] = [];
+  private dropped = 0;
+  private wake: (() => void) | undefined;
+  private closed = false;
+
+  constructor(private readonly capacity: number) {}
+
+  push(item: P): void {
+    if (this.items.length >= this.capacity) this.dropped++;
+    else this.items.push(item);
+    this.wake?.();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.wake?.();
+  }
+
+  /** Waits for items (or a close); returns them with the count dropped since last time. */
+  async take(): Promise<{ items: P[]; dropped: number; closed: boolean }> {
+    while (this.items.length === 0 && this.dropped === 0 && !this.closed) {
+      await new Promise<void>((resolve) => (this.wake = resolve));
+      this.wake = undefined;
+    }
+    const taken = { items: this.items, dropped: this.dropped, closed: this.closed };
+    this.items = [];
+    this.dropped = 0;
+    return taken;
+  }
+}
+
+export class Bus {
+  private readonly emitter = new EventEmitter().setMaxListeners(0);
+
+  publish<T extends Topic>(topic: T, key: Key<T>, payload: Payload<T>): void {
+    this.emitter.emit(`${topic}:${key}`, payload);
+  }
+
+  /** Starts listening now; call `stop` when the subscriber goes away. */
+  subscribe<T extends Topic>(topic: T, key: Key<T>, capacity = 1000): { feed: Feed<Payload<T>>; stop(): void } {
+    const feed = new Feed<Payload<T>>(capacity);
+    const name = `${topic}:${key}`;
+    const listener = (payload: Payload<T>) => feed.push(payload);
+    this.emitter.on(name, listener);
+    return {
+      feed,
+      stop: () => {
+        this.emitter.off(name, listener);
+        feed.close();
+      },
+    };
+  }
+}
+
+export type PubSub = Bus;
+
+export function createBus(): Bus {
+  return new Bus();
 }

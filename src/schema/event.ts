@@ -2,7 +2,7 @@
 import { createGraphQLError } from 'graphql-yoga';
 import type { Context } from '../context.ts';
 import type { Event as EventRow } from '../generated/prisma/client.ts';
-import type { OutputLine as OutputLineShape } from '../pubsub.ts';
+import type { Feed, OutputLine as OutputLineShape } from '../pubsub.ts';
 import { builder } from './builder.ts';
 import { PipelineStateEnum, TrackStateEnum } from './states.ts';
 
@@ -52,40 +52,100 @@ const OutputLine = builder.objectRef<OutputLineShape>('OutputLine').implement({
   }),
 });
 
+/** Events per database page when replaying or catching up. */
+const PAGE = 1000;
+
 /**
- * Persisted events after `after` (when given), then live ones, skipping any already sent.
- * Listening starts before the replay query, so an event committed in between is not lost.
+ * Persisted events after `after` (when given), then live ones, without gap or duplicate.
+ * Listening starts before the first read, so nothing committed in between is missed; a
+ * subscriber that falls behind the live feed catches up from the event table.
  */
-async function* replayThenLive(
+function replayThenLive(
   ctx: Context,
   pipelineId: number,
   after: number | null | undefined,
   keep: (event: EventRow) => boolean,
+): AsyncIterableIterator<EventRow> {
+  const live = ctx.bus.subscribe('pipeline:event', pipelineId);
+  return stoppable(live.stop, replay(ctx, live.feed, pipelineId, after, keep));
+}
+
+async function* replay(
+  ctx: Context,
+  feed: Feed<EventRow>,
+  pipelineId: number,
+  after: number | null | undefined,
+  keep: (event: EventRow) => boolean,
 ): AsyncGenerator<EventRow> {
-  const live = ctx.bus.subscribe('pipeline:event', pipelineId)[Symbol.asyncIterator]();
-  let next = live.next(); // starts the subscription now
-  let last = after ?? 0;
-  try {
-    if (after != null) {
-      for (;;) {
-        const page = await ctx.db.event.findMany({ where: { pipelineId, id: { gt: last } }, orderBy: { id: 'asc' }, take: 1000 });
-        for (const event of page) {
-          last = event.id;
-          if (keep(event)) yield event;
-        }
-        if (page.length < 1000) break;
+  let last: number;
+  if (after != null) {
+    last = after;
+  } else {
+    const newest = await ctx.db.event.findFirst({ where: { pipelineId }, orderBy: { id: 'desc' }, select: { id: true } });
+    last = newest?.id ?? 0;
+  }
+  let catchUp = after != null;
+  for (;;) {
+    while (catchUp) {
+      const page = await ctx.db.event.findMany({ where: { pipelineId, id: { gt: last } }, orderBy: { id: 'asc' }, take: PAGE });
+      for (const event of page) {
+        last = event.id;
+        if (keep(event)) yield event;
       }
+      catchUp = page.length === PAGE;
     }
-    for (;;) {
-      const { value, done } = await next;
-      if (done) return;
-      next = live.next();
-      if (value.id <= last) continue;
-      last = value.id;
-      if (keep(value)) yield value;
+    const { items, dropped, closed } = await feed.take();
+    if (closed) return;
+    for (const event of items) {
+      if (event.id <= last) continue;
+      last = event.id;
+      if (keep(event)) yield event;
     }
-  } finally {
-    await live.return?.();
+    // Missed live events are in the table: read them from there.
+    catchUp = dropped > 0;
+  }
+}
+
+/**
+ * An iterator whose return() stops listening at once. A generator waiting for the next
+ * item would only see return() after that item arrived, which may be never.
+ */
+function stoppable<T>(stop: () => void, generator: AsyncGenerator<T>): AsyncIterableIterator<T> {
+  return {
+    next: () => generator.next(),
+    return: (value?: unknown) => {
+      stop();
+      return generator.return(value as T);
+    },
+    throw: (error?: unknown) => {
+      stop();
+      return generator.throw(error);
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
+/** Live lines; a subscriber that falls behind is told how many lines it missed. */
+function followOutput(ctx: Context, trackId: number): AsyncIterableIterator<OutputLineShape> {
+  const live = ctx.bus.subscribe('track:output', trackId, 10_000);
+  return stoppable(live.stop, lines(live.feed, trackId));
+}
+
+async function* lines(feed: Feed<OutputLineShape>, trackId: number): AsyncGenerator<OutputLineShape> {
+  for (;;) {
+    const { items, dropped, closed } = await feed.take();
+    yield* items;
+    if (dropped > 0) {
+      yield {
+        trackId,
+        attempt: items.at(-1)?.attempt ?? 0,
+        stream: 'stderr',
+        line: `[${dropped} line(s) not delivered: this subscriber fell behind; Track.output has the stored output]`,
+      };
+    }
+    if (closed) return;
   }
 }
 
@@ -111,9 +171,9 @@ builder.subscriptionFields((t) => ({
     type: Event,
     description: 'Every track transition of a pipeline, as it commits, in order.',
     args: followArgs,
-    subscribe: async function* (_root, args, ctx) {
+    subscribe: async (_root, args, ctx) => {
       await requirePipeline(ctx, args.pipelineId);
-      yield* replayThenLive(ctx, args.pipelineId, args.after, (event) => event.trackId !== null);
+      return replayThenLive(ctx, args.pipelineId, args.after, (event) => event.trackId !== null);
     },
     resolve: (event) => event,
   }),
@@ -121,9 +181,9 @@ builder.subscriptionFields((t) => ({
     type: Event,
     description: 'Every change of the pipeline state (started, finished, failed, cancelled, retried), as it commits.',
     args: followArgs,
-    subscribe: async function* (_root, args, ctx) {
+    subscribe: async (_root, args, ctx) => {
       await requirePipeline(ctx, args.pipelineId);
-      yield* replayThenLive(ctx, args.pipelineId, args.after, (event) => event.pipelineState !== null);
+      return replayThenLive(ctx, args.pipelineId, args.after, (event) => event.pipelineState !== null);
     },
     resolve: (event) => event,
   }),
@@ -136,7 +196,7 @@ builder.subscriptionFields((t) => ({
       if (!found) {
         throw createGraphQLError(`No track with id ${args.trackId} exists.`, { extensions: { code: 'NOT_FOUND', field: 'trackId' } });
       }
-      return ctx.bus.subscribe('track:output', args.trackId);
+      return followOutput(ctx, args.trackId);
     },
     resolve: (line) => line,
   }),
