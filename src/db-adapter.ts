@@ -19,12 +19,71 @@ export class SqliteAdapterFactory extends PrismaBetterSQLite3 {
   connected: SqlDriverAdapter | undefined;
 
   override async connect() {
-    const adapter = await super.connect();
+    const adapter = serialised(await super.connect());
     this.connected = Object.assign(adapter, {
       getConnectionInfo: () => ({ maxBindValues: SQLITE_MAX_BIND_VALUES, supportsRelationJoins: false }),
     });
     return this.connected;
   }
+}
+
+/**
+ * One connection serves everything, and the adapter locks it only for transactions: a
+ * statement issued outside a transaction would run inside whichever one is open, and be
+ * rolled back with it. This puts every statement and every whole transaction in one queue.
+ */
+function serialised(adapter: SqlDriverAdapter): SqlDriverAdapter {
+  let tail: Promise<void> = Promise.resolve();
+  const acquire = async (): Promise<() => void> => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const previous = tail;
+    tail = previous.then(() => held);
+    await previous;
+    return release;
+  };
+  const queryRaw = adapter.queryRaw.bind(adapter);
+  const executeRaw = adapter.executeRaw.bind(adapter);
+  const startTransaction = adapter.startTransaction.bind(adapter);
+  const once = (release: () => void) => {
+    let done = false;
+    return () => {
+      if (!done) (done = true), release();
+    };
+  };
+  return Object.assign(adapter, {
+    async queryRaw(query: Parameters<SqlDriverAdapter['queryRaw']>[0]) {
+      const release = await acquire();
+      try {
+        return await queryRaw(query);
+      } finally {
+        release();
+      }
+    },
+    async executeRaw(query: Parameters<SqlDriverAdapter['executeRaw']>[0]) {
+      const release = await acquire();
+      try {
+        return await executeRaw(query);
+      } finally {
+        release();
+      }
+    },
+    async startTransaction(isolationLevel?: Parameters<SqlDriverAdapter['startTransaction']>[0]) {
+      const release = once(await acquire());
+      try {
+        const tx = await startTransaction(isolationLevel);
+        const commit = tx.commit.bind(tx);
+        const rollback = tx.rollback.bind(tx);
+        return Object.assign(tx, {
+          commit: () => commit().finally(release),
+          rollback: () => rollback().finally(release),
+        });
+      } catch (error) {
+        release();
+        throw error;
+      }
+    },
+  });
 }
 
 export function createAdapter(databaseUrl: string): SqliteAdapterFactory {

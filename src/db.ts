@@ -23,6 +23,9 @@ export async function connectDb(databaseUrl: string, options: DbOptions = {}): P
   const adapter = createAdapter(databaseUrl);
   const prisma = new PrismaClient({
     adapter,
+    // Transactions queue for the one connection (db-adapter.ts); a large start can hold it
+    // for seconds, so waiting for it is normal, not an error.
+    transactionOptions: { maxWait: 30_000, timeout: 120_000 },
     log: options.onQuery ? [{ emit: 'event', level: 'query' }] : [],
   });
   if (options.onQuery) {
