@@ -4,6 +4,7 @@
  */
 import { CycleError, ValidationError } from '../errors.ts';
 import { parseInputSchema } from './inputs.ts';
+import { assertSafePlaceholders } from './template.ts';
 
 export interface EdgeLike {
   tailId: number;
@@ -88,10 +89,12 @@ export interface CheckableVertex {
   id: number;
   name: string;
   input: string;
+  script: string;
 }
 
 /**
- * SPEC rule 2: at least one vertex, no cycle, every input schema valid.
+ * SPEC rule 2: at least one vertex, no cycle, every input schema valid; and every
+ * placeholder where its value is inert (SPEC rule 6).
  * @throws ValidationError or CycleError naming what to fix.
  */
 export function checkGraphDefinition(vertices: readonly CheckableVertex[], edges: readonly EdgeLike[]): void {
@@ -99,7 +102,8 @@ export function checkGraphDefinition(vertices: readonly CheckableVertex[], edges
     throw new ValidationError('vertices', 'The graph has no vertices. Add at least one with addVertex.');
   }
   for (const vertex of vertices) {
-    parseInputSchema(vertex.input, `vertices.${vertex.name}.inputs`);
+    const schema = parseInputSchema(vertex.input, `vertices.${vertex.name}.inputs`);
+    assertSafePlaceholders(vertex.script, new Set(schema.map((p) => p.name)), `vertices.${vertex.name}.script`);
   }
   const dag = buildDag(
     vertices.map((v) => v.id),

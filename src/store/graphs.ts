@@ -5,6 +5,7 @@
 import { buildDag, checkGraphDefinition, findCycle } from '../engine/dag.ts';
 import { LIMITS, optionalText, requireName, requireScript, requireTimeout } from '../engine/fields.ts';
 import { parseInputSchema, serializeInputSchema } from '../engine/inputs.ts';
+import { assertSafePlaceholders } from '../engine/template.ts';
 import { ConflictError, CycleError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Db } from '../db.ts';
 import { Prisma } from '../generated/prisma/client.ts';
@@ -142,12 +143,19 @@ function validateVertex(input: VertexInput, creating: boolean) {
   return data;
 }
 
+/** The script's placeholders must be safe for the parameters the vertex will have. */
+function checkPlaceholders(script: string, input: string): void {
+  const declared = new Set(parseInputSchema(input, 'inputs').map((p) => p.name));
+  assertSafePlaceholders(script, declared, 'script');
+}
+
 function duplicateVertexName(name: string | undefined) {
   return `This graph already has a vertex named "${name}". Vertex names are unique within a graph.`;
 }
 
 export async function addVertex(db: Db, graphId: number, input: VertexInput) {
   const data = validateVertex(input, true);
+  checkPlaceholders(data.script ?? '', data.input ?? '{}');
   return uniquely('name', duplicateVertexName(data.name), () =>
     db.$transaction(async (tx) => {
       await beginEdit(tx, graphId, 'graphId');
@@ -161,6 +169,7 @@ export async function updateVertex(db: Db, vertexId: number, input: VertexInput)
   return uniquely('name', duplicateVertexName(data.name), () =>
     db.$transaction(async (tx) => {
       const vertex = await vertexOf(tx, vertexId, 'id');
+      checkPlaceholders(data.script ?? vertex.script, data.input ?? vertex.input);
       await beginEdit(tx, vertex.graphId, 'id');
       return tx.vertex.update({ where: { id: vertexId }, data });
     }),

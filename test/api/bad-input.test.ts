@@ -129,6 +129,8 @@ describe('vertex and edge mutations', () => {
     ['a default of the wrong type', { name: 'p4', inputs: [{ name: 'port', type: 'INTEGER' as const, default: 'eighty' }] }, 'ValidationError', 'inputs.port.default'],
     ['a default outside its choices', { name: 'p5', inputs: [{ name: 'm', type: 'STRING' as const, default: 'c', choices: ['a', 'b'] }] }, 'ValidationError', 'inputs.m.default'],
     ['an invalid pattern', { name: 'p6', inputs: [{ name: 'm', type: 'STRING' as const, pattern: '(' }] }, 'ValidationError', 'inputs.m.pattern'],
+    ['a placeholder inside double quotes', { name: 'p8', script: 'echo "hi {who}"', inputs: [{ name: 'who', type: 'STRING' as const }] }, 'ValidationError', 'script'],
+    ['a placeholder in a heredoc', { name: 'p9', script: 'cat <<EOF\n{who}\nEOF', inputs: [{ name: 'who', type: 'STRING' as const }] }, 'ValidationError', 'script'],
     ['an invalid ip default', { name: 'p7', inputs: [{ name: 'ip', type: 'IP' as const, default: '999.1.1.1' }] }, 'ValidationError', 'inputs.ip.default'],
   ])('addVertex refuses %s', async (_what, input, typename, field) => {
     await rejected(async () => (await t.request(AddVertex, { graphId: open.graphId, input })).addVertex, typename, field);
@@ -147,6 +149,14 @@ describe('vertex and edge mutations', () => {
     await rejected(async () => (await t.request(AddEdge, { tailId: A, headId: sealed.ids.ask! })).addEdge, 'ValidationError', 'headId');
     const cycle = await rejected(async () => (await t.request(AddEdge, { tailId: C, headId: A })).addEdge, 'CycleError', 'edges');
     expect((cycle as unknown as { path: string[] }).path).toEqual(['A', 'B', 'C', 'A']);
+  });
+
+  it('updateVertex refuses a script that would put an existing parameter inside quotes', async () => {
+    const added = await t.request(AddVertex, { graphId: open.graphId, input: { name: 'greeter', script: 'echo {who}', inputs: [{ name: 'who', type: 'STRING' }] } });
+    if (added.addVertex.__typename !== 'Vertex') throw new Error(JSON.stringify(added));
+    const error = await rejected(async () => (await t.request(UpdateVertex, { id: added.addVertex.id, input: { script: "echo '{who}'" } })).updateVertex, 'ValidationError', 'script');
+    expect(error.message).toContain('single quotes');
+    await t.request(DeleteVertex, { id: added.addVertex.id });
   });
 
   it('update, delete of unknown vertices and edges', async () => {

@@ -193,7 +193,7 @@ describe('findCycle', () => {
 });
 
 describe('checkGraphDefinition', () => {
-  const v = (id: number, name: string, input = ''): CheckableVertex => ({ id, name, input });
+  const v = (id: number, name: string, input = '', script = 'true'): CheckableVertex => ({ id, name, input, script });
   const seedVertices = [v(A, 'A'), v(B, 'B', '{}'), v(C, 'C', '{"ip": {"type": "str", "required": true, "default": "127.0.0.1"}}'), v(D, 'D'), v(E, 'E')];
 
   function thrown(fn: () => void): unknown {
@@ -265,3 +265,32 @@ describe('checkGraphDefinition', () => {
     expect((error as Error).message).toContain('host');
   });
 });
+
+describe('checkGraphDefinition and placeholder contexts', () => {
+  const schema = '{"who": {"type": "str"}}';
+  it.each([
+    ['echo "Hello {who}"', 'double quotes'],
+    ["echo '{who}'", 'single quotes'],
+    ['cat <<EOF\nHello {who}\nEOF', 'a heredoc'],
+    ['# greet {who}\necho hi', 'a comment'],
+  ])('refuses %j (inside %s), naming the vertex script', (script, context) => {
+    let error: unknown;
+    try {
+      checkGraphDefinition([{ id: 1, name: 'greet', input: schema, script }], []);
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ValidationError);
+    expect(error).toMatchObject({ field: 'vertices.greet.script' });
+    expect((error as Error).message).toContain(context);
+    expect((error as Error).message).toContain('"$INPUT_WHO"');
+  });
+
+  it.each(['echo {who}', 'echo "Hello "{who}', "awk '{print $1}' {who}", 'echo "{other}" ${who}', 'echo "$INPUT_WHO"'])(
+    'accepts %j',
+    (script) => {
+      expect(() => checkGraphDefinition([{ id: 1, name: 'greet', input: schema, script }], [])).not.toThrow();
+    },
+  );
+});
+
