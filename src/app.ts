@@ -126,12 +126,14 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     server,
     yoga,
     async start() {
-      await executor.start();
+      // Listen first: a second instance started by mistake must fail on the port before
+      // its executor reconciles or claims anything.
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(config.port, config.host, () => resolve());
       });
       started = true;
+      await executor.start();
       const { port } = server.address() as AddressInfo;
       const host = config.host.includes(':') ? `[${config.host}]` : config.host;
       return `http://${host}:${port}/graphql`;

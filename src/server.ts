@@ -16,7 +16,20 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   const app = await buildApp({ config, logger, env: process.env });
-  const url = await app.start();
+  let url: string;
+  try {
+    url = await app.start();
+  } catch (error) {
+    logger.error({ err: error }, `could not start on ${config.host}:${config.port}`);
+    await app.stop().catch(() => undefined);
+    const inUse = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
+    console.error(
+      inUse
+        ? `Port ${config.port} on ${config.host} is already in use (is dagpipe already running?). Stop the other process or set PORT.`
+        : `Could not start: ${(error as Error).message}`,
+    );
+    process.exit(1);
+  }
   logger.info({ url, workers: config.workers, database: config.databaseUrl }, 'dagpipe is listening');
   console.log(`GraphiQL: ${url}`);
 

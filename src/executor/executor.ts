@@ -60,7 +60,8 @@ const RESULT_RETRY_DELAYS_MS = [50, 250, 1000, 5000, 15000];
 export class Executor {
   readonly id = randomUUID();
   private readonly launcher = new Launcher();
-  private readonly running = new Map<number, RunningTrack>();
+  /** By "trackId:attempt": a cancelled attempt may still be dying while the next one runs. */
+  private readonly running = new Map<string, RunningTrack>();
   private readonly readyAt = new Map<number, { at: number; immediate: boolean }>();
   private readonly latencies: Array<{ ms: number; immediate: boolean }> = [];
   /** Slots promised to claims in flight, so two claims never overfill the workers. */
@@ -130,6 +131,11 @@ export class Executor {
     };
   }
 
+  /** The launcher process, for health checks and tests. */
+  get launcherPid(): number | undefined {
+    return this.launcher.pid;
+  }
+
   get runningCount(): number {
     return this.running.size;
   }
@@ -152,7 +158,7 @@ export class Executor {
         ready = true;
       } else if (event.type === 'track:cancelled') {
         this.readyAt.delete(event.trackId);
-        const run = this.running.get(event.trackId);
+        const run = this.running.get(runKey(event.trackId, event.attempt ?? 0));
         if (run?.runId) this.launcher.kill(run.runId, event.reason ?? 'cancelled');
       }
     }
@@ -191,7 +197,7 @@ export class Executor {
 
   private launch(claimed: ClaimedTrack): void {
     const run: RunningTrack = { claimed };
-    this.running.set(claimed.id, run);
+    this.running.set(runKey(claimed.id, claimed.attempt), run);
     const output = new OutputBuffer(this.options.outputLimitBytes);
     const values = JSON.parse(claimed.input) as Record<string, ParamValue>;
     const { runId, done } = this.launcher.run(
@@ -233,7 +239,7 @@ export class Executor {
   /** Records the result and, in the same transaction, claims work for the freed worker. */
   private async finish(claimed: ClaimedTrack, done: Promise<ScriptOutcome>, output: OutputBuffer): Promise<void> {
     const outcome = await done;
-    this.running.delete(claimed.id);
+    this.running.delete(runKey(claimed.id, claimed.attempt));
     const want = Math.max(0, this.freeSlots());
     this.reserved += want;
     try {
@@ -295,6 +301,10 @@ export class Executor {
     if (failed > 0) this.log.warn({ failed }, 'failed tracks left running by a stopped executor');
     if (dead.length > 0) await this.store.db.executor.deleteMany({ where: { id: { in: dead.map((e) => e.id) } } });
   }
+}
+
+function runKey(trackId: number, attempt: number): string {
+  return `${trackId}:${attempt}`;
 }
 
 function processAlive(pid: number): boolean {

@@ -20,12 +20,18 @@ export interface RunHandlers {
 interface ActiveRun {
   handlers: RunHandlers;
   resolve(outcome: ScriptOutcome): void;
+  /** The script's process group, once started. */
+  pid?: number;
 }
 
 export class Launcher {
   private child: ChildProcess | undefined;
   private readonly runs = new Map<string, ActiveRun>();
   private closed = false;
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
 
   /** Starts the launcher process now and waits until it is ready, so the first script starts fast. */
   async start(): Promise<void> {
@@ -82,9 +88,18 @@ export class Launcher {
     child.on('message', (message: FromLauncher) => this.onMessage(message));
     child.on('exit', () => {
       if (this.child === child) this.child = undefined;
-      // Runs it was carrying can never report: they failed with the launcher.
+      // Runs it was carrying can never report: they failed with the launcher. Their
+      // process groups outlive it (they are detached), so end them here, or a retry would
+      // run next to the old attempt.
       for (const [runId, run] of this.runs) {
         this.runs.delete(runId);
+        if (run.pid !== undefined) {
+          try {
+            process.kill(-run.pid, 'SIGKILL');
+          } catch {
+            // already gone
+          }
+        }
         run.resolve({
           exitCode: null,
           signal: null,
@@ -105,6 +120,7 @@ export class Launcher {
     if (!run) return;
     switch (message.type) {
       case 'started':
+        run.pid = message.pid;
         run.handlers.onStarted(message.at, message.pid);
         break;
       case 'output':

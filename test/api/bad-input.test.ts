@@ -154,9 +154,10 @@ describe('vertex and edge mutations', () => {
   it('updateVertex refuses a script that would put an existing parameter inside quotes', async () => {
     const added = await t.request(AddVertex, { graphId: open.graphId, input: { name: 'greeter', script: 'echo {who}', inputs: [{ name: 'who', type: 'STRING' }] } });
     if (added.addVertex.__typename !== 'Vertex') throw new Error(JSON.stringify(added));
-    const error = await rejected(async () => (await t.request(UpdateVertex, { id: added.addVertex.id, input: { script: "echo '{who}'" } })).updateVertex, 'ValidationError', 'script');
+    const vertexId = added.addVertex.id;
+    const error = await rejected(async () => (await t.request(UpdateVertex, { id: vertexId, input: { script: "echo '{who}'" } })).updateVertex, 'ValidationError', 'script');
     expect(error.message).toContain('single quotes');
-    await t.request(DeleteVertex, { id: added.addVertex.id });
+    await t.request(DeleteVertex, { id: vertexId });
   });
 
   it('update, delete of unknown vertices and edges', async () => {
