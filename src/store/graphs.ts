@@ -228,9 +228,12 @@ export async function deleteEdge(db: Db, edgeId: number) {
 
 /** SPEC rule 2: sets `checked` when the graph is runnable; otherwise says why. */
 export async function checkGraph(db: Db, graphId: number) {
-  const graph = await db.graph.findUnique({ where: { id: graphId }, include: { vertices: true, edges: true } });
-  if (!graph) throw new NotFoundError('id', 'graph', graphId);
-  checkGraphDefinition(graph.vertices, graph.edges);
-  if (graph.checked) return graph;
-  return db.graph.update({ where: { id: graphId }, data: { checked: true } });
+  // One transaction: an edit cannot slip in between the check and the flag.
+  return db.$transaction(async (tx) => {
+    const graph = await tx.graph.findUnique({ where: { id: graphId }, include: { vertices: true, edges: true } });
+    if (!graph) throw new NotFoundError('id', 'graph', graphId);
+    checkGraphDefinition(graph.vertices, graph.edges);
+    if (graph.checked) return graph;
+    return tx.graph.update({ where: { id: graphId }, data: { checked: true } });
+  });
 }

@@ -36,52 +36,33 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** SPEC rule 4: one transaction creates the pipeline and its tracks and seals the graph. */
+/**
+ * SPEC rule 4: one transaction seals the graph, reads the definition it sealed, and
+ * creates the pipeline and its tracks; bad input rolls all of it back.
+ */
 export async function startPipeline(store: Store, input: StartInput) {
-  const graph = await store.db.graph.findUnique({
-    where: { id: input.graphId },
-    include: { vertices: { orderBy: { id: 'asc' } }, edges: { select: { tailId: true, headId: true } } },
-  });
-  if (!graph) throw new NotFoundError('graphId', 'graph', input.graphId);
-  if (!graph.checked) {
-    throw new ConflictError('graphId', `Graph "${graph.name}" has changed since it was last checked. Run checkGraph, then start it.`);
-  }
-  const name = input.name != null ? requireName('name', input.name, LIMITS.pipelineName) : graph.name;
-  const desc = input.desc !== undefined ? optionalText('desc', input.desc, LIMITS.pipelineDesc) : graph.desc;
-
-  const byName = new Map(graph.vertices.map((v) => [v.name, v]));
-  const given = new Map<number, { params: Record<string, unknown>; field: string }>();
-  (input.inputs ?? []).forEach((entry, i) => {
-    const vertex = byName.get(entry.vertex);
-    if (!vertex) {
-      throw new ValidationError(`inputs.${i}.vertex`, `Graph "${graph.name}" has no vertex named "${entry.vertex}".`);
-    }
-    if (given.has(vertex.id)) throw new ValidationError(`inputs.${i}.vertex`, `Inputs for "${entry.vertex}" are given twice.`);
-    if (!isRecord(entry.params)) throw new ValidationError(`inputs.${i}.params`, 'params must be an object of parameter name -> value.');
-    given.set(vertex.id, { params: entry.params, field: `inputs.${i}.params` });
-  });
-  const prepared = graph.vertices.map((vertex) => {
-    const entry = given.get(vertex.id);
-    const schema = parseInputSchema(vertex.input, `vertices.${vertex.name}.inputs`);
-    const { values, missing } = resolveParams(schema, entry?.params ?? {}, entry?.field ?? `inputs.${vertex.name}`);
-    // Unresolved tracks wait for finishInput (SPEC rule 5).
-    return missing.length === 0
-      ? { vertexId: vertex.id, input: JSON.stringify(values), script: renderScript(vertex.script, values) }
-      : { vertexId: vertex.id, input: null, script: null };
-  });
-  const states = initialStates(
-    buildDag(
-      graph.vertices.map((v) => v.id),
-      graph.edges,
-    ),
-  );
-
   const { result } = await transition(store, async (tx, journal) => {
-    const sealed = await tx.graph.updateMany({ where: { id: graph.id, checked: true }, data: { sealed: true } });
+    const found = await tx.graph.findUnique({ where: { id: input.graphId }, select: { id: true, name: true, desc: true } });
+    if (!found) throw new NotFoundError('graphId', 'graph', input.graphId);
+    const sealed = await tx.graph.updateMany({ where: { id: found.id, checked: true }, data: { sealed: true } });
     if (sealed.count === 0) {
-      throw new ConflictError('graphId', `Graph "${graph.name}" changed while starting. Run checkGraph again, then start it.`);
+      throw new ConflictError('graphId', `Graph "${found.name}" has changed since it was last checked. Run checkGraph, then start it.`);
     }
-    const pipeline = await tx.pipeline.create({ data: { graphId: graph.id, name, desc, state: PipelineState.RUNNING } });
+    const [vertices, edges] = await Promise.all([
+      tx.vertex.findMany({ where: { graphId: found.id }, orderBy: { id: 'asc' } }),
+      tx.edge.findMany({ where: { graphId: found.id }, select: { tailId: true, headId: true } }),
+    ]);
+    if (vertices.length === 0) throw new ConflictError('graphId', `Graph "${found.name}" has no vertices. Add one and run checkGraph.`);
+    const name = input.name != null ? requireName('name', input.name, LIMITS.pipelineName) : found.name;
+    const desc = input.desc !== undefined ? optionalText('desc', input.desc, LIMITS.pipelineDesc) : found.desc;
+    const prepared = prepareTracks(found.name, vertices, input.inputs ?? []);
+    const states = initialStates(
+      buildDag(
+        vertices.map((v) => v.id),
+        edges,
+      ),
+    );
+    const pipeline = await tx.pipeline.create({ data: { graphId: found.id, name, desc, state: PipelineState.RUNNING } });
     const tracks = await tx.track.createManyAndReturn({
       data: prepared.map((t) => ({ ...t, pipelineId: pipeline.id, state: states.get(t.vertexId)! })),
       select: { id: true, state: true },
@@ -93,6 +74,32 @@ export async function startPipeline(store: Store, input: StartInput) {
     return pipeline;
   });
   return result;
+}
+
+/** Resolves each vertex's parameters from the given values (SPEC rule 5). */
+function prepareTracks(
+  graphName: string,
+  vertices: ReadonlyArray<{ id: number; name: string; input: string; script: string }>,
+  inputs: readonly VertexParams[],
+) {
+  const byName = new Map(vertices.map((v) => [v.name, v]));
+  const given = new Map<number, { params: Record<string, unknown>; field: string }>();
+  inputs.forEach((entry, i) => {
+    const vertex = byName.get(entry.vertex);
+    if (!vertex) throw new ValidationError(`inputs.${i}.vertex`, `Graph "${graphName}" has no vertex named "${entry.vertex}".`);
+    if (given.has(vertex.id)) throw new ValidationError(`inputs.${i}.vertex`, `Inputs for "${entry.vertex}" are given twice.`);
+    if (!isRecord(entry.params)) throw new ValidationError(`inputs.${i}.params`, 'params must be an object of parameter name -> value.');
+    given.set(vertex.id, { params: entry.params, field: `inputs.${i}.params` });
+  });
+  return vertices.map((vertex) => {
+    const entry = given.get(vertex.id);
+    const schema = parseInputSchema(vertex.input, `vertices.${vertex.name}.inputs`);
+    const { values, missing } = resolveParams(schema, entry?.params ?? {}, entry?.field ?? `inputs.${vertex.name}`);
+    // Unresolved tracks wait for finishInput.
+    return missing.length === 0
+      ? { vertexId: vertex.id, input: JSON.stringify(values), script: renderScript(vertex.script, values) }
+      : { vertexId: vertex.id, input: null, script: null };
+  });
 }
 
 /** SPEC rule 5: supplies a not-yet-started track's parameters and renders its script. */
