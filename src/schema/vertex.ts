@@ -29,7 +29,9 @@ const InputParam = builder.objectRef<ParamSpec>('InputParam').implement({
     default: t.field({ type: 'JSON', nullable: true, description: 'Value used when none is given.', resolve: (p) => p.default ?? null }),
     choices: t.field({ type: ['JSON'], nullable: true, description: 'Allowed values, if restricted.', resolve: (p) => p.choices ?? null }),
     pattern: t.exposeString('pattern', { nullable: true, description: 'Regular expression a string value must match in full.' }),
-    secret: t.exposeBoolean('secret', { description: 'A secret value is never shown in output, events or logs.' }),
+    secret: t.exposeBoolean('secret', {
+      description: 'Marks a sensitive value. Masking it in output, events and the rendered script is not implemented yet: do not rely on it.',
+    }),
     description: t.exposeString('description', { nullable: true, description: 'What the parameter is for.' }),
   }),
 });
@@ -89,7 +91,7 @@ const InputParamInput = builder.inputType('InputParamInput', {
     default: t.field({ type: 'JSON', required: false, description: 'Default value, converted to the type.' }),
     choices: t.field({ type: ['JSON'], required: false, description: 'Allowed values.' }),
     pattern: t.string({ required: false, description: 'Regular expression a string value must match in full.' }),
-    secret: t.boolean({ required: false, description: 'Never shown in output, events or logs.' }),
+    secret: t.boolean({ required: false, description: 'Marks a sensitive value (masking is not implemented yet).' }),
     description: t.string({ required: false, description: 'What the parameter is for (at most 500 characters).' }),
   }),
 });

@@ -53,7 +53,7 @@ describe('executor through the API', () => {
     expect(output).toMatch(/\[output truncated: \d+ more line\(s\), \d+ bytes, were not stored; the limit is 2048 bytes \(OUTPUT_LIMIT_BYTES\)\]\n$/);
   });
 
-  it('a script that cannot start (missing command) fails with its exit code, not a crash', async () => {
+  it('a missing command fails the track with exit code 127 and bash\'s message', async () => {
     const { graphId } = await seedGraph(t, { vertices: { bad: { script: 'no-such-command-anywhere' } } });
     const done = await run(graphId);
     expect(done.tracks[0]).toMatchObject({ state: 'FAILED', exitCode: 127 });

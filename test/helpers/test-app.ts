@@ -104,7 +104,8 @@ export async function startTestApp(options: { env?: Record<string, string>; coun
 
 /**
  * Collects a subscription's payloads until `until` says stop (or the timeout fails it).
- * Resolves once the server acknowledged the subscription, so nothing is missed after.
+ * graphql-ws does not acknowledge a subscription: pass `after` to replay what was
+ * committed before the server started listening.
  */
 export function collect<R, V>(
   client: Client,
