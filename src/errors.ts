@@ -50,3 +50,13 @@ export class CycleError extends DomainError {
     this.name = 'CycleError';
   }
 }
+
+/** Re-raises a validation error of a nested input with its full path, e.g. "vertices.2.script". */
+export function withinField<T>(prefix: string, work: () => T): T {
+  try {
+    return work();
+  } catch (error) {
+    if (error instanceof ValidationError) throw new ValidationError(`${prefix}.${error.field}`, error.message);
+    throw error;
+  }
+}

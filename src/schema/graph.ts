@@ -2,7 +2,8 @@
 import * as graphs from '../store/graphs.ts';
 import { builder } from './builder.ts';
 import { ALL_ERRORS } from './errors.ts';
-import { CycleError } from '../errors.ts';
+import { CycleError, withinField } from '../errors.ts';
+import { toSchemaObject, VertexFields } from './vertex-input.ts';
 
 /** What a delete mutation returns: the object is gone, so only its id and name remain. */
 export const Deleted = builder.objectRef<{ id: number; name?: string }>('Deleted').implement({
@@ -51,6 +52,14 @@ builder.queryFields((t) => ({
   }),
 }));
 
+const EdgeByNameInput = builder.inputType('EdgeByName', {
+  description: 'An edge between two vertices of the graph being created, by their names: tail runs first.',
+  fields: (t) => ({
+    tail: t.string({ description: 'Name of the vertex that runs first.' }),
+    head: t.string({ description: 'Name of the vertex that runs after it.' }),
+  }),
+});
+
 const GraphFields = builder.inputType('GraphInput', {
   description: 'Name and description of a graph.',
   fields: (t) => ({
@@ -62,13 +71,21 @@ const GraphFields = builder.inputType('GraphInput', {
 builder.mutationFields((t) => ({
   createGraph: t.field({
     type: Graph,
-    description: 'Creates an empty graph.',
-    errors: { types: [...ALL_ERRORS], directResult: true },
+    description: 'Creates a graph: empty, or whole with its vertices and edges in one call. Run checkGraph before starting it.',
+    errors: { types: [...ALL_ERRORS, CycleError], directResult: true },
     args: {
       name: t.arg.string({ description: 'Unique name, 1 to 48 characters.' }),
       desc: t.arg.string({ required: false, description: 'Description, at most 100 characters.' }),
+      vertices: t.arg({ type: [VertexFields], required: false, description: 'Vertices to create with it (each needs a name).' }),
+      edges: t.arg({ type: [EdgeByNameInput], required: false, description: 'Edges between those vertices, by name.' }),
     },
-    resolve: (_root, args, ctx) => graphs.createGraph(ctx.db, args),
+    resolve: (_root, args, ctx) =>
+      graphs.createGraph(ctx.db, {
+        ...args,
+        vertices: args.vertices?.map((vertex, i) =>
+          withinField(`vertices.${i}`, () => ({ ...vertex, inputs: toSchemaObject(vertex.inputs) })),
+        ),
+      }),
   }),
   updateGraph: t.field({
     type: Graph,

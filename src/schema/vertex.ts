@@ -1,22 +1,11 @@
 /** Vertex, its typed inputs, and Edge: types and mutations. */
-import { PARAM_TYPES, parseInputSchema, type ParamSpec } from '../engine/inputs.ts';
-import { CycleError, ValidationError } from '../errors.ts';
+import { parseInputSchema, type ParamSpec } from '../engine/inputs.ts';
+import { CycleError } from '../errors.ts';
 import * as graphs from '../store/graphs.ts';
 import { builder } from './builder.ts';
 import { ALL_ERRORS } from './errors.ts';
 import { Deleted } from './graph.ts';
-
-const ParamType = builder.enumType('ParamType', {
-  description: 'The type a parameter value is converted to.',
-  values: {
-    STRING: { value: 'string', description: 'Any text ("str" in the seed JSON).' },
-    INTEGER: { value: 'integer', description: 'A whole number ("int").' },
-    NUMBER: { value: 'number', description: 'A decimal number ("float").' },
-    BOOLEAN: { value: 'boolean', description: 'true or false ("bool"); "yes"/"no"/"1"/"0" are accepted too.' },
-    IP: { value: 'ip', description: 'An IPv4 or IPv6 address.' },
-  } as const,
-});
-void PARAM_TYPES;
+import { ParamType, toSchemaObject, VertexFields } from './vertex-input.ts';
 
 const InputParam = builder.objectRef<ParamSpec>('InputParam').implement({
   description: 'A typed parameter of a vertex script, used as {name} in the script and as INPUT_<NAME>.',
@@ -81,44 +70,6 @@ export const Edge = builder.prismaObject('Edge', {
     graph: t.relation('graph', { description: 'The graph this edge belongs to.' }),
   }),
 });
-
-const InputParamInput = builder.inputType('InputParamInput', {
-  description: 'Declares one typed parameter of a vertex.',
-  fields: (t) => ({
-    name: t.string({ description: 'Parameter name: letters, digits and _ (not first), at most 48 characters.' }),
-    type: t.field({ type: ParamType, description: 'Value type.' }),
-    required: t.boolean({ required: false, description: 'Must be supplied explicitly (default false).' }),
-    default: t.field({ type: 'JSON', required: false, description: 'Default value, converted to the type.' }),
-    choices: t.field({ type: ['JSON'], required: false, description: 'Allowed values.' }),
-    pattern: t.string({ required: false, description: 'Regular expression a string value must match in full.' }),
-    secret: t.boolean({ required: false, description: 'Marks a sensitive value (masking is not implemented yet).' }),
-    description: t.string({ required: false, description: 'What the parameter is for (at most 500 characters).' }),
-  }),
-});
-
-const VertexFields = builder.inputType('VertexInput', {
-  description: 'The fields of a vertex; on update, omitted fields keep their value.',
-  fields: (t) => ({
-    name: t.string({ required: false, description: 'Name, unique within the graph, 1 to 48 characters.' }),
-    script: t.string({ required: false, description: 'Bash script template, at most 64 KiB.' }),
-    inputs: t.field({ type: [InputParamInput], required: false, description: 'The typed parameters (replaces all).' }),
-    timeoutSeconds: t.int({ required: false, description: 'Timeout in seconds (default 3600, at most 7 days).' }),
-  }),
-});
-
-type InputParamShape = typeof InputParamInput.$inferInput;
-
-/** The GraphQL list form -> the seed's JSON object form the store keeps. */
-function toSchemaObject(params: readonly InputParamShape[] | null | undefined) {
-  if (params == null) return null;
-  const schema: Record<string, unknown> = {};
-  params.forEach((param, i) => {
-    if (Object.hasOwn(schema, param.name)) throw new ValidationError(`inputs.${i}.name`, `Parameter "${param.name}" is declared twice.`);
-    const { name, ...spec } = param;
-    schema[name] = Object.fromEntries(Object.entries(spec).filter(([, v]) => v !== null && v !== undefined));
-  });
-  return schema;
-}
 
 builder.queryField('vertex', (t) =>
   t.prismaField({

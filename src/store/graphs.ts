@@ -6,7 +6,7 @@ import { buildDag, checkGraphDefinition, findCycle } from '../engine/dag.ts';
 import { LIMITS, optionalText, requireName, requireScript, requireTimeout } from '../engine/fields.ts';
 import { parseInputSchema, serializeInputSchema } from '../engine/inputs.ts';
 import { assertSafePlaceholders } from '../engine/template.ts';
-import { ConflictError, CycleError, NotFoundError, ValidationError } from '../errors.ts';
+import { ConflictError, CycleError, NotFoundError, ValidationError, withinField } from '../errors.ts';
 import type { Db } from '../db.ts';
 import { Prisma } from '../generated/prisma/client.ts';
 import type { Tx } from './transaction.ts';
@@ -61,10 +61,69 @@ function duplicateGraphName(name: string) {
   return `A graph named "${name}" already exists. Choose another name.`;
 }
 
-export async function createGraph(db: Db, input: { name: string; desc?: string | null }) {
+/** An edge given by vertex names, when a whole graph is created at once. */
+export interface EdgeByName {
+  tail: string;
+  head: string;
+}
+
+/**
+ * Creates a graph, optionally with its vertices and edges (by vertex name) in the same
+ * transaction, validated exactly as addVertex and addEdge would.
+ */
+export async function createGraph(
+  db: Db,
+  input: { name: string; desc?: string | null; vertices?: readonly VertexInput[] | null; edges?: readonly EdgeByName[] | null },
+) {
   const name = requireName('name', input.name, LIMITS.graphName);
   const desc = optionalText('desc', input.desc, LIMITS.graphDesc);
-  return uniquely('name', duplicateGraphName(name), () => db.graph.create({ data: { name, desc } }));
+  const vertices = (input.vertices ?? []).map((vertex, i) =>
+    withinField(`vertices.${i}`, () => {
+      const data = validateVertex(vertex, true);
+      checkPlaceholders(data.script ?? '', data.input ?? '{}');
+      return { ...data, name: data.name! };
+    }),
+  );
+  const index = new Map<string, number>();
+  vertices.forEach((vertex, i) => {
+    if (index.has(vertex.name)) throw new ConflictError(`vertices.${i}.name`, duplicateVertexName(vertex.name));
+    index.set(vertex.name, i);
+  });
+  const edges = (input.edges ?? []).map((edge, i) => {
+    const tail = index.get(edge.tail);
+    const head = index.get(edge.head);
+    if (tail === undefined) throw new ValidationError(`edges.${i}.tail`, `No vertex named "${edge.tail}" is in this graph.`);
+    if (head === undefined) throw new ValidationError(`edges.${i}.head`, `No vertex named "${edge.head}" is in this graph.`);
+    if (tail === head) throw new ValidationError(`edges.${i}.head`, 'An edge cannot join a vertex to itself (a self-loop would never run).');
+    return { tailId: tail, headId: head };
+  });
+  const seen = new Set<string>();
+  edges.forEach((edge, i) => {
+    const key = `${edge.tailId}->${edge.headId}`;
+    if (seen.has(key)) throw new ConflictError(`edges.${i}.head`, `The edge ${input.edges![i]!.tail} -> ${input.edges![i]!.head} is given twice.`);
+    seen.add(key);
+  });
+  const cycle = findCycle(buildDag(vertices.map((_, i) => i), edges));
+  if (cycle) throw new CycleError(cycle.map((i) => vertices[i]!.name));
+  return uniquely('name', duplicateGraphName(name), () =>
+    db.$transaction(async (tx) => {
+      const graph = await tx.graph.create({ data: { name, desc } });
+      if (vertices.length === 0) return graph;
+      const created = await tx.vertex.createManyAndReturn({
+        data: vertices.map((vertex) => ({ ...vertex, graphId: graph.id })),
+        select: { id: true, name: true },
+      });
+      const idOf = new Map(created.map((v) => [v.name, v.id]));
+      await tx.edge.createMany({
+        data: edges.map((edge) => ({
+          graphId: graph.id,
+          tailId: idOf.get(vertices[edge.tailId]!.name)!,
+          headId: idOf.get(vertices[edge.headId]!.name)!,
+        })),
+      });
+      return graph;
+    }),
+  );
 }
 
 export async function updateGraph(db: Db, graphId: number, input: GraphInput) {

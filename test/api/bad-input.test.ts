@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../helpers/test-app.ts';
 import { seedGraph } from '../helpers/seed.ts';
 import {
+  CreateWholeGraph,
   AddEdge,
   AddVertex,
   CheckGraph,
@@ -94,6 +95,19 @@ describe('graph mutations', () => {
     ['duplicate name', { name: 'open' }, 'name'],
   ])('createGraph refuses %s', async (_what, variables, field) => {
     await rejected(async () => (await t.request(CreateGraph, variables)).createGraph, field === 'name' && variables.name === 'open' ? 'ConflictError' : 'ValidationError', field);
+  });
+
+  it.each([
+    ['an edge to an unknown vertex', { vertices: [{ name: 'a' }], edges: [{ tail: 'a', head: 'zz' }] }, 'ValidationError', 'edges.0.head'],
+    ['a self-loop', { vertices: [{ name: 'a' }], edges: [{ tail: 'a', head: 'a' }] }, 'ValidationError', 'edges.0.head'],
+    ['a duplicate edge', { vertices: [{ name: 'a' }, { name: 'b' }], edges: [{ tail: 'a', head: 'b' }, { tail: 'a', head: 'b' }] }, 'ConflictError', 'edges.1.head'],
+    ['a cycle', { vertices: [{ name: 'a' }, { name: 'b' }], edges: [{ tail: 'a', head: 'b' }, { tail: 'b', head: 'a' }] }, 'CycleError', 'edges'],
+    ['a duplicate vertex name', { vertices: [{ name: 'a' }, { name: 'a' }] }, 'ConflictError', 'vertices.1.name'],
+    ['a vertex without a name', { vertices: [{ script: 'true' }] }, 'ValidationError', 'vertices.0.name'],
+    ['a parameter declared twice', { vertices: [{ name: 'a', inputs: [{ name: 'x', type: 'STRING' as const }, { name: 'x', type: 'STRING' as const }] }] }, 'ValidationError', 'vertices.0.inputs.1.name'],
+    ['a quoted placeholder', { vertices: [{ name: 'a', script: "echo '{x}'", inputs: [{ name: 'x', type: 'STRING' as const }] }] }, 'ValidationError', 'vertices.0.script'],
+  ])('createGraph with its definition refuses %s', async (_what, definition, typename, field) => {
+    await rejected(async () => (await t.request(CreateWholeGraph, { name: 'whole', ...definition })).createGraph, typename, field);
   });
 
   it('updateGraph, deleteGraph, cloneGraph and checkGraph refuse unknown ids', async () => {

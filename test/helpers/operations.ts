@@ -11,6 +11,17 @@ export const CreateGraph = graphql(`
   }
 `);
 
+export const CreateWholeGraph = graphql(`
+  mutation CreateWholeGraph($name: String!, $vertices: [VertexInput!], $edges: [EdgeByName!]) {
+    createGraph(name: $name, vertices: $vertices, edges: $edges) {
+      __typename
+      ... on Graph { id name vertices { name successors { name } } }
+      ... on CycleError { path }
+      ... on Error { message field }
+    }
+  }
+`);
+
 export const UpdateGraph = graphql(`
   mutation UpdateGraph($id: Int!, $input: GraphInput!) {
     updateGraph(id: $id, input: $input) {

@@ -1,0 +1,53 @@
+/** Input types shared by the graph and vertex mutations: typed parameters and vertex fields. */
+import { ValidationError } from '../errors.ts';
+import { builder } from './builder.ts';
+
+export const ParamType = builder.enumType('ParamType', {
+  description: 'The type a parameter value is converted to.',
+  values: {
+    STRING: { value: 'string', description: 'Any text ("str" in the seed JSON).' },
+    INTEGER: { value: 'integer', description: 'A whole number ("int").' },
+    NUMBER: { value: 'number', description: 'A decimal number ("float").' },
+    BOOLEAN: { value: 'boolean', description: 'true or false ("bool"); "yes"/"no"/"1"/"0" are accepted too.' },
+    IP: { value: 'ip', description: 'An IPv4 or IPv6 address.' },
+  } as const,
+});
+
+const InputParamInput = builder.inputType('InputParamInput', {
+  description: 'Declares one typed parameter of a vertex.',
+  fields: (t) => ({
+    name: t.string({ description: 'Parameter name: letters, digits and _ (not first), at most 48 characters.' }),
+    type: t.field({ type: ParamType, description: 'Value type.' }),
+    required: t.boolean({ required: false, description: 'Must be supplied explicitly (default false).' }),
+    default: t.field({ type: 'JSON', required: false, description: 'Default value, converted to the type.' }),
+    choices: t.field({ type: ['JSON'], required: false, description: 'Allowed values.' }),
+    pattern: t.string({ required: false, description: 'Regular expression a string value must match in full.' }),
+    secret: t.boolean({ required: false, description: 'Marks a sensitive value (masking is not implemented yet).' }),
+    description: t.string({ required: false, description: 'What the parameter is for (at most 500 characters).' }),
+  }),
+});
+
+export const VertexFields = builder.inputType('VertexInput', {
+  description: 'The fields of a vertex; on update, omitted fields keep their value.',
+  fields: (t) => ({
+    name: t.string({ required: false, description: 'Name, unique within the graph, 1 to 48 characters.' }),
+    script: t.string({ required: false, description: 'Bash script template, at most 64 KiB.' }),
+    inputs: t.field({ type: [InputParamInput], required: false, description: 'The typed parameters (replaces all).' }),
+    timeoutSeconds: t.int({ required: false, description: 'Timeout in seconds (default 3600, at most 7 days).' }),
+  }),
+});
+
+type InputParamShape = typeof InputParamInput.$inferInput;
+
+/** The GraphQL list form -> the seed's JSON object form the store keeps. */
+export function toSchemaObject(params: readonly InputParamShape[] | null | undefined) {
+  if (params == null) return null;
+  const schema: Record<string, unknown> = {};
+  params.forEach((param, i) => {
+    if (Object.hasOwn(schema, param.name)) throw new ValidationError(`inputs.${i}.name`, `Parameter "${param.name}" is declared twice.`);
+    const { name, ...spec } = param;
+    schema[name] = Object.fromEntries(Object.entries(spec).filter(([, v]) => v !== null && v !== undefined));
+  });
+  return schema;
+}
+
