@@ -39,6 +39,44 @@ export interface RunningScript {
 
 export type LineSink = (stream: 'stdout' | 'stderr', line: string) => void;
 
+/** Longest line passed on in one piece; a longer one (a binary dump, say) is cut into pieces. */
+export const MAX_LINE_LENGTH = 64 * 1024;
+
+/**
+ * Splits a stream into lines as chunks arrive, holding at most one partial line of at
+ * most MAX_LINE_LENGTH characters: a script printing one endless line cannot grow memory.
+ */
+export class LineSplitter {
+  private partial = '';
+
+  constructor(private readonly emit: (line: string) => void) {}
+
+  push(chunk: string): void {
+    let text = this.partial + chunk;
+    for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n')) {
+      this.emitCapped(text.slice(0, newline).replace(/\r$/, ''));
+      text = text.slice(newline + 1);
+    }
+    while (text.length >= MAX_LINE_LENGTH) {
+      this.emit(text.slice(0, MAX_LINE_LENGTH));
+      text = text.slice(MAX_LINE_LENGTH);
+    }
+    this.partial = text;
+  }
+
+  end(): void {
+    if (this.partial !== '') this.emit(this.partial);
+    this.partial = '';
+  }
+
+  private emitCapped(line: string): void {
+    for (let start = 0; start < line.length || start === 0; start += MAX_LINE_LENGTH) {
+      this.emit(line.slice(start, start + MAX_LINE_LENGTH));
+      if (line.length === 0) break;
+    }
+  }
+}
+
 export function nowMs(): number {
   return performance.timeOrigin + performance.now();
 }
@@ -63,20 +101,16 @@ export async function startScript(spec: ScriptSpec, onLine: LineSink): Promise<R
     extendEnv: false,
     detached: true, // own process group, so the whole tree can be signalled
     stdin: 'ignore',
-    stdout: {
-      transform: function* (line: unknown) {
-        onLine('stdout', String(line));
-      },
-    },
-    stderr: {
-      transform: function* (line: unknown) {
-        onLine('stderr', String(line));
-      },
-    },
     buffer: false,
     reject: false,
     stripFinalNewline: false,
   });
+  for (const stream of ['stdout', 'stderr'] as const) {
+    const lines = new LineSplitter((line) => onLine(stream, line));
+    subprocess[stream]?.setEncoding('utf8');
+    subprocess[stream]?.on('data', (chunk: string) => lines.push(chunk));
+    subprocess[stream]?.on('end', () => lines.end());
+  }
   const pid = subprocess.pid;
   let timedOut = false;
   let killedBecause: string | null = null;

@@ -84,3 +84,26 @@ describe('OutputBuffer', () => {
     expect(new OutputBuffer(10).toString()).toBe('');
   });
 });
+
+describe('LineSplitter', () => {
+  it('splits chunks into lines, across chunk boundaries, and cuts endless lines', async () => {
+    const { LineSplitter, MAX_LINE_LENGTH } = await import('../../src/executor/run-script.ts');
+    const lines: string[] = [];
+    const splitter = new LineSplitter((line) => lines.push(line));
+    splitter.push('one\ntw');
+    splitter.push('o\r\n\nthree');
+    splitter.push('x'.repeat(MAX_LINE_LENGTH * 2 + 5));
+    splitter.end();
+    expect(lines.slice(0, 3)).toEqual(['one', 'two', '']);
+    expect(lines.slice(3).map((l) => l.length)).toEqual([MAX_LINE_LENGTH, MAX_LINE_LENGTH, 10]);
+    expect(lines[3]!.startsWith('three')).toBe(true);
+  });
+
+  it('keeps the launcher small when a script prints one huge line', async () => {
+    const { outcome, lines } = await run(`head -c 3000000 /dev/zero | tr '\\0' a; echo; echo done`);
+    expect(outcome.exitCode).toBe(0);
+    expect(lines.every(([, line]) => line.length <= 64 * 1024)).toBe(true);
+    expect(lines.map(([, line]) => line.length).reduce((a, b) => a + b, 0)).toBe(3_000_000 + 4);
+    expect(lines.at(-1)).toEqual(['stdout', 'done']);
+  });
+});
