@@ -38,3 +38,19 @@ export function trackStateName(state: number): keyof typeof TrackState {
   if (!entry) throw new Error(`unknown track state code ${state}`);
   return entry[0] as keyof typeof TrackState;
 }
+
+/** What an event announces, as "domain:action". Every transition appends one or more. */
+export type EventType =
+  | 'pipeline:started'
+  | 'pipeline:finished'
+  | 'pipeline:failed'
+  | 'pipeline:cancelled'
+  | 'pipeline:retried'
+  | 'track:created'
+  | 'track:ready'
+  | 'track:input'
+  | 'track:claimed'
+  | 'track:succeeded'
+  | 'track:failed'
+  | 'track:cancelled'
+  | 'track:retried';

@@ -293,8 +293,12 @@ export class Executor {
   private async reconcile(): Promise<void> {
     const staleBefore = new Date(Date.now() - 3 * (this.options.heartbeatMs ?? 5000));
     const executors = await this.store.db.executor.findMany();
+    // On this host a dead pid settles it at once; our own pid under another id is an
+    // earlier incarnation (a restarted container reuses pids).
     const dead = executors.filter(
-      (e) => e.id !== this.id && (e.heartbeatAt < staleBefore || (e.host === hostname() && !processAlive(e.pid))),
+      (e) =>
+        e.id !== this.id &&
+        (e.heartbeatAt < staleBefore || (e.host === hostname() && (e.pid === process.pid || !processAlive(e.pid)))),
     );
     const alive = executors.filter((e) => !dead.includes(e)).map((e) => e.id);
     const failed = await reconcileOrphans(this.store, alive);

@@ -5,6 +5,7 @@ import './states.ts';
 import './graph.ts';
 import './vertex.ts';
 import './pipeline.ts';
+import './track.ts';
 import './event.ts';
 
 export const schema = builder.toSchema({ sortSchema: false });

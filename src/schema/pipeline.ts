@@ -1,5 +1,4 @@
-/** Pipeline and Track: types, queries and the operator mutations. */
-import { TrackState } from '../engine/states.ts';
+/** Pipeline: the type, its queries and the operator mutations (start, cancel, retry). */
 import * as pipelines from '../store/pipelines.ts';
 import { builder } from './builder.ts';
 import { ALL_ERRORS } from './errors.ts';
@@ -38,38 +37,6 @@ export const Pipeline = builder.prismaObject('Pipeline', {
   }),
 });
 
-export const Track = builder.prismaObject('Track', {
-  description: 'One vertex of one pipeline: its resolved inputs, rendered script, state and output.',
-  fields: (t) => ({
-    id: t.exposeInt('id', { description: 'Unique id.' }),
-    name: t.string({ description: 'The vertex name.', select: { vertex: { select: { name: true } } }, resolve: (track) => track.vertex.name }),
-    state: t.field({ type: TrackStateEnum, description: 'Current state.', resolve: (track) => track.state as never }),
-    needsInput: t.boolean({
-      description: 'True while the track cannot run until finishInput supplies its parameters.',
-      select: { script: true, state: true },
-      resolve: (track) => track.script === null && (track.state === TrackState.WAITING || track.state === TrackState.PENDING),
-    }),
-    input: t.field({
-      type: 'JSON',
-      nullable: true,
-      description: 'The resolved parameters, or null while inputs are missing.',
-      select: { input: true },
-      resolve: (track) => (track.input === null ? null : (JSON.parse(track.input) as unknown)),
-    }),
-    script: t.exposeString('script', { nullable: true, description: 'The rendered script, or null while inputs are missing.' }),
-    output: t.exposeString('output', {
-      description: 'stdout and stderr lines in arrival order, stored when the track ends, capped with a truncation marker.',
-    }),
-    exitCode: t.exposeInt('exitCode', { nullable: true, description: 'The script exit code, once it ended on its own.' }),
-    reason: t.exposeString('reason', { nullable: true, description: 'Why it failed or was cancelled, in plain words.' }),
-    attempt: t.exposeInt('attempt', { description: 'Starts at 1; retryPipeline adds 1 to each track it puts back into play.' }),
-    startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true, description: 'When the script started.' }),
-    finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true, description: 'When it ended.' }),
-    vertex: t.relation('vertex', { description: 'The vertex this track runs.' }),
-    pipeline: t.relation('pipeline', { description: 'The pipeline it belongs to.' }),
-  }),
-});
-
 builder.queryFields((t) => ({
   pipelines: t.prismaField({
     type: ['Pipeline'],
@@ -99,34 +66,6 @@ builder.queryFields((t) => ({
     args: { id: t.arg.int({ description: 'The pipeline id.' }) },
     resolve: (query, _root, args, ctx) => ctx.db.pipeline.findUnique({ ...query, where: { id: args.id } }),
   }),
-  track: t.prismaField({
-    type: 'Track',
-    nullable: true,
-    description: 'One track by id, or null.',
-    args: { id: t.arg.int({ description: 'The track id.' }) },
-    resolve: (query, _root, args, ctx) => ctx.db.track.findUnique({ ...query, where: { id: args.id } }),
-  }),
-  tracks: t.prismaField({
-    type: ['Track'],
-    description: 'Tracks across pipelines (the seed\'s show_pipeline), by id, e.g. every RUNNING track of RUNNING pipelines.',
-    args: {
-      pipelineId: t.arg.int({ required: false, description: 'Only tracks of this pipeline.' }),
-      states: t.arg({ type: [TrackStateEnum], required: false, description: 'Only tracks in these states.' }),
-      excludePipelineStates: t.arg({ type: [PipelineStateEnum], required: false, description: 'Skip pipelines in these states.' }),
-      first: t.arg.int({ required: false, description: 'At most this many (default 1000, at most 10000).' }),
-    },
-    resolve: (query, _root, args, ctx) =>
-      ctx.db.track.findMany({
-        ...query,
-        where: {
-          ...(args.pipelineId != null && { pipelineId: args.pipelineId }),
-          ...(args.states != null && { state: { in: args.states as number[] } }),
-          ...(args.excludePipelineStates != null && { pipeline: { state: { notIn: args.excludePipelineStates as number[] } } }),
-        },
-        orderBy: { id: 'asc' },
-        take: Math.min(Math.max(args.first ?? 1000, 0), 10_000),
-      }),
-  }),
 }));
 
 const VertexParamsInput = builder.inputType('VertexParams', {
@@ -154,16 +93,6 @@ builder.mutationFields((t) => ({
         ...args,
         inputs: args.inputs?.map((i) => ({ vertex: i.vertex, params: i.params as Record<string, unknown> })),
       }),
-  }),
-  finishInput: t.field({
-    type: Track,
-    description: 'Supplies the parameters of a track that has not started; it then runs when its predecessors succeeded.',
-    errors: { types: [...ALL_ERRORS], directResult: true },
-    args: {
-      trackId: t.arg.int({ description: 'The track.' }),
-      params: t.arg({ type: 'JSON', description: 'Parameter name -> value; missing ones take their defaults.' }),
-    },
-    resolve: (_root, args, ctx) => pipelines.finishInput(ctx.store, args.trackId, args.params),
   }),
   cancelPipeline: t.field({
     type: Pipeline,

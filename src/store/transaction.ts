@@ -5,6 +5,7 @@
  */
 import type { Db } from '../db.ts';
 import type { Event, Prisma } from '../generated/prisma/client.ts';
+import type { EventType } from '../engine/states.ts';
 import type { PubSub } from '../pubsub.ts';
 import type { DagCache } from './dag-cache.ts';
 import { joinSql, prismaRunner, sql, type FastSql, type SqlRunner } from './sql.ts';
@@ -12,7 +13,7 @@ import { joinSql, prismaRunner, sql, type FastSql, type SqlRunner } from './sql.
 export type Tx = Prisma.TransactionClient;
 
 /** An event to append; `id` and `createdAt` come from the database. */
-export type EventDraft = Omit<Prisma.EventCreateManyInput, 'id' | 'createdAt'>;
+export type EventDraft = Omit<Prisma.EventCreateManyInput, 'id' | 'createdAt' | 'type'> & { type: EventType };
 
 export interface Journal {
   /** Queue an event; it is inserted at the end of the transaction, in call order. */

@@ -90,5 +90,19 @@ describe('seed scenario', () => {
     expect(byName.D!.reason).toBe('upstream C failed');
     expect(byName.A!.state).toBe('SUCCEED');
     expect(byName.E!.state).toBe('SUCCEED');
+
+    // A subscriber replaying the run sees C fail, then D cancelled naming C, then the pipeline fail.
+    const replay = await collect(t.wsClient(), TrackUpdated, { pipelineId: pipeline.id, after: 0 }, (items) =>
+      items.some((i) => i.trackUpdated.type === 'track:cancelled'),
+    );
+    const types = replay.map((e) => `${e.trackUpdated.track?.name}:${e.trackUpdated.type}`);
+    expect(types.indexOf('C:track:failed')).toBeLessThan(types.indexOf('D:track:cancelled'));
+    expect(replay.find((e) => e.trackUpdated.type === 'track:cancelled')!.trackUpdated.reason).toBe('upstream C failed');
+    expect(types).not.toContain('D:track:claimed');
+    const ends = await collect(t.wsClient(), PipelineUpdated, { pipelineId: pipeline.id, after: 0 }, (items) => items.length === 2);
+    expect(ends.map((e) => [e.pipelineUpdated.pipelineState, e.pipelineUpdated.reason])).toEqual([
+      ['RUNNING', null],
+      ['FAILED', 'C failed'],
+    ]);
   });
 });
