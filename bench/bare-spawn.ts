@@ -5,7 +5,7 @@
  *
  * Spawns `bash <BASH_ARGS> <script>` `count` times, at most `concurrency` at once, with
  * the same execa options run-script.ts uses (detached process group, stdin ignored,
- * line transforms on stdout/stderr, no buffering, group killed on exit), and prints
+ * stdout/stderr piped and drained, no buffering, group killed on exit), and prints
  * {"count","concurrency","ms","failures"} as one JSON line. No database, no IPC, no
  * per-track working directory: what is left is the cost of the processes themselves.
  */
@@ -42,12 +42,15 @@ async function runOne(): Promise<boolean> {
     extendEnv: false,
     detached: true,
     stdin: 'ignore',
-    stdout: { transform: function* (_line: unknown) {} },
-    stderr: { transform: function* (_line: unknown) {} },
+    // Plain pipes, drained and dropped: the least a runner that reads output can do.
+    stdout: 'pipe',
+    stderr: 'pipe',
     buffer: false,
     reject: false,
     stripFinalNewline: false,
   });
+  subprocess.stdout?.resume();
+  subprocess.stderr?.resume();
   const pid = subprocess.pid;
   subprocess.once('exit', () => killGroup(pid));
   const result = await subprocess;
