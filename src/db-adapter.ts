@@ -51,23 +51,19 @@ function serialised(adapter: SqlDriverAdapter): SqlDriverAdapter {
       if (!done) (done = true), release();
     };
   };
+  const locked =
+    <A extends unknown[], R>(work: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      const release = await acquire();
+      try {
+        return await work(...args);
+      } finally {
+        release();
+      }
+    };
   return Object.assign(adapter, {
-    async queryRaw(query: Parameters<SqlDriverAdapter['queryRaw']>[0]) {
-      const release = await acquire();
-      try {
-        return await queryRaw(query);
-      } finally {
-        release();
-      }
-    },
-    async executeRaw(query: Parameters<SqlDriverAdapter['executeRaw']>[0]) {
-      const release = await acquire();
-      try {
-        return await executeRaw(query);
-      } finally {
-        release();
-      }
-    },
+    queryRaw: locked(queryRaw),
+    executeRaw: locked(executeRaw),
     async startTransaction(isolationLevel?: Parameters<SqlDriverAdapter['startTransaction']>[0]) {
       const release = once(await acquire());
       try {

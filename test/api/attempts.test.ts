@@ -3,6 +3,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../helpers/test-app.ts';
+import { alive } from '../helpers/processes.ts';
 import { eventually, seedGraph } from '../helpers/seed.ts';
 import { CancelPipeline, PipelineDetail, RetryPipeline, StartPipeline } from '../helpers/operations.ts';
 
@@ -11,15 +12,6 @@ beforeAll(async () => {
   t = await startTestApp({ env: { WORKERS: '2' } });
 });
 afterAll(() => t?.stop());
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function trackOf(pipelineId: number) {
   return (await t.request(PipelineDetail, { id: pipelineId })).pipeline!.tracks[0]!;

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freshDatabase, httpClient } from '../helpers/test-app.ts';
+import { alive } from '../helpers/processes.ts';
 import { eventually, seedGraph } from '../helpers/seed.ts';
 import { PipelineDetail, RetryPipeline, StartPipeline } from '../helpers/operations.ts';
 import { graphql } from '../../src/generated/gql/index.ts';
@@ -58,15 +59,6 @@ async function startServer(env: Record<string, string>): Promise<{ child: ChildP
     child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${output}`)));
   });
   return { child, url };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('restart after SIGKILL', () => {
