@@ -1,4 +1,6 @@
 /** Execution through the API: concurrency bound, timeouts, output cap, live output, environment. */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collect, startTestApp, type TestApp } from '../helpers/test-app.ts';
 import { eventually, seedGraph } from '../helpers/seed.ts';
@@ -69,14 +71,19 @@ describe('executor through the API', () => {
   });
 
   it('streams output lines live over graphql-ws while the track runs', async () => {
+    // Output is live-only: the script talks once the subscriber is provably listening.
+    const go = path.join(t.dir, 'talk-now');
     const { graphId } = await seedGraph(t, {
-      vertices: { talk: { script: 'sleep 0.5; echo one; echo two >&2; sleep 0.3; echo three' } },
+      vertices: { talk: { script: `while [ ! -e ${go} ]; do echo waiting; sleep 0.05; done; echo one; echo two >&2; sleep 0.3; echo three` } },
     });
     const started = await t.request(StartPipeline, { graphId });
     if (started.startPipeline.__typename !== 'Pipeline') throw new Error();
     const trackId = started.startPipeline.tracks[0]!.id;
-    const lines = await collect(t.wsClient(), TrackOutput, { trackId }, (items) => items.length === 3);
-    expect(lines.map((l) => [l.trackOutput.stream, l.trackOutput.line])).toEqual([
+    const lines = await collect(t.wsClient(), TrackOutput, { trackId }, (items) => {
+      if (items.length === 1) writeFileSync(go, '');
+      return items.at(-1)?.trackOutput.line === 'three';
+    });
+    expect(lines.filter((l) => l.trackOutput.line !== 'waiting').map((l) => [l.trackOutput.stream, l.trackOutput.line])).toEqual([
       ['STDOUT', 'one'],
       ['STDERR', 'two'],
       ['STDOUT', 'three'],
