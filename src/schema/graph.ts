@@ -2,6 +2,7 @@
 import * as graphs from '../store/graphs.ts';
 import { builder } from './builder.ts';
 import { ALL_ERRORS } from './errors.ts';
+import { toDot, toMermaid } from '../engine/diagram.ts';
 import { CycleError, withinField } from '../errors.ts';
 import { toSchemaObject, VertexFields } from './vertex-input.ts';
 
@@ -29,6 +30,16 @@ export const Graph = builder.prismaObject('Graph', {
     createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When the graph was created.' }),
     vertices: t.relation('vertices', { description: 'The steps of the graph.', query: { orderBy: { id: 'asc' } } }),
     edges: t.relation('edges', { description: 'The dependencies: tail runs before head.', query: { orderBy: { id: 'asc' } } }),
+    mermaid: t.string({
+      description: 'The graph as a Mermaid flowchart (paste into any Mermaid renderer or a Markdown ```mermaid block).',
+      select: { vertices: { select: { id: true, name: true }, orderBy: { id: 'asc' } }, edges: { select: { tailId: true, headId: true }, orderBy: { id: 'asc' } } },
+      resolve: (graph) => toMermaid(graph),
+    }),
+    dot: t.string({
+      description: 'The graph in Graphviz DOT (render with `dot -Tsvg`).',
+      select: { name: true, vertices: { select: { id: true, name: true }, orderBy: { id: 'asc' } }, edges: { select: { tailId: true, headId: true }, orderBy: { id: 'asc' } } },
+      resolve: (graph) => toDot(graph, graph.name),
+    }),
     pipelines: t.relation('pipelines', {
       description: 'Runs of this graph, newest first.',
       args: { first: t.arg.int({ required: false, description: 'At most this many (default 20, at most 100).' }) },

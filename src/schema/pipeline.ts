@@ -1,8 +1,28 @@
 /** Pipeline: the type, its queries and the operator mutations (start, cancel, retry). */
+import { toDot, toMermaid } from '../engine/diagram.ts';
 import * as pipelines from '../store/pipelines.ts';
 import { builder } from './builder.ts';
 import { ALL_ERRORS } from './errors.ts';
 import { PipelineStateEnum, TrackStateEnum } from './states.ts';
+
+/** What a picture of a run needs, loaded with the parent query (no N+1). */
+const runPicture = {
+  name: true,
+  graph: {
+    select: {
+      vertices: { select: { id: true, name: true }, orderBy: { id: 'asc' as const } },
+      edges: { select: { tailId: true, headId: true }, orderBy: { id: 'asc' as const } },
+    },
+  },
+  tracks: { select: { vertexId: true, state: true } },
+};
+
+function pictureOf(pipeline: {
+  graph: { vertices: Array<{ id: number; name: string }>; edges: Array<{ tailId: number; headId: number }> };
+  tracks: Array<{ vertexId: number; state: number }>;
+}) {
+  return { ...pipeline.graph, states: new Map(pipeline.tracks.map((t) => [t.vertexId, t.state])) };
+}
 
 export const Pipeline = builder.prismaObject('Pipeline', {
   description: 'One run of a graph. Each vertex of the graph has a track in it.',
@@ -21,6 +41,16 @@ export const Pipeline = builder.prismaObject('Pipeline', {
         where: args.states ? { state: { in: args.states as number[] } } : {},
         orderBy: { id: 'asc' },
       }),
+    }),
+    mermaid: t.string({
+      description: 'The run as a Mermaid flowchart, each step coloured and labelled with its track state.',
+      select: runPicture,
+      resolve: (pipeline) => toMermaid(pictureOf(pipeline)),
+    }),
+    dot: t.string({
+      description: 'The run in Graphviz DOT, each step coloured by its track state.',
+      select: runPicture,
+      resolve: (pipeline) => toDot(pictureOf(pipeline), pipeline.name),
     }),
     events: t.relation('events', {
       description: 'Its journal: every transition, in commit order.',

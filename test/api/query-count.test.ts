@@ -3,6 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../helpers/test-app.ts';
 import { eventually, seedGraph } from '../helpers/seed.ts';
 import { GraphDetail, PipelineDetail, PipelineTrackNames, StartPipeline } from '../helpers/operations.ts';
+import { graphql } from '../../src/generated/gql/index.ts';
+
+const Pictures = graphql(`
+  query Pictures($id: Int!) {
+    pipeline(id: $id) { mermaid dot graph { mermaid dot vertices { id } } }
+  }
+`);
 
 let t: TestApp;
 beforeAll(async () => {
@@ -39,5 +46,15 @@ describe('query count', () => {
     const smallGraph = await statementsFor(() => t.request(GraphDetail, { id: small.graphId }));
     const largeGraph = await statementsFor(() => t.request(GraphDetail, { id: large.graphId }));
     expect(largeGraph).toBe(smallGraph);
+    const smallPicture = await statementsFor(() => t.request(Pictures, { id: small.id }));
+    const largePicture = await statementsFor(() => t.request(Pictures, { id: large.id }));
+    expect(largePicture).toBe(smallPicture);
+    const { pipeline } = await t.request(Pictures, { id: small.id });
+    expect(pipeline!.mermaid.startsWith(`flowchart LR\n  v${pipeline!.graph.vertices[0]!.id}["v0<br/>SUCCEED"]`)).toBe(true);
+    expect(pipeline!.mermaid).toContain('<br/>SUCCEED"]');
+    expect(pipeline!.mermaid).toContain(`  v${pipeline!.graph.vertices[0]!.id} --> v${pipeline!.graph.vertices[1]!.id}`);
+    expect(pipeline!.graph.mermaid).not.toContain('SUCCEED');
+    expect(pipeline!.dot).toContain('fillcolor="#e8f5e9"');
+    expect(pipeline!.graph.dot).toContain('digraph');
   });
 });
