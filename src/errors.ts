@@ -53,10 +53,14 @@ export class CycleError extends DomainError {
 
 /** Re-raises a validation error of a nested input with its full path, e.g. "vertices.2.script". */
 export function withinField<T>(prefix: string, work: () => T): T {
-  try {
-    return work();
-  } catch (error) {
+  const prefixed = (error: unknown): never => {
     if (error instanceof ValidationError) throw new ValidationError(`${prefix}.${error.field}`, error.message);
     throw error;
+  };
+  try {
+    const result = work();
+    return (result instanceof Promise ? result.catch(prefixed) : result) as T;
+  } catch (error) {
+    return prefixed(error);
   }
 }

@@ -3,6 +3,7 @@ import * as graphs from '../store/graphs.ts';
 import { builder } from './builder.ts';
 import { ALL_ERRORS } from './errors.ts';
 import { toDot, toMermaid } from '../engine/diagram.ts';
+import { parseDefinition, printDefinition } from '../engine/definition.ts';
 import { CycleError, withinField } from '../errors.ts';
 import { toSchemaObject, VertexFields } from './vertex-input.ts';
 
@@ -40,6 +41,33 @@ export const Graph = builder.prismaObject('Graph', {
       select: { name: true, vertices: { select: { id: true, name: true }, orderBy: { id: 'asc' } }, edges: { select: { tailId: true, headId: true }, orderBy: { id: 'asc' } } },
       resolve: (graph) => toDot(graph, graph.name),
     }),
+    definition: t.string({
+      description: 'The whole graph as a file (vertices, scripts, inputs, timeouts, edges by name) for git; importGraph reads it back.',
+      args: { format: t.arg({ type: DefinitionFormatEnum, required: false, description: 'YAML (default) or JSON.' }) },
+      select: {
+        name: true,
+        desc: true,
+        vertices: { select: { id: true, name: true, script: true, input: true, timeoutSeconds: true }, orderBy: { id: 'asc' } },
+        edges: { select: { tailId: true, headId: true }, orderBy: { id: 'asc' } },
+      },
+      resolve: (graph, args) => {
+        const names = new Map(graph.vertices.map((v) => [v.id, v.name]));
+        return printDefinition(
+          {
+            name: graph.name,
+            desc: graph.desc,
+            vertices: graph.vertices.map((v) => ({
+              name: v.name,
+              script: v.script,
+              timeoutSeconds: v.timeoutSeconds,
+              inputs: JSON.parse(v.input) as Record<string, unknown>,
+            })),
+            edges: graph.edges.map((e) => ({ tail: names.get(e.tailId)!, head: names.get(e.headId)! })),
+          },
+          args.format ?? 'yaml',
+        );
+      },
+    }),
     pipelines: t.relation('pipelines', {
       description: 'Runs of this graph, newest first.',
       args: { first: t.arg.int({ required: false, description: 'At most this many (default 20, at most 100).' }) },
@@ -62,6 +90,14 @@ builder.queryFields((t) => ({
     resolve: (query, _root, args, ctx) => ctx.db.graph.findUnique({ ...query, where: { id: args.id } }),
   }),
 }));
+
+const DefinitionFormatEnum = builder.enumType('DefinitionFormat', {
+  description: 'The file format of a graph definition.',
+  values: {
+    YAML: { value: 'yaml', description: 'YAML.' },
+    JSON: { value: 'json', description: 'JSON.' },
+  } as const,
+});
 
 const EdgeByNameInput = builder.inputType('EdgeByName', {
   description: 'An edge between two vertices of the graph being created, by their names: tail runs first.',
@@ -97,6 +133,20 @@ builder.mutationFields((t) => ({
           withinField(`vertices.${i}`, () => ({ ...vertex, inputs: toSchemaObject(vertex.inputs) })),
         ),
       }),
+  }),
+  importGraph: t.field({
+    type: Graph,
+    description: 'Creates a graph from a definition file (as Graph.definition prints it), validated like createGraph. Run checkGraph before starting it.',
+    errors: { types: [...ALL_ERRORS, CycleError], directResult: true },
+    args: {
+      definition: t.arg.string({ description: 'The definition text.' }),
+      format: t.arg({ type: DefinitionFormatEnum, required: false, description: 'YAML (default) or JSON.' }),
+      name: t.arg.string({ required: false, description: "Name for the new graph, instead of the definition's own." }),
+    },
+    resolve: (_root, args, ctx) => {
+      const definition = parseDefinition(args.definition, args.format ?? 'yaml');
+      return withinField('definition', () => graphs.createGraph(ctx.db, { ...definition, name: args.name ?? definition.name }));
+    },
   }),
   updateGraph: t.field({
     type: Graph,

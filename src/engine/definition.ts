@@ -1,0 +1,60 @@
+/**
+ * Graph definitions as files (JSON or YAML), so workflows can live in git: the whole
+ * graph — vertices with their scripts, inputs (the seed's JSON form) and timeouts, and
+ * edges by vertex name. Pure: text in, validated definition out, and back.
+ */
+import { parse as parseYaml, stringify as toYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { ValidationError } from '../errors.ts';
+
+export type DefinitionFormat = 'json' | 'yaml';
+
+const definitionSchema = z.object({
+  name: z.string(),
+  desc: z.string().nullish(),
+  vertices: z
+    .array(
+      z.object({
+        name: z.string(),
+        script: z.string().optional(),
+        timeoutSeconds: z.number().int().optional(),
+        inputs: z.record(z.string(), z.unknown()).optional(),
+      }),
+    )
+    .default([]),
+  edges: z.array(z.object({ tail: z.string(), head: z.string() })).default([]),
+});
+
+export type GraphDefinition = z.infer<typeof definitionSchema>;
+
+/** Longest definition text accepted (a graph of a few thousand steps). */
+export const MAX_DEFINITION_LENGTH = 4 * 1024 * 1024;
+
+/**
+ * Parses a definition. The shape is checked here; names, scripts, inputs and edges are
+ * then validated exactly as createGraph validates them.
+ * @throws ValidationError naming the field, e.g. "definition.vertices.2.name".
+ */
+export function parseDefinition(text: string, format: DefinitionFormat, field = 'definition'): GraphDefinition {
+  if (text.length > MAX_DEFINITION_LENGTH) {
+    throw new ValidationError(field, `The definition is ${text.length} characters long; at most ${MAX_DEFINITION_LENGTH} are accepted.`);
+  }
+  let raw: unknown;
+  try {
+    raw = format === 'json' ? JSON.parse(text) : parseYaml(text, { maxAliasCount: 100 });
+  } catch (error) {
+    const where = error instanceof YAMLParseError && error.linePos ? ` (line ${error.linePos[0].line})` : '';
+    throw new ValidationError(field, `The definition is not valid ${format.toUpperCase()}${where}: ${(error as Error).message.split('\n')[0]}`);
+  }
+  const result = definitionSchema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const path = [field, ...issue.path.map(String)].join('.');
+    throw new ValidationError(path, `${issue.message} at ${path}. A definition has name, desc, vertices [{name, script, timeoutSeconds, inputs}] and edges [{tail, head}].`);
+  }
+  return result.data;
+}
+
+export function printDefinition(definition: GraphDefinition, format: DefinitionFormat): string {
+  return format === 'json' ? `${JSON.stringify(definition, null, 2)}\n` : toYaml(definition, { lineWidth: 0 });
+}
