@@ -16,6 +16,12 @@ export const Deleted = builder.objectRef<{ id: number; name?: string }>('Deleted
   }),
 });
 
+/** The vertices and edges a picture of a graph needs, loaded with the parent query. */
+export const GRAPH_SHAPE = {
+  vertices: { select: { id: true, name: true }, orderBy: { id: 'asc' as const } },
+  edges: { select: { tailId: true, headId: true }, orderBy: { id: 'asc' as const } },
+};
+
 export const Graph = builder.prismaObject('Graph', {
   description: 'A workflow definition: a DAG of vertices (script steps) joined by edges.',
   fields: (t) => ({
@@ -33,12 +39,12 @@ export const Graph = builder.prismaObject('Graph', {
     edges: t.relation('edges', { description: 'The dependencies: tail runs before head.', query: { orderBy: { id: 'asc' } } }),
     mermaid: t.string({
       description: 'The graph as a Mermaid flowchart (paste into any Mermaid renderer or a Markdown ```mermaid block).',
-      select: { vertices: { select: { id: true, name: true }, orderBy: { id: 'asc' } }, edges: { select: { tailId: true, headId: true }, orderBy: { id: 'asc' } } },
+      select: GRAPH_SHAPE,
       resolve: (graph) => toMermaid(graph),
     }),
     dot: t.string({
       description: 'The graph in Graphviz DOT (render with `dot -Tsvg`).',
-      select: { name: true, vertices: { select: { id: true, name: true }, orderBy: { id: 'asc' } }, edges: { select: { tailId: true, headId: true }, orderBy: { id: 'asc' } } },
+      select: { name: true, ...GRAPH_SHAPE },
       resolve: (graph) => toDot(graph, graph.name),
     }),
     definition: t.string({

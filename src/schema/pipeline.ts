@@ -1,6 +1,7 @@
 /** Pipeline: the type, its queries and the operator mutations (start, cancel, retry). */
 import { toDot, toMermaid } from '../engine/diagram.ts';
 import * as pipelines from '../store/pipelines.ts';
+import { GRAPH_SHAPE } from './graph.ts';
 import { builder } from './builder.ts';
 import { ALL_ERRORS } from './errors.ts';
 import { PipelineStateEnum, TrackStateEnum } from './states.ts';
@@ -8,12 +9,7 @@ import { PipelineStateEnum, TrackStateEnum } from './states.ts';
 /** What a picture of a run needs, loaded with the parent query (no N+1). */
 const runPicture = {
   name: true,
-  graph: {
-    select: {
-      vertices: { select: { id: true, name: true }, orderBy: { id: 'asc' as const } },
-      edges: { select: { tailId: true, headId: true }, orderBy: { id: 'asc' as const } },
-    },
-  },
+  graph: { select: GRAPH_SHAPE },
   tracks: { select: { vertexId: true, state: true } },
 };
 
