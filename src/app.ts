@@ -90,6 +90,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     }
     void yoga(req, res);
   });
+  // Node closes idle keep-alive sockets after 5 s, which races with clients (load balancers,
+  // fetch's pool) reusing them: the reused request dies with ECONNRESET. Outlive them instead.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
 
   const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
   const wsServer = useServer(
