@@ -3,7 +3,7 @@ import type { CodegenConfig } from '@graphql-codegen/cli';
 
 const config: CodegenConfig = {
   schema: 'schema.graphql',
-  documents: ['test/**/*.ts', 'bench/**/*.ts', 'examples/**/*.ts', 'examples/**/*.graphql', '!src/generated/**'],
+  documents: ['src/cli/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', 'examples/**/*.ts', 'examples/**/*.graphql', '!src/generated/**'],
   ignoreNoDocuments: true,
   generates: {
     'src/generated/gql/': {

@@ -1,0 +1,254 @@
+/** The commands: each turns a parsed command into requests and lines, and returns its exit code. */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Command, InputAssignment } from './args.ts';
+import type { Api } from './client.ts';
+import { ExitCode, RefusedError, UsageError, refusal, type ExitCode as Code } from './errors.ts';
+import type { Io } from './io.ts';
+import {
+  CliCancelPipeline,
+  CliCheckGraph,
+  CliGraphForStart,
+  CliGraphNames,
+  CliGraphs,
+  CliImportGraph,
+  CliRetryPipeline,
+  CliStartPipeline,
+} from './operations.ts';
+import { followOutput, printStored, trackInfo } from './output.ts';
+import { FINAL_TRACK_STATES, type PipelineState } from './progress.ts';
+import { needsPrompt, promptValues, type PromptParam } from './prompt.ts';
+import { watchPipeline } from './watch.ts';
+
+export interface Context {
+  api: Api;
+  io: Io;
+  /** Aborted by Ctrl-C. */
+  signal: AbortSignal;
+}
+
+const out = (io: Io, line = '') => io.stdout.write(`${line}\n`);
+const note = (io: Io, line: string) => io.stderr.write(`${line}\n`);
+
+/** The exit code for how a watched pipeline ended. */
+export function exitCodeFor(state: PipelineState): Code {
+  if (state === 'FINISH') return ExitCode.OK;
+  if (state === 'CANCELLED') return ExitCode.CANCELLED;
+  return ExitCode.FAILED;
+}
+
+export async function run(command: Command, ctx: Context): Promise<Code> {
+  switch (command.name) {
+    case 'help':
+      return ExitCode.OK;
+    case 'graphs':
+      return graphs(ctx, command.json);
+    case 'apply':
+      return apply(ctx, command.file, command.graphName);
+    case 'start':
+      return start(ctx, command);
+    case 'watch':
+      return exitCodeFor(await watchPipeline(ctx.api, command.pipelineId, ctx.io, { signal: ctx.signal }));
+    case 'logs':
+      return logs(ctx, command.trackId, command.follow);
+    case 'cancel':
+      return cancel(ctx, command.pipelineId);
+    case 'retry':
+      return retry(ctx, command.pipelineId, command.watch);
+  }
+}
+
+/** A table with columns padded to their widest cell. */
+export function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => [...(r[i] ?? '')].length)));
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
+}
+
+async function graphs(ctx: Context, json: boolean): Promise<Code> {
+  const { graphs: list } = await ctx.api.request(CliGraphs, {});
+  if (json) {
+    out(ctx.io, JSON.stringify(list, null, 2));
+    return ExitCode.OK;
+  }
+  if (list.length === 0) {
+    out(ctx.io, 'No graphs yet. Import one with: pipectl apply <file>');
+    return ExitCode.OK;
+  }
+  const rows = [['ID', 'NAME', 'VERTICES', 'STATUS', 'LAST RUN']];
+  for (const g of list) {
+    const status = g.sealed ? 'sealed' : g.checked ? 'checked' : 'not checked';
+    const last = g.pipelines[0];
+    rows.push([String(g.id), g.name, String(g.vertices.length), status, last ? `pipeline ${last.id} ${last.state}` : '-']);
+  }
+  for (const line of table(rows)) out(ctx.io, line);
+  return ExitCode.OK;
+}
+
+/** A graph given by id or name (an id wins when a graph is also named like a number). */
+export async function resolveGraph(api: Api, ref: string): Promise<{ id: number; name: string }> {
+  const { graphs: list } = await api.request(CliGraphNames, {});
+  const byId = /^\d+$/.test(ref) ? list.find((g) => g.id === Number(ref)) : undefined;
+  const found = byId ?? list.find((g) => g.name === ref);
+  if (found) return found;
+  const similar = list.filter((g) => g.name.toLowerCase().includes(ref.toLowerCase()) || ref.toLowerCase().includes(g.name.toLowerCase()));
+  const hint = similar.length
+    ? ` Did you mean ${similar.slice(0, 5).map((g) => `"${g.name}" (${g.id})`).join(', ')}?`
+    : list.length
+      ? ` pipectl graphs lists the ${list.length} graph(s).`
+      : ' There are no graphs yet: pipectl apply <file> imports one.';
+  throw new RefusedError(`No graph has the ${/^\d+$/.test(ref) ? 'id or name' : 'name'} "${ref}".${hint}`);
+}
+
+async function apply(ctx: Context, file: string, graphName: string | undefined): Promise<Code> {
+  let definition: string;
+  try {
+    definition = file === '-' ? await readStdin(ctx.io.stdin) : await readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageError(`Cannot read ${file}${code === 'ENOENT' ? ': no such file' : `: ${(error as Error).message}`}.`);
+  }
+  const format = path.extname(file).toLowerCase() === '.json' ? 'JSON' : 'YAML';
+  const { importGraph: imported } = await ctx.api.request(CliImportGraph, { definition, format, name: graphName ?? null });
+  if (imported.__typename !== 'Graph') {
+    if (imported.__typename === 'ConflictError' && /(^|\.)name$/.test(imported.field)) {
+      const name = graphName ?? nameIn(definition, format);
+      const { graphs: list } = await ctx.api.request(CliGraphNames, {});
+      const existing = list.find((g) => g.name === name);
+      const which = existing ? ` (graph ${existing.id}${existing.sealed ? ', sealed: pipelines ran from it' : ''})` : '';
+      throw new RefusedError(
+        `A graph named "${name ?? '?'}"${which} already exists. apply never changes an existing graph (runs keep the exact graph they ran).\n` +
+          `  Import this definition under a new name:  pipectl apply ${file} --name "${name ?? 'name'} v2"\n` +
+          (existing ? `  or run the existing one:                  pipectl start ${existing.id}\n` : '') +
+          `  (cloneGraph in the API makes an editable copy of a sealed graph.)`,
+      );
+    }
+    throw refusal(`${file} was refused`, imported);
+  }
+  const { checkGraph: checked } = await ctx.api.request(CliCheckGraph, { id: imported.id });
+  if (checked.__typename !== 'Graph') {
+    throw refusal(`Imported "${imported.name}" as graph ${imported.id}, but it cannot start`, checked);
+  }
+  out(ctx.io, `Imported "${imported.name}" as graph ${imported.id} (${imported.vertices.length} vertices, ${imported.edges.length} edges), checked.`);
+  out(ctx.io, `Start it with: pipectl start ${imported.id}`);
+  return ExitCode.OK;
+}
+
+/** The definition's own name, for messages (the server parses it for real). */
+function nameIn(definition: string, format: 'JSON' | 'YAML'): string | undefined {
+  try {
+    if (format === 'JSON') return (JSON.parse(definition) as { name?: string }).name;
+    const match = /^name:\s*(.+?)\s*$/m.exec(definition);
+    return match?.[1]?.replace(/^(['"])(.*)\1$/, '$2');
+  } catch {
+    return undefined;
+  }
+}
+
+async function readStdin(stdin: NodeJS.ReadStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+type Vertex = { name: string; inputs: PromptParam[] };
+
+/** --input values by vertex, checked against what the vertices declare. */
+export function collectInputs(vertices: Vertex[], assignments: InputAssignment[]): Map<string, Record<string, string>> {
+  const byVertex = new Map<string, Record<string, string>>();
+  const set = (vertex: string, param: string, value: string) => {
+    const params = byVertex.get(vertex) ?? {};
+    params[param] = value;
+    byVertex.set(vertex, params);
+  };
+  for (const a of assignments) {
+    const shown = `--input ${a.vertex === undefined ? '' : `${a.vertex}.`}${a.param}=…`;
+    if (a.vertex === undefined) {
+      const declaring = vertices.filter((v) => v.inputs.some((p) => p.name === a.param));
+      if (declaring.length === 0) throw new UsageError(`${shown}: no vertex of this graph declares a parameter "${a.param}".${declared(vertices)}`);
+      for (const v of declaring) set(v.name, a.param, a.value);
+      continue;
+    }
+    const vertex = vertices.find((v) => v.name === a.vertex);
+    if (!vertex) throw new UsageError(`${shown}: this graph has no vertex "${a.vertex}". Its vertices: ${vertices.map((v) => v.name).join(', ')}.`);
+    if (!vertex.inputs.some((p) => p.name === a.param)) {
+      throw new UsageError(
+        `${shown}: vertex "${vertex.name}" declares no parameter "${a.param}"${vertex.inputs.length ? ` (it has ${vertex.inputs.map((p) => p.name).join(', ')})` : ' (it has none)'}.`,
+      );
+    }
+    set(vertex.name, a.param, a.value);
+  }
+  return byVertex;
+}
+
+function declared(vertices: Vertex[]): string {
+  const all = vertices.flatMap((v) => v.inputs.map((p) => `${v.name}.${p.name}`));
+  return all.length ? ` Declared: ${all.join(', ')}.` : ' It declares no parameters.';
+}
+
+async function start(ctx: Context, command: Extract<Command, { name: 'start' }>): Promise<Code> {
+  const ref = await resolveGraph(ctx.api, command.graph);
+  const { graph } = await ctx.api.request(CliGraphForStart, { id: ref.id });
+  if (!graph) throw new RefusedError(`Graph ${ref.id} no longer exists.`);
+  const values = collectInputs(graph.vertices, command.inputs);
+  if (command.prompt && ctx.io.interactive) {
+    const questions = graph.vertices.flatMap((v) =>
+      v.inputs.filter((p) => needsPrompt(p, values.get(v.name)?.[p.name] !== undefined)).map((param) => ({ vertex: v.name, param })),
+    );
+    for (const answer of await promptValues(questions, { input: ctx.io.stdin, output: ctx.io.stderr })) {
+      const params = values.get(answer.vertex) ?? {};
+      params[answer.param] = answer.value;
+      values.set(answer.vertex, params);
+    }
+  }
+  const inputs = [...values].map(([vertex, params]) => ({ vertex, params }));
+  const { startPipeline: started } = await ctx.api.request(CliStartPipeline, {
+    graphId: graph.id,
+    name: command.runName ?? null,
+    inputs: inputs.length ? inputs : null,
+  });
+  if (started.__typename !== 'Pipeline') {
+    const hint = started.__typename === 'ConflictError' && /check/i.test(started.message) ? ' (pipectl apply checks the graphs it imports.)' : '';
+    throw refusal(`Graph "${graph.name}" (${graph.id}) did not start`, { ...started, message: started.message + hint });
+  }
+  out(ctx.io, `Started pipeline ${started.id} "${started.name}" of graph ${graph.id} "${graph.name}": ${started.tracks.length} track(s).`);
+  if (command.watch) return exitCodeFor(await watchPipeline(ctx.api, started.id, ctx.io, { signal: ctx.signal }));
+  const waiting = started.tracks.filter((t) => t.needsInput);
+  for (const track of waiting) {
+    const params = graph.vertices.find((v) => v.name === track.name)?.inputs ?? [];
+    const missing = params.filter((p) => needsPrompt(p, values.get(track.name)?.[p.name] !== undefined)).map((p) => p.name);
+    out(ctx.io, `Track ${track.name} (${track.id}) waits for input${missing.length ? `: ${missing.join(', ')}` : ''}; supply it with finishInput(trackId: ${track.id}, params: {...}).`);
+  }
+  out(ctx.io, `Follow it with: pipectl watch ${started.id}`);
+  return ExitCode.OK;
+}
+
+async function cancel(ctx: Context, id: number): Promise<Code> {
+  const { cancelPipeline: result } = await ctx.api.request(CliCancelPipeline, { id });
+  if (result.__typename !== 'Pipeline') throw refusal(`Pipeline ${id} was not cancelled`, result);
+  out(ctx.io, `Cancelled pipeline ${result.id} "${result.name}". Resume it with: pipectl retry ${result.id}`);
+  return ExitCode.OK;
+}
+
+async function retry(ctx: Context, id: number, watch: boolean): Promise<Code> {
+  const { retryPipeline: result } = await ctx.api.request(CliRetryPipeline, { id });
+  if (result.__typename !== 'Pipeline') throw refusal(`Pipeline ${id} was not retried`, result);
+  const names = result.tracks.map((t) => `${t.name} (attempt ${t.attempt})`);
+  out(ctx.io, `Retrying pipeline ${result.id} "${result.name}": ${names.length} track(s) back in play${names.length ? `: ${names.join(', ')}` : ''}.`);
+  if (watch) return exitCodeFor(await watchPipeline(ctx.api, result.id, ctx.io, { signal: ctx.signal }));
+  out(ctx.io, `Follow it with: pipectl watch ${result.id}`);
+  return ExitCode.OK;
+}
+
+async function logs(ctx: Context, trackId: number, follow: boolean): Promise<Code> {
+  const print = (line: string) => out(ctx.io, line);
+  if (follow) {
+    await followOutput(ctx.api, trackId, print);
+    return ExitCode.OK;
+  }
+  const track = await trackInfo(ctx.api, trackId);
+  await printStored(ctx.api, trackId, print);
+  if (!FINAL_TRACK_STATES.includes(track.state)) {
+    note(ctx.io, `Track ${track.id} (${track.name}) is ${track.state}: this is its output so far. pipectl logs ${track.id} --follow continues live.`);
+  }
+  return ExitCode.OK;
+}
