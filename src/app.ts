@@ -60,7 +60,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
 
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
-    context: () => createContext({ store, executor }),
+    context: () => createContext({ store, executor, outputLimitBytes: config.outputLimitBytes }),
     graphqlEndpoint: '/graphql',
     graphiql: { title: 'dagpipe', subscriptionsProtocol: 'WS' },
     landingPage: false,

@@ -7,6 +7,8 @@ import type { Store } from './store/transaction.ts';
 export interface AppServices {
   store: Store;
   executor: Executor;
+  /** OUTPUT_LIMIT_BYTES: what is kept of a track's output. */
+  outputLimitBytes: number;
 }
 
 export interface Context {
@@ -14,8 +16,15 @@ export interface Context {
   bus: PubSub;
   store: Store;
   executor: Executor;
+  outputLimitBytes: number;
 }
 
 export function createContext(services: AppServices): Context {
-  return { db: services.store.db, bus: services.store.bus, store: services.store, executor: services.executor };
+  return {
+    db: services.store.db,
+    bus: services.store.bus,
+    store: services.store,
+    executor: services.executor,
+    outputLimitBytes: services.outputLimitBytes,
+  };
 }

@@ -7,19 +7,19 @@
  * listener inside a commit path would take the service down).
  */
 import { EventEmitter } from 'node:events';
+import type { PlacedLine } from './engine/output-window.ts';
 import type { Event } from './generated/prisma/client.ts';
 
-export interface OutputLine {
+/** A printed line of a track attempt, with its byte offset in that attempt's output. */
+export interface OutputLine extends PlacedLine {
   trackId: number;
   attempt: number;
-  stream: 'stdout' | 'stderr';
-  line: string;
 }
 
 export type Topics = {
   /** A committed event of a pipeline (track or pipeline transition). */
   'pipeline:event': [pipelineId: number, event: Event];
-  /** A line a running track printed, live (it is stored when the track ends). */
+  /** A line a running track printed, live (stored within a moment, see OutputRecorder). */
   'track:output': [trackId: number, line: OutputLine];
 };
 

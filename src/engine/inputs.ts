@@ -167,6 +167,8 @@ export function convertValue(spec: ParamSpec, value: unknown, field: string): Pa
   const fail = (why: string): never => {
     throw new ValidationError(field, `Parameter "${spec.name}" ${why}`);
   };
+  // A secret is never echoed back, not even in an error.
+  const got = spec.secret ? ' (the value given is secret, so it is not shown)' : `, got ${JSON.stringify(value)}`;
   let converted: ParamValue;
   if (typeof value === 'string' && value.length > MAX_VALUE_LENGTH) {
     fail(`is too long (${value.length} characters; at most ${MAX_VALUE_LENGTH}).`);
@@ -181,14 +183,14 @@ export function convertValue(spec: ParamSpec, value: unknown, field: string): Pa
       break;
     case 'integer': {
       const n = typeof value === 'string' && /^\s*[-+]?\d+\s*$/.test(value) ? Number(value) : value;
-      if (typeof n !== 'number' || !Number.isSafeInteger(n)) fail(`must be a whole number, got ${JSON.stringify(value)}.`);
+      if (typeof n !== 'number' || !Number.isSafeInteger(n)) fail(`must be a whole number${got}.`);
       converted = n as number;
       break;
     }
     case 'number': {
       // Decimal notation only: Number() alone would also take "0x10" or "Infinity".
       const n = typeof value === 'string' && DECIMAL.test(value) ? Number(value) : value;
-      if (typeof n !== 'number' || !Number.isFinite(n)) fail(`must be a number, got ${JSON.stringify(value)}.`);
+      if (typeof n !== 'number' || !Number.isFinite(n)) fail(`must be a number${got}.`);
       converted = n as number;
       break;
     }
@@ -197,11 +199,11 @@ export function convertValue(spec: ParamSpec, value: unknown, field: string): Pa
       if (typeof value === 'boolean') converted = value;
       else if (text === 'true' || text === '1' || text === 'yes') converted = true;
       else if (text === 'false' || text === '0' || text === 'no') converted = false;
-      else converted = fail(`must be true or false, got ${JSON.stringify(value)}.`);
+      else converted = fail(`must be true or false${got}.`);
       break;
     }
     case 'ip':
-      if (typeof value !== 'string' || isIP(value.trim()) === 0) fail(`must be an IPv4 or IPv6 address, got ${JSON.stringify(value)}.`);
+      if (typeof value !== 'string' || isIP(value.trim()) === 0) fail(`must be an IPv4 or IPv6 address${got}.`);
       converted = (value as string).trim();
       break;
   }

@@ -33,6 +33,11 @@ export function isTerminalPipelineState(state: number): boolean {
   return state !== PipelineState.RUNNING;
 }
 
+/** SUCCEED, FAILED or CANCELLED: the track will not run again unless retried. */
+export function isTerminalTrackState(state: number): boolean {
+  return state === TrackState.SUCCEED || state === TrackState.FAILED || state === TrackState.CANCELLED;
+}
+
 export function trackStateName(state: number): keyof typeof TrackState {
   const entry = Object.entries(TrackState).find(([, code]) => code === state);
   if (!entry) throw new Error(`unknown track state code ${state}`);

@@ -19,7 +19,9 @@ import { claimTracks, completeTrack, reconcileOrphans, type ClaimedTrack } from 
 import type { Store } from '../store/transaction.ts';
 import type { Logger } from '../logger.ts';
 import { Launcher } from './launcher-client.ts';
-import { OutputBuffer } from './output-buffer.ts';
+import { secretsOf } from '../engine/secrets.ts';
+import type { PlacedLine } from '../engine/output-window.ts';
+import { OutputRecorder } from './output-recorder.ts';
 import { nowMs, type ScriptOutcome } from './run-script.ts';
 
 export interface ExecutorOptions {
@@ -35,6 +37,7 @@ export interface ExecutorOptions {
 
 interface RunningTrack {
   claimed: ClaimedTrack;
+  output: OutputRecorder;
   runId?: string;
 }
 
@@ -62,6 +65,8 @@ export class Executor {
   private readonly launcher = new Launcher();
   /** By "trackId:attempt": a cancelled attempt may still be dying while the next one runs. */
   private readonly running = new Map<string, RunningTrack>();
+  /** Output of attempts that ended, until their result (with the last lines) is committed. */
+  private readonly ending = new Map<string, OutputRecorder>();
   private readonly readyAt = new Map<number, { at: number; immediate: boolean }>();
   private readonly latencies: Array<{ ms: number; immediate: boolean }> = [];
   /** Slots promised to claims in flight, so two claims never overfill the workers. */
@@ -140,6 +145,15 @@ export class Executor {
     return this.running.size;
   }
 
+  /**
+   * The lines of a track's running attempt from `offset` on that are not stored yet (see
+   * OutputRecorder), or undefined when this executor does not run that attempt.
+   */
+  unflushedOutput(trackId: number, attempt: number, offset = 0): PlacedLine[] | undefined {
+    const key = runKey(trackId, attempt);
+    return (this.running.get(key)?.output ?? this.ending.get(key))?.unflushed(offset);
+  }
+
   private track<T>(promise: Promise<T>): void {
     this.inFlight.add(promise);
     promise
@@ -196,10 +210,17 @@ export class Executor {
   }
 
   private launch(claimed: ClaimedTrack): void {
-    const run: RunningTrack = { claimed };
-    this.running.set(runKey(claimed.id, claimed.attempt), run);
-    const output = new OutputBuffer(this.options.outputLimitBytes);
     const values = JSON.parse(claimed.input) as Record<string, ParamValue>;
+    const output = new OutputRecorder(
+      this.store,
+      claimed.id,
+      claimed.attempt,
+      this.options.outputLimitBytes,
+      secretsOf(claimed.inputs, values),
+      this.log,
+    );
+    const run: RunningTrack = { claimed, output };
+    this.running.set(runKey(claimed.id, claimed.attempt), run);
     const { runId, done } = this.launcher.run(
       {
         script: claimed.script,
@@ -223,12 +244,7 @@ export class Executor {
             this.latencies.push({ ms: at - ready.at, immediate: ready.immediate });
           }
         },
-        onOutput: (lines) => {
-          for (const [stream, line] of lines) {
-            output.append(line);
-            this.store.bus.publish('track:output', claimed.id, { trackId: claimed.id, attempt: claimed.attempt, stream, line });
-          }
-        },
+        onOutput: (lines) => output.append(lines),
       },
     );
     run.runId = runId;
@@ -237,9 +253,12 @@ export class Executor {
   }
 
   /** Records the result and, in the same transaction, claims work for the freed worker. */
-  private async finish(claimed: ClaimedTrack, done: Promise<ScriptOutcome>, output: OutputBuffer): Promise<void> {
+  private async finish(claimed: ClaimedTrack, done: Promise<ScriptOutcome>, output: OutputRecorder): Promise<void> {
     const outcome = await done;
-    this.running.delete(runKey(claimed.id, claimed.attempt));
+    const outputChunks = await output.close();
+    const key = runKey(claimed.id, claimed.attempt);
+    this.ending.set(key, output);
+    this.running.delete(key);
     const want = Math.max(0, this.freeSlots());
     this.reserved += want;
     try {
@@ -248,6 +267,7 @@ export class Executor {
         exitCode: outcome.exitCode,
         reason: failureReason(outcome, claimed.timeoutSeconds),
         output: output.toString(),
+        outputChunks,
       };
       const next = await this.withRetries(`recording the result of track ${claimed.id}`, () =>
         completeTrack(this.store, claimed, result, { executorId: this.id, limit: want }),
@@ -259,6 +279,7 @@ export class Executor {
       this.pumpAgain = true;
       throw error;
     } finally {
+      this.ending.delete(key);
       this.reserved -= want;
       if (this.pumpAgain) this.wake();
     }

@@ -2,7 +2,7 @@
 import { createGraphQLError } from 'graphql-yoga';
 import type { Context } from '../context.ts';
 import type { Event as EventRow } from '../generated/prisma/client.ts';
-import type { Feed, OutputLine as OutputLineShape } from '../pubsub.ts';
+import type { Feed } from '../pubsub.ts';
 import { builder } from './builder.ts';
 import { PipelineStateEnum, TrackStateEnum } from './states.ts';
 
@@ -34,21 +34,6 @@ export const Event = builder.prismaObject('Event', {
     createdAt: t.expose('createdAt', { type: 'DateTime', description: 'Commit time.' }),
     pipeline: t.relation('pipeline', { description: 'The pipeline, as it is now.' }),
     track: t.relation('track', { nullable: true, description: 'The track, as it is now.' }),
-  }),
-});
-
-const OutputStream = builder.enumType('OutputStream', {
-  description: 'Which stream a line came from.',
-  values: { STDOUT: { value: 'stdout', description: 'Standard output.' }, STDERR: { value: 'stderr', description: 'Standard error.' } } as const,
-});
-
-const OutputLine = builder.objectRef<OutputLineShape>('OutputLine').implement({
-  description: 'One line a running track printed.',
-  fields: (t) => ({
-    trackId: t.exposeInt('trackId', { description: 'The track.' }),
-    attempt: t.exposeInt('attempt', { description: 'The attempt that printed it.' }),
-    stream: t.field({ type: OutputStream, description: 'stdout or stderr.', resolve: (l) => l.stream }),
-    line: t.exposeString('line', { description: 'The text, without its newline.' }),
   }),
 });
 
@@ -110,7 +95,7 @@ async function* replay(
  * An iterator whose return() stops listening at once. A generator waiting for the next
  * item would only see return() after that item arrived, which may be never.
  */
-function stoppable<T>(stop: () => void, generator: AsyncGenerator<T>): AsyncIterableIterator<T> {
+export function stoppable<T>(stop: () => void, generator: AsyncGenerator<T>): AsyncIterableIterator<T> {
   return {
     next: () => generator.next(),
     return: (value?: unknown) => {
@@ -125,28 +110,6 @@ function stoppable<T>(stop: () => void, generator: AsyncGenerator<T>): AsyncIter
       return this;
     },
   };
-}
-
-/** Live lines; a subscriber that falls behind is told how many lines it missed. */
-function followOutput(ctx: Context, trackId: number): AsyncIterableIterator<OutputLineShape> {
-  const live = ctx.bus.subscribe('track:output', trackId, 10_000);
-  return stoppable(live.stop, lines(live.feed, trackId));
-}
-
-async function* lines(feed: Feed<OutputLineShape>, trackId: number): AsyncGenerator<OutputLineShape> {
-  for (;;) {
-    const { items, dropped, closed } = await feed.take();
-    yield* items;
-    if (dropped > 0) {
-      yield {
-        trackId,
-        attempt: items.at(-1)?.attempt ?? 0,
-        stream: 'stderr',
-        line: `[${dropped} line(s) not delivered: this subscriber fell behind; Track.output has the stored output]`,
-      };
-    }
-    if (closed) return;
-  }
 }
 
 async function requirePipeline(ctx: Context, pipelineId: number): Promise<void> {
@@ -186,18 +149,5 @@ builder.subscriptionFields((t) => ({
       return replayThenLive(ctx, args.pipelineId, args.after, (event) => event.pipelineState !== null);
     },
     resolve: (event) => event,
-  }),
-  trackOutput: t.field({
-    type: OutputLine,
-    description: 'The lines a track prints while it runs, live. The whole output is stored in Track.output when it ends.',
-    args: { trackId: t.arg.int({ description: 'The track to follow.' }) },
-    subscribe: async (_root, args, ctx) => {
-      const found = await ctx.db.track.findUnique({ where: { id: args.trackId }, select: { id: true } });
-      if (!found) {
-        throw createGraphQLError(`No track with id ${args.trackId} exists.`, { extensions: { code: 'NOT_FOUND', field: 'trackId' } });
-      }
-      return followOutput(ctx, args.trackId);
-    },
-    resolve: (line) => line,
   }),
 }));

@@ -7,5 +7,6 @@ import './vertex.ts';
 import './pipeline.ts';
 import './track.ts';
 import './event.ts';
+import './output.ts';
 
 export const schema = builder.toSchema({ sortSchema: false });

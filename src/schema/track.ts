@@ -1,9 +1,19 @@
 /** Track: one vertex of one pipeline. The type, its queries and finishInput. */
+import { parseInputSchema, type InputSchema, type ParamValue } from '../engine/inputs.ts';
+import { maskedValues, maskSecrets, secretsOf } from '../engine/secrets.ts';
 import { TrackState } from '../engine/states.ts';
 import * as pipelines from '../store/pipelines.ts';
 import { builder } from './builder.ts';
 import { ALL_ERRORS } from './errors.ts';
 import { PipelineStateEnum, TrackStateEnum } from './states.ts';
+
+function inputSchemaOf(vertex: { input: string }): InputSchema {
+  return parseInputSchema(vertex.input, 'input');
+}
+
+function parseValues(input: string): Record<string, ParamValue> {
+  return JSON.parse(input) as Record<string, ParamValue>;
+}
 
 export const Track = builder.prismaObject('Track', {
   description: 'One vertex of one pipeline: its resolved inputs, rendered script, state and output.',
@@ -19,13 +29,18 @@ export const Track = builder.prismaObject('Track', {
     input: t.field({
       type: 'JSON',
       nullable: true,
-      description: 'The resolved parameters, or null while inputs are missing.',
-      select: { input: true },
-      resolve: (track) => (track.input === null ? null : (JSON.parse(track.input) as unknown)),
+      description: 'The resolved parameters (secret ones as ***), or null while inputs are missing.',
+      select: { input: true, vertex: { select: { input: true } } },
+      resolve: (track) => (track.input === null ? null : maskedValues(inputSchemaOf(track.vertex), parseValues(track.input))),
     }),
-    script: t.exposeString('script', { nullable: true, description: 'The rendered script, or null while inputs are missing.' }),
-    output: t.exposeString('output', {
-      description: 'stdout and stderr lines in arrival order, stored when the track ends, capped with a truncation marker.',
+    script: t.string({
+      nullable: true,
+      description: 'The rendered script (secret values as ***), or null while inputs are missing.',
+      select: { script: true, input: true, vertex: { select: { input: true } } },
+      resolve: (track) =>
+        track.script === null || track.input === null
+          ? track.script
+          : maskSecrets(track.script, secretsOf(inputSchemaOf(track.vertex), parseValues(track.input))),
     }),
     exitCode: t.exposeInt('exitCode', { nullable: true, description: 'The script exit code, once it ended on its own.' }),
     reason: t.exposeString('reason', { nullable: true, description: 'Why it failed or was cancelled, in plain words.' }),

@@ -5,12 +5,15 @@
  */
 import { buildDag, type Dag } from '../engine/dag.ts';
 import type { Db } from '../db.ts';
+import { parseInputSchema, type InputSchema } from '../engine/inputs.ts';
 import type { Tx } from './transaction.ts';
 
 export interface VertexFacts {
   graphId: number;
   name: string;
   timeoutSeconds: number;
+  /** Its parameters (which ones are secret, for masking). */
+  inputs: InputSchema;
 }
 
 export interface SealedGraph {
@@ -33,7 +36,7 @@ export class DagCache {
       return cached;
     }
     const [vertices, edges] = await Promise.all([
-      db.vertex.findMany({ where: { graphId }, select: { id: true, name: true, timeoutSeconds: true }, orderBy: { id: 'asc' } }),
+      db.vertex.findMany({ where: { graphId }, select: { id: true, name: true, timeoutSeconds: true, input: true }, orderBy: { id: 'asc' } }),
       db.edge.findMany({ where: { graphId }, select: { tailId: true, headId: true } }),
     ]);
     const graph: SealedGraph = {
@@ -41,7 +44,10 @@ export class DagCache {
         vertices.map((v) => v.id),
         edges,
       ),
-      vertices: new Map(vertices.map((v) => [v.id, { graphId, name: v.name, timeoutSeconds: v.timeoutSeconds }])),
+      vertices: new Map(vertices.map((v) => [
+          v.id,
+          { graphId, name: v.name, timeoutSeconds: v.timeoutSeconds, inputs: parseInputSchema(v.input, `vertex ${v.name} input`) },
+        ])),
     };
     this.graphs.set(graphId, graph);
     for (const id of graph.vertices.keys()) this.graphOfVertex.set(id, graphId);

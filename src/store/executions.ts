@@ -9,7 +9,10 @@
  */
 import { cancellationsAfterFailure, pipelineStateAfterSuccess, promotableSuccessors } from '../engine/transitions.ts';
 import { PipelineState, TrackState } from '../engine/states.ts';
+import type { InputSchema } from '../engine/inputs.ts';
+import type { Flush } from '../engine/output-window.ts';
 import type { SealedGraph } from './dag-cache.ts';
+import { writeOutput } from './output.ts';
 import { sql, type SqlRunner } from './sql.ts';
 import { applyTrackChanges } from './track-changes.ts';
 import { fastTransition, type Journal, type Store } from './transaction.ts';
@@ -26,6 +29,8 @@ export interface ClaimedTrack {
   input: string;
   vertexName: string;
   timeoutSeconds: number;
+  /** The vertex's parameters (for masking secret values). */
+  inputs: InputSchema;
 }
 
 /** Ask for up to `limit` more tracks for `executorId` in the same transaction. */
@@ -73,7 +78,7 @@ async function withVertexFacts(store: Store, rows: readonly ClaimedRow[]): Promi
   const claimed: ClaimedTrack[] = [];
   for (const row of rows) {
     const vertex = await store.dags.vertex(store.db, row.vertexId);
-    claimed.push({ ...row, graphId: vertex.graphId, vertexName: vertex.name, timeoutSeconds: vertex.timeoutSeconds });
+    claimed.push({ ...row, graphId: vertex.graphId, vertexName: vertex.name, timeoutSeconds: vertex.timeoutSeconds, inputs: vertex.inputs });
   }
   return claimed;
 }
@@ -89,7 +94,10 @@ export interface TrackResult {
   exitCode: number | null;
   /** Why it failed, in the operator's words (null on success). */
   reason: string | null;
+  /** The stored copy of the whole output (head, marker, tail). */
   output: string;
+  /** Output lines not stored yet, written in the same transaction. */
+  outputChunks?: Flush;
 }
 
 export interface Completion {
@@ -110,6 +118,8 @@ type HeldTrack = Pick<ClaimedTrack, 'id' | 'attempt' | 'pipelineId' | 'vertexId'
 export async function completeTrack(store: Store, track: HeldTrack, result: TrackResult, claimNext?: ClaimRequest): Promise<Completion> {
   const graph = await store.dags.get(store.db, track.graphId);
   const { result: completion } = await fastTransition(store, async (runner, journal) => {
+    // Stored with the result, so a subscriber told that the track ended can read all of it.
+    if (result.outputChunks) await writeOutput(runner, track.id, track.attempt, result.outputChunks);
     const to = result.succeeded ? TrackState.SUCCEED : TrackState.FAILED;
     const count = await runner.execute(sql`
       UPDATE "track" SET "state" = ${to}, "exitCode" = ${result.exitCode}, "reason" = ${result.reason},

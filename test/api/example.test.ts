@@ -35,7 +35,7 @@ it('the web server check checks this very server and waits for the operator', as
   await t.request(FinishInput, { trackId: report.id, params: { operator: 'Ada' } });
   expect((await finished).at(-1)!.pipelineUpdated.pipelineState).toBe('FINISH');
   const { pipeline } = await t.request(PipelineDetail, { id: pipelineId });
-  const output = Object.fromEntries(pipeline!.tracks.map((x) => [x.name, x.output]));
+  const output = Object.fromEntries(pipeline!.tracks.map((x) => [x.name, x.output.text]));
   expect(output['port-open']).toBe(`port ${port} on 127.0.0.1 accepts connections\n`);
   expect(JSON.parse(output.health!)).toMatchObject({ status: 'ok' });
   expect(output.report).toBe('web server check passed; report signed by Ada\n');

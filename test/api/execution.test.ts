@@ -42,24 +42,34 @@ describe('executor through the API', () => {
     const { graphId } = await seedGraph(t, { vertices: { slow: { script: 'echo begin; sleep 20', timeoutSeconds: 1 } } });
     const done = await run(graphId);
     expect(done.state).toBe('FAILED');
-    expect(done.tracks[0]).toMatchObject({ state: 'FAILED', output: 'begin\n' });
+    expect(done.tracks[0]).toMatchObject({ state: 'FAILED', output: { text: 'begin\n' } });
     expect(done.tracks[0]!.reason).toContain('Timed out after 1 s');
   });
 
-  it('caps stored output with a visible marker', async () => {
+  it('keeps the head and the tail of output over the limit, with a visible marker between', async () => {
     const { graphId } = await seedGraph(t, { vertices: { loud: { script: 'for i in $(seq 1 2000); do echo "line $i"; done' } } });
     const done = await run(graphId);
-    const output = done.tracks[0]!.output;
-    expect(output.startsWith('line 1\nline 2\n')).toBe(true);
-    expect(Buffer.byteLength(output)).toBeLessThan(2048 + 200);
-    expect(output).toMatch(/\[output truncated: \d+ more line\(s\), \d+ bytes, were not stored; the limit is 2048 bytes \(OUTPUT_LIMIT_BYTES\)\]\n$/);
+    const { text, truncated, complete, size } = done.tracks[0]!.output;
+    const printed = Array.from({ length: 2000 }, (_, i) => `line ${i + 1}\n`).join('');
+    expect(size).toBe(Buffer.byteLength(printed));
+    expect(truncated).toBe(true);
+    expect(complete).toBe(true);
+    const [head, tail] = text.split(/\[output truncated: \d+ bytes were not stored here; only the first and last 1024 bytes are kept \(OUTPUT_LIMIT_BYTES=2048\)\]\n/);
+    expect(tail).toBeDefined();
+    expect(head!.startsWith('line 1\nline 2\n')).toBe(true);
+    expect(tail!.endsWith('line 1999\nline 2000\n')).toBe(true);
+    expect(printed.startsWith(head!) && printed.endsWith(tail!)).toBe(true);
+    // Stored: about the limit, whatever was printed (one chunk of slack at most).
+    expect(Buffer.byteLength(head! + tail!)).toBeLessThanOrEqual(2048);
+    const stored = await t.app.store.db.outputChunk.aggregate({ where: { trackId: done.tracks[0]!.id }, _sum: { bytes: true } });
+    expect(stored._sum.bytes).toBe(Buffer.byteLength(head! + tail!));
   });
 
   it('a missing command fails the track with exit code 127 and bash\'s message', async () => {
     const { graphId } = await seedGraph(t, { vertices: { bad: { script: 'no-such-command-anywhere' } } });
     const done = await run(graphId);
     expect(done.tracks[0]).toMatchObject({ state: 'FAILED', exitCode: 127 });
-    expect(done.tracks[0]!.output).toContain('no-such-command-anywhere');
+    expect(done.tracks[0]!.output.text).toContain('no-such-command-anywhere');
   });
 
   it('passes only allowlisted variables, never the service secrets', async () => {
@@ -67,7 +77,7 @@ describe('executor through the API', () => {
       vertices: { env: { script: 'echo "db=${DATABASE_URL:-none} path=${PATH:+set} pipeline=$PIPELINE_ID vertex=$VERTEX_NAME"' } },
     });
     const done = await run(graphId);
-    expect(done.tracks[0]!.output).toBe(`db=none path=set pipeline=${done.id} vertex=env\n`);
+    expect(done.tracks[0]!.output.text).toBe(`db=none path=set pipeline=${done.id} vertex=env\n`);
   });
 
   it('streams output lines live over graphql-ws while the track runs', async () => {

@@ -65,7 +65,7 @@ describe('cancelPipeline', () => {
     expect(byName.slow).toMatchObject({ state: 'CANCELLED', reason: 'cancelled by an operator' });
     expect(byName.next).toMatchObject({ state: 'CANCELLED', reason: 'cancelled by an operator', startedAt: null });
     // The killed script's output is kept, its state is not changed by its late exit.
-    await eventually(async () => ((await detail(pipeline.id)).tracks.find((x) => x.name === 'slow')!.output === 'started\n' ? true : undefined));
+    await eventually(async () => ((await detail(pipeline.id)).tracks.find((x) => x.name === 'slow')!.output.text === 'started\n' ? true : undefined));
     expect((await detail(pipeline.id)).tracks.find((x) => x.name === 'slow')!.state).toBe('CANCELLED');
     await new Promise((resolve) => setTimeout(resolve, 3500));
     expect(existsSync(marker)).toBe(false);
@@ -133,7 +133,7 @@ describe('inputs', () => {
     const supplied = await t.request(FinishInput, { trackId: greet.id, params: { who: 'world' } });
     expect(supplied.finishInput).toMatchObject({ input: { who: 'world', times: 2 }, script: `echo "hello $INPUT_WHO" '2'` });
     const done = await untilState(pipeline.id, 'FINISH');
-    expect(done.tracks.find((x) => x.name === 'greet')!.output).toBe('hello world 2\n');
+    expect(done.tracks.find((x) => x.name === 'greet')!.output.text).toBe('hello world 2\n');
   });
 
   it('inputs given at start fill the tracks automatically', async () => {
@@ -142,7 +142,7 @@ describe('inputs', () => {
     });
     const pipeline = await start(graphId, [{ vertex: 'ping', params: { ip: '::1' } }]);
     const done = await untilState(pipeline.id, 'FINISH');
-    expect(done.tracks[0]).toMatchObject({ input: { ip: '::1' }, output: '::1\n' });
+    expect(done.tracks[0]).toMatchObject({ input: { ip: '::1' }, output: { text: '::1\n' } });
   });
 });
 

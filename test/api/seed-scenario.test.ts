@@ -74,7 +74,7 @@ describe('seed scenario', () => {
     const done = await finished(pipeline.id);
     expect(done.state).toBe('FINISH');
     expect(done.graph.sealed).toBe(true);
-    expect(done.tracks.find((track) => track.name === 'A')!.output).toBe("A says it's; rm -rf /\n");
+    expect(done.tracks.find((track) => track.name === 'A')!.output.text).toBe("A says it's; rm -rf /\n");
     expect(done.tracks.every((track) => track.state === 'SUCCEED' && track.exitCode === 0)).toBe(true);
   });
 
@@ -84,9 +84,9 @@ describe('seed scenario', () => {
     const done = await finished(pipeline.id);
     expect(done.state).toBe('FAILED');
     const byName = Object.fromEntries(done.tracks.map((track) => [track.name, track]));
-    expect(byName.C).toMatchObject({ state: 'FAILED', exitCode: 3, output: 'broken\n' });
+    expect(byName.C).toMatchObject({ state: 'FAILED', exitCode: 3, output: { text: 'broken\n' } });
     expect(byName.C!.reason).toContain('exited with code 3');
-    expect(byName.D).toMatchObject({ state: 'CANCELLED', startedAt: null, output: '' });
+    expect(byName.D).toMatchObject({ state: 'CANCELLED', startedAt: null, output: { text: '' } });
     expect(byName.D!.reason).toBe('upstream C failed');
     expect(byName.A!.state).toBe('SUCCEED');
     expect(byName.E!.state).toBe('SUCCEED');

@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startScript, type LineSink } from '../../src/executor/run-script.ts';
-import { OutputBuffer } from '../../src/executor/output-buffer.ts';
 import { failureReason } from '../../src/executor/executor.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'dagpipe-run-'));
@@ -68,20 +67,6 @@ describe('startScript', () => {
     expect(outcome.killedBecause).toBe('cancelled by an operator');
     expect(outcome.exitCode).toBeNull();
     expect(failureReason(outcome, 10)).toBe('Stopped: cancelled by an operator.');
-  });
-});
-
-describe('OutputBuffer', () => {
-  it('stores lines up to the limit, then one visible marker', () => {
-    const buffer = new OutputBuffer(12);
-    for (const line of ['hello', 'world', 'dropped', 'also']) buffer.append(line);
-    expect(buffer.toString()).toBe(
-      'hello\nworld\n[output truncated: 2 more line(s), 13 bytes, were not stored; the limit is 12 bytes (OUTPUT_LIMIT_BYTES)]\n',
-    );
-  });
-
-  it('is empty for no output', () => {
-    expect(new OutputBuffer(10).toString()).toBe('');
   });
 });
 

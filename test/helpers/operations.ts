@@ -159,7 +159,7 @@ export const PipelineDetail = graphql(`
     pipeline(id: $id) {
       id name state finishedAt
       graph { id sealed }
-      tracks { id name state needsInput input script output exitCode reason attempt startedAt finishedAt }
+      tracks { id name state needsInput input script output { text truncated complete size } exitCode reason attempt startedAt finishedAt }
     }
   }
 `);

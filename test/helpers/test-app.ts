@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { print, type ExecutionResult } from 'graphql';
 import { createClient, type Client } from 'graphql-ws';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { inject } from 'vitest';
 import WebSocket from 'ws';
 import { buildApp, type App } from '../../src/app.ts';
@@ -59,7 +59,9 @@ export function freshDatabase(dir: string): string {
   return `file:${file}`;
 }
 
-export async function startTestApp(options: { env?: Record<string, string>; countQueries?: boolean } = {}): Promise<TestApp> {
+export async function startTestApp(
+  options: { env?: Record<string, string>; countQueries?: boolean; logger?: Logger } = {},
+): Promise<TestApp> {
   const dir = mkdtempSync(path.join(tmpdir(), 'dagpipe-app-'));
   const databaseUrl = freshDatabase(dir);
   const config: Config = loadConfig({
@@ -73,7 +75,7 @@ export async function startTestApp(options: { env?: Record<string, string>; coun
   const queries: string[] = [];
   const app = await buildApp({
     config,
-    logger: pino({ level: 'silent' }),
+    logger: options.logger ?? pino({ level: 'silent' }),
     env: process.env,
     ...(options.countQueries && { db: { onQuery: (sql: string) => queries.push(sql) } }),
   });

@@ -1,0 +1,41 @@
+/**
+ * Masking of parameters marked `secret: true` (SPEC rule 5): their values never leave the
+ * service in output, events, logs or the script shown by the API; `***` stands in. Pure.
+ *
+ * The script itself runs with the real value; only what is shown is masked. A value is
+ * masked wherever it appears, as given and shell-quoted (as the rendered script holds
+ * it), and line by line, since output is stored and streamed in lines.
+ */
+import type { InputSchema, ParamValue } from './inputs.ts';
+import { shellQuote } from './template.ts';
+
+export const MASK = '***';
+
+/** Texts to hide, longest first so that a longer secret is not half-masked by a shorter one. */
+export type Secrets = readonly string[];
+
+export function secretsOf(schema: InputSchema, values: Readonly<Record<string, ParamValue>>): Secrets {
+  const texts = new Set<string>();
+  for (const spec of schema) {
+    if (!spec.secret || !Object.hasOwn(values, spec.name)) continue;
+    const value = String(values[spec.name]);
+    if (value === '') continue;
+    texts.add(shellQuote(value));
+    texts.add(value);
+    for (const line of value.split(/\r?\n/)) if (line.trim() !== '') texts.add(line);
+  }
+  return [...texts].sort((a, b) => b.length - a.length);
+}
+
+/** `text` with every secret replaced by `***`. */
+export function maskSecrets(text: string, secrets: Secrets): string {
+  let masked = text;
+  for (const secret of secrets) masked = masked.replaceAll(secret, MASK);
+  return masked;
+}
+
+/** The values as shown: secret ones replaced by `***`. */
+export function maskedValues(schema: InputSchema, values: Readonly<Record<string, ParamValue>>): Record<string, ParamValue> {
+  const secret = new Set(schema.filter((s) => s.secret).map((s) => s.name));
+  return Object.fromEntries(Object.entries(values).map(([name, value]) => [name, secret.has(name) ? MASK : value]));
+}

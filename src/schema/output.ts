@@ -1,0 +1,214 @@
+/**
+ * Track output, one model for live and history: every line has a byte offset in its
+ * attempt's output; `Track.output(offset, limit)` pages through what is stored, and
+ * `trackOutput(trackId, offset)` replays from an offset and then continues live, without
+ * a gap or a duplicate. Secret parameter values arrive here already masked.
+ */
+import DataLoader from 'dataloader';
+import { createGraphQLError } from 'graphql-yoga';
+import type { Context } from '../context.ts';
+import { itemsToText, lineBytes, type OutputItem } from '../engine/output-window.ts';
+import { isTerminalTrackState } from '../engine/states.ts';
+import type { Feed, OutputLine as LiveLine } from '../pubsub.ts';
+import { readOutput, type OutputRequest, type OutputSlice } from '../store/output.ts';
+import { prismaRunner } from '../store/sql.ts';
+import { builder } from './builder.ts';
+import { stoppable } from './event.ts';
+
+/** Largest page of output one request returns. */
+export const MAX_PAGE_BYTES = 4 * 1024 * 1024;
+
+/** A line as delivered: `offset` is null for notices written by the service. */
+interface DeliveredLine extends Omit<LiveLine, 'offset'> {
+  offset: number | null;
+}
+
+const OutputStream = builder.enumType('OutputStream', {
+  description: 'Which stream a line came from.',
+  values: { STDOUT: { value: 'stdout', description: 'Standard output.' }, STDERR: { value: 'stderr', description: 'Standard error.' } } as const,
+});
+
+const OutputLine = builder.objectRef<DeliveredLine>('OutputLine').implement({
+  description: 'One line a track printed (secret parameter values masked as ***), or a notice from the service.',
+  fields: (t) => ({
+    trackId: t.exposeInt('trackId', { description: 'The track.' }),
+    attempt: t.exposeInt('attempt', { description: 'The attempt that printed it; offsets start at 0 in each attempt.' }),
+    stream: t.field({ type: OutputStream, description: 'stdout or stderr (notices: stderr).', resolve: (l) => l.stream }),
+    line: t.exposeString('line', { description: 'The text, without its newline.' }),
+    offset: t.exposeInt('offset', {
+      nullable: true,
+      description:
+        'Byte offset of the line in its attempt\'s output (lines count with their newline); resume with trackOutput(offset:) or Track.output(offset:). Null for a notice written by the service (output dropped over the limit).',
+    }),
+  }),
+});
+
+interface OutputPageShape extends OutputSlice {
+  trackId: number;
+  attempt: number;
+  offset: number;
+  limitBytes: number;
+  ended: boolean;
+}
+
+const OutputPage = builder.objectRef<OutputPageShape>('OutputPage').implement({
+  description:
+    'A page of a track attempt\'s output, from a byte offset. Over OUTPUT_LIMIT_BYTES the first and last halves are kept and a marker stands where the middle was dropped.',
+  fields: (t) => ({
+    text: t.string({
+      description: 'The lines of this page with their newlines, a truncation marker in place of dropped output.',
+      resolve: (page) => itemsToText(page.items, page.limitBytes),
+    }),
+    lines: t.field({
+      type: [OutputLine],
+      description: 'The same, line by line, with streams and offsets (the truncation marker as a notice).',
+      resolve: (page) => page.items.map((item) => deliver(item, page.trackId, page.attempt, page.limitBytes)),
+    }),
+    attempt: t.exposeInt('attempt', { description: 'The attempt this output belongs to.' }),
+    offset: t.exposeInt('offset', { description: 'The offset asked for.' }),
+    nextOffset: t.exposeInt('nextOffset', { description: 'Where the next page starts: pass it as offset.' }),
+    size: t.exposeInt('size', { description: 'Bytes the attempt printed so far.' }),
+    truncated: t.boolean({ description: 'Whether some of this attempt\'s output was dropped over the limit.', resolve: (p) => p.droppedBytes > 0 }),
+    complete: t.boolean({
+      description: 'True when the attempt has ended and this page reaches its end: no more output will come.',
+      resolve: (page) => page.ended && page.nextOffset >= page.size,
+    }),
+  }),
+});
+
+function deliver(item: OutputItem, trackId: number, attempt: number, limitBytes: number): DeliveredLine {
+  if (item.gap === undefined) return { trackId, attempt, ...item };
+  return { trackId, attempt, stream: 'stderr', offset: null, line: itemsToText([item], limitBytes).trimEnd() };
+}
+
+const loaders = new WeakMap<Context, DataLoader<OutputRequest, OutputSlice, string>>();
+
+/** Output pages of one request, read together: a list of tracks costs two queries. */
+function outputLoader(ctx: Context): DataLoader<OutputRequest, OutputSlice, string> {
+  let loader = loaders.get(ctx);
+  if (!loader) {
+    loader = new DataLoader((requests) => readOutputNow(ctx, requests), { cacheKeyFn: (r) => JSON.stringify(r) });
+    loaders.set(ctx, loader);
+  }
+  return loader;
+}
+
+function readOutputNow(ctx: Context, requests: readonly OutputRequest[]): Promise<OutputSlice[]> {
+  return readOutput(
+    prismaRunner(ctx.db, ctx.store.fast.provider),
+    requests,
+    (r) => ctx.executor.unflushedOutput(r.trackId, r.attempt, r.offset) ?? [],
+  );
+}
+
+function badArgument(field: string, message: string): never {
+  throw createGraphQLError(message, { extensions: { code: 'BAD_USER_INPUT', field } });
+}
+
+function checkOffset(offset: number | null | undefined): number {
+  if (offset != null && offset < 0) badArgument('offset', `offset must be 0 or more (a byte offset), got ${offset}.`);
+  return offset ?? 0;
+}
+
+builder.prismaObjectField('Track', 'output', (t) =>
+  t.field({
+    type: OutputPage,
+    description:
+      'What the track printed (stdout and stderr in arrival order, secrets masked), from a byte offset; also while it runs. By default the latest attempt, from its start.',
+    args: {
+      offset: t.arg.int({ required: false, description: 'Start at this byte offset (default 0); use nextOffset of the previous page.' }),
+      limit: t.arg.int({ required: false, description: `At most about this many bytes of lines (default and maximum ${MAX_PAGE_BYTES}; at least one line).` }),
+      attempt: t.arg.int({ required: false, description: 'Another attempt than the latest (attempts start at 1).' }),
+    },
+    select: { id: true, attempt: true, state: true },
+    resolve: async (track, args, ctx) => {
+      const offset = checkOffset(args.offset);
+      if (args.limit != null && (args.limit < 1 || args.limit > MAX_PAGE_BYTES)) {
+        badArgument('limit', `limit must be between 1 and ${MAX_PAGE_BYTES} bytes, got ${args.limit}.`);
+      }
+      const attempt = args.attempt ?? track.attempt;
+      if (attempt < 1 || attempt > track.attempt) {
+        badArgument('attempt', `attempt must be between 1 and ${track.attempt}, the attempts this track has had; got ${attempt}.`);
+      }
+      const limitBytes = args.limit ?? MAX_PAGE_BYTES;
+      const slice = await outputLoader(ctx).load({ trackId: track.id, attempt, offset, limitBytes });
+      const ended =
+        (attempt < track.attempt || isTerminalTrackState(track.state)) && ctx.executor.unflushedOutput(track.id, attempt) === undefined;
+      return { ...slice, trackId: track.id, attempt, offset, limitBytes: ctx.outputLimitBytes, ended };
+    },
+  }),
+);
+
+/**
+ * Lines of the track from `offset` (when given) of its current attempt, then live ones. A
+ * gap in what arrives live (this subscriber fell behind) is filled from the stored output.
+ */
+async function* followOutput(
+  ctx: Context,
+  feed: Feed<LiveLine>,
+  track: { id: number; attempt: number },
+  offset: number | null,
+): AsyncGenerator<DeliveredLine> {
+  let attempt = track.attempt;
+  /** Everything of `attempt` before this was delivered; null: following live only. */
+  let position: number | null = null;
+
+  async function* catchUp(from: number): AsyncGenerator<DeliveredLine> {
+    for (;;) {
+      const [slice] = await readOutputNow(ctx, [{ trackId: track.id, attempt, offset: from, limitBytes: MAX_PAGE_BYTES }]);
+      for (const item of slice!.items) yield deliver(item, track.id, attempt, ctx.outputLimitBytes);
+      position = Math.max(from, slice!.nextOffset);
+      if (slice!.items.length === 0 || position >= slice!.size) return;
+      from = position;
+    }
+  }
+
+  if (offset !== null) yield* catchUp(offset);
+  for (;;) {
+    const { items, dropped, closed } = await feed.take();
+    for (const line of items) {
+      if (line.attempt < attempt) continue; // a superseded attempt still dying
+      if (line.attempt > attempt) {
+        // A retry: follow the new attempt from its start.
+        attempt = line.attempt;
+        if (position !== null) position = 0;
+      }
+      if (position !== null && line.offset > position) yield* catchUp(position);
+      if (position !== null && line.offset < position) continue; // delivered already
+      position = line.offset + lineBytes(line.line);
+      yield line;
+    }
+    if (dropped > 0 && position !== null) yield* catchUp(position);
+    if (closed) return;
+  }
+}
+
+builder.subscriptionFields((t) => ({
+  trackOutput: t.field({
+    type: OutputLine,
+    description:
+      'The lines a track prints, live, secrets masked. With offset, first the stored lines of its current attempt from that byte offset (0: from the start), then live ones, with no gap and no duplicate; a subscriber that falls behind catches up from the stored output.',
+    args: {
+      trackId: t.arg.int({ description: 'The track to follow.' }),
+      offset: t.arg.int({ required: false, description: 'Replay the current attempt\'s stored output from this byte offset first.' }),
+    },
+    subscribe: async (_root, args, ctx) => {
+      const offset = args.offset == null ? null : checkOffset(args.offset);
+      // Listen before reading, so that no line falls between the replay and the live feed.
+      const live = ctx.bus.subscribe('track:output', args.trackId, 10_000);
+      try {
+        const track = await ctx.db.track.findUnique({ where: { id: args.trackId }, select: { id: true, attempt: true } });
+        if (!track) {
+          throw createGraphQLError(`No track with id ${args.trackId} exists. Check the id, for example with the tracks query.`, {
+            extensions: { code: 'NOT_FOUND', field: 'trackId' },
+          });
+        }
+        return stoppable(live.stop, followOutput(ctx, live.feed, track, offset));
+      } catch (error) {
+        live.stop();
+        throw error;
+      }
+    },
+    resolve: (line) => line,
+  }),
+}));

@@ -1,0 +1,85 @@
+/**
+ * Track output in the database: chunks written as a track prints (engine/output-window.ts
+ * decides what is kept and cuts the chunks), and pages read back by byte offset for
+ * `Track.output` and for replaying `trackOutput`, many tracks in one go.
+ */
+import { assemblePage, lineBytes, type Flush, type OutputItem, type PlacedLine } from '../engine/output-window.ts';
+import { joinSql, sql, type SqlRunner } from './sql.ts';
+
+/** Chunks per INSERT: 6 values each. */
+const CHUNKS_PER_STATEMENT = 500;
+/** Chunks read per track for one page; a page of many tiny chunks ends early and the reader goes on. */
+const CHUNKS_PER_PAGE = 1000;
+
+/** Writes the chunks of a flush of one attempt. */
+export async function writeOutput(runner: SqlRunner, trackId: number, attempt: number, flush: Flush): Promise<void> {
+  // A result write retried after its commit went through must not fail on its own chunks.
+  for (let start = 0; start < flush.chunks.length; start += CHUNKS_PER_STATEMENT) {
+    const rows = flush.chunks.slice(start, start + CHUNKS_PER_STATEMENT);
+    await runner.execute(sql`
+      INSERT INTO "output_chunk" ("t_id", "attempt", "offset", "bytes", "text", "streams")
+      VALUES ${joinSql(rows.map((c) => sql`(${trackId}, ${attempt}, ${c.offset}, ${c.bytes}, ${c.text}, ${c.streams})`))}
+      ON CONFLICT DO NOTHING`);
+  }
+}
+
+export interface OutputRequest {
+  trackId: number;
+  attempt: number;
+  offset: number;
+  limitBytes: number;
+}
+
+export interface OutputSlice {
+  items: OutputItem[];
+  /** Where the next page starts. */
+  nextOffset: number;
+  /** Bytes printed so far by the attempt (stored or about to be). */
+  size: number;
+  /** Bytes of it that were dropped over the limit. */
+  droppedBytes: number;
+}
+
+/**
+ * Pages of output for several attempts with two queries. `pendingOf` gives the lines of
+ * a running attempt not stored yet; it is called before anything is read, so a line is
+ * always either among them or already stored.
+ */
+export async function readOutput(
+  runner: SqlRunner,
+  requests: readonly OutputRequest[],
+  pendingOf: (request: OutputRequest) => readonly PlacedLine[] = () => [],
+): Promise<OutputSlice[]> {
+  if (requests.length === 0) return [];
+  const pending = requests.map(pendingOf);
+  const attempts = joinSql(requests.map((r) => sql`(${r.trackId}, ${r.attempt})`));
+  const from = Math.min(...requests.map((r) => r.offset));
+  const [chunks, sizes] = await Promise.all([
+    runner.query(sql`
+      SELECT "t_id", "attempt", "offset", "bytes", "text", "streams" FROM (
+        SELECT c.*, ROW_NUMBER() OVER (PARTITION BY "t_id", "attempt" ORDER BY "offset") AS "n"
+        FROM "output_chunk" c
+        WHERE ("t_id", "attempt") IN (VALUES ${attempts}) AND "offset" + "bytes" > ${from}
+      ) AS page WHERE "n" <= ${CHUNKS_PER_PAGE} ORDER BY "t_id", "attempt", "offset"`),
+    runner.query(sql`
+      SELECT "t_id", "attempt", MAX("offset" + "bytes") AS "end", SUM("bytes") AS "stored"
+      FROM "output_chunk" WHERE ("t_id", "attempt") IN (VALUES ${attempts}) GROUP BY "t_id", "attempt"`),
+  ]);
+  const key = (trackId: unknown, attempt: unknown) => `${Number(trackId)}:${Number(attempt)}`;
+  const chunksOf = new Map<string, Array<{ offset: number; bytes: number; text: string; streams: string }>>();
+  for (const c of chunks) {
+    const group = chunksOf.get(key(c.t_id, c.attempt)) ?? [];
+    group.push({ offset: Number(c.offset), bytes: Number(c.bytes), text: String(c.text), streams: String(c.streams) });
+    chunksOf.set(key(c.t_id, c.attempt), group);
+  }
+  const sizeOf = new Map(sizes.map((s) => [key(s.t_id, s.attempt), { end: Number(s.end), stored: Number(s.stored) }]));
+  return requests.map((request, i) => {
+    const stored = sizeOf.get(key(request.trackId, request.attempt)) ?? { end: 0, stored: 0 };
+    const waiting = pending[i]!;
+    const newest = waiting.at(-1);
+    const size = Math.max(stored.end, newest ? newest.offset + lineBytes(newest.line) : 0);
+    const storedOrWaiting = stored.stored + waiting.filter((l) => l.offset >= stored.end).reduce((sum, l) => sum + lineBytes(l.line), 0);
+    const page = assemblePage(chunksOf.get(key(request.trackId, request.attempt)) ?? [], waiting, request.offset, request.limitBytes);
+    return { ...page, size, droppedBytes: size - storedOrWaiting };
+  });
+}

@@ -1,0 +1,147 @@
+import { describe, expect, it } from 'vitest';
+import { assemblePage, itemsToText, OutputWindow, truncationMarker, type OutputStream } from '../../src/engine/output-window.ts';
+
+const printAll = (window: OutputWindow, lines: string[], stream: OutputStream = 'stdout') => lines.map((line) => window.append(stream, line));
+const numbered = (n: number, from = 1) => Array.from({ length: n }, (_, i) => `line ${i + from}`);
+
+/** What a reader gets after the window stored everything (final flush), from `offset`. */
+function storedPage(window: OutputWindow, offset: number, limit: number) {
+  return assemblePage(window.takeFlush(true).chunks, [], offset, limit);
+}
+
+describe('OutputWindow', () => {
+  it('gives every line its byte offset, counting multi-byte characters and the newline', () => {
+    const window = new OutputWindow(1024);
+    const placed = printAll(window, ['ab', 'é', '', 'x']);
+    expect(placed.map((l) => l.offset)).toEqual([0, 3, 6, 7]);
+    expect(window.size).toBe(9);
+  });
+
+  it('keeps everything within the limit, and stores it as one chunk with the streams', () => {
+    const window = new OutputWindow(1024);
+    window.append('stdout', 'out');
+    window.append('stderr', 'err');
+    expect(window.toString()).toBe('out\nerr\n');
+    expect(window.takeFlush(true).chunks).toEqual([{ offset: 0, bytes: 8, text: 'out\nerr\n', streams: 'oe' }]);
+  });
+
+  it('over the limit keeps the first half and the newest lines, with a marker where the middle was', () => {
+    const window = new OutputWindow(1024);
+    const lines = numbered(500);
+    printAll(window, lines);
+    const printed = lines.map((l) => `${l}\n`).join('');
+    const text = window.toString();
+    const marker = `${truncationMarker(window.droppedBytes, 1024)}\n`;
+    const [head, tail] = text.split(marker);
+    expect(printed.startsWith(head!)).toBe(true);
+    expect(printed.endsWith(tail!)).toBe(true);
+    expect(Buffer.byteLength(head!)).toBeLessThanOrEqual(512);
+    expect(Buffer.byteLength(head!)).toBeGreaterThan(500);
+    expect(Buffer.byteLength(tail!)).toBeLessThanOrEqual(512);
+    expect(Buffer.byteLength(tail!)).toBeGreaterThan(500);
+    expect(window.droppedBytes).toBe(Buffer.byteLength(printed) - Buffer.byteLength(head! + tail!));
+  });
+
+  it('once a line missed the head, later short lines go to the tail, never back to the head', () => {
+    const window = new OutputWindow(1024);
+    printAll(window, ['a'.repeat(500), 'b'.repeat(100), 'c']);
+    expect(window.toString()).toMatch(/^a+\nb+\nc\n$/);
+    printAll(window, ['d'.repeat(450)]);
+    // b fell out of the tail (c and d fit in its 512 bytes); nothing reached the head after a.
+    expect(window.toString()).toBe(`${'a'.repeat(500)}\n${truncationMarker(101, 1024)}\nc\n${'d'.repeat(450)}\n`);
+    // A line longer than the whole tail is not kept either.
+    printAll(window, ['e'.repeat(600)]);
+    expect(window.toString()).toBe(`${'a'.repeat(500)}\n${truncationMarker(101 + 2 + 451 + 601, 1024)}\n`);
+  });
+
+  it('stores the head as it comes and the tail only at the end', () => {
+    const window = new OutputWindow(1024);
+    printAll(window, numbered(10));
+    const early = window.takeFlush(false);
+    expect(early.chunks.map((c) => c.text).join('')).toBe(numbered(10).map((l) => `${l}\n`).join(''));
+    window.markStored(early);
+    expect(window.headUnstored).toBe(false);
+    printAll(window, numbered(400, 11));
+    // The head filled up; what is left goes to the tail, which waits for the end.
+    const middle = window.takeFlush(false);
+    window.markStored(middle);
+    expect(window.takeFlush(false).chunks).toEqual([]);
+    const last = window.takeFlush(true);
+    expect(last.chunks.at(-1)!.text.endsWith('line 410\n')).toBe(true);
+    expect(last.chunks.every((c) => c.offset >= middle.upTo)).toBe(true);
+  });
+
+  it('lines taken for a flush stay unflushed until it is marked stored', () => {
+    const window = new OutputWindow(1024);
+    printAll(window, ['one', 'two']);
+    const flush = window.takeFlush(false);
+    expect(window.unflushed().map((l) => l.line)).toEqual(['one', 'two']);
+    window.markStored(flush);
+    expect(window.unflushed()).toEqual([]);
+    window.append('stdout', 'three');
+    expect(window.unflushed(0).map((l) => l.line)).toEqual(['three']);
+    expect(window.unflushed(100)).toEqual([]);
+  });
+
+  it('cuts chunks at the chunk size and never across the dropped middle', () => {
+    const window = new OutputWindow(4096, 100);
+    printAll(window, numbered(1000));
+    const { chunks } = window.takeFlush(true);
+    for (const chunk of chunks) expect(chunk.bytes <= 100 || chunk.streams.length === 1).toBe(true);
+    const gaps = chunks.slice(1).filter((c, i) => c.offset !== chunks[i]!.offset + chunks[i]!.bytes);
+    expect(gaps).toHaveLength(1);
+  });
+});
+
+describe('assemblePage', () => {
+  const window = new OutputWindow(1024, 64);
+  printAll(window, numbered(20));
+  const chunks = window.takeFlush(true).chunks;
+  const full = numbered(20).map((l) => `${l}\n`).join('');
+
+  it('pages of any size, followed by nextOffset, give back exactly what was printed', () => {
+    for (const limit of [1, 7, 30, 100, 10_000]) {
+      let offset = 0;
+      let text = '';
+      for (let guard = 0; guard < 100 && offset < Buffer.byteLength(full); guard++) {
+        const page = assemblePage(chunks, [], offset, limit);
+        text += itemsToText(page.items, 1024);
+        offset = page.nextOffset;
+      }
+      expect(text).toBe(full);
+    }
+  });
+
+  it('an offset inside a line starts at the next line', () => {
+    const page = assemblePage(chunks, [], 2, 10_000);
+    expect(itemsToText(page.items, 1024).startsWith('line 2\n')).toBe(true);
+  });
+
+  it('merges lines not stored yet without duplicating those that are', () => {
+    const live = new OutputWindow(1024);
+    printAll(live, numbered(5));
+    const flush = live.takeFlush(false);
+    printAll(live, numbered(3, 6));
+    // A reader that took the pending lines before the flush landed sees both copies of 1-5.
+    const page = assemblePage(flush.chunks, live.unflushed(), 0, 10_000);
+    expect(page.items.map((i) => (i.gap === undefined ? i.line : 'gap'))).toEqual(numbered(8));
+  });
+
+  it('marks the dropped middle as a gap of the right size', () => {
+    const big = new OutputWindow(1024);
+    printAll(big, numbered(500));
+    const page = storedPage(big, 0, 1_000_000);
+    const gaps = page.items.filter((i) => i.gap !== undefined);
+    expect(gaps).toEqual([expect.objectContaining({ gap: big.droppedBytes })]);
+    expect(page.nextOffset).toBe(big.size);
+  });
+
+  it('an offset inside the dropped middle starts with the gap, then the tail', () => {
+    const big = new OutputWindow(1024);
+    printAll(big, numbered(500));
+    const page = storedPage(big, 2000, 1_000_000);
+    expect(page.items[0]).toMatchObject({ offset: 2000 });
+    expect(page.items[0]!.gap).toBeGreaterThan(0);
+    expect(page.items.at(-1)).toMatchObject({ line: 'line 500' });
+  });
+});
