@@ -87,7 +87,8 @@ const loaders = new WeakMap<Context, DataLoader<OutputRequest, OutputSlice, stri
 function outputLoader(ctx: Context): DataLoader<OutputRequest, OutputSlice, string> {
   let loader = loaders.get(ctx);
   if (!loader) {
-    loader = new DataLoader((requests) => readOutputNow(ctx, requests), { cacheKeyFn: (r) => JSON.stringify(r) });
+    // Not cached: a subscription keeps its context for many payloads.
+    loader = new DataLoader((requests) => readOutputNow(ctx, requests), { cache: false });
     loaders.set(ctx, loader);
   }
   return loader;

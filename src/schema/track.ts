@@ -1,7 +1,10 @@
 /** Track: one vertex of one pipeline. The type, its queries and finishInput. */
 import { parseInputSchema, type InputSchema, type ParamValue } from '../engine/inputs.ts';
 import { maskedValues, maskSecrets, secretsOf } from '../engine/secrets.ts';
-import { TrackState } from '../engine/states.ts';
+import DataLoader from 'dataloader';
+import { blockedBy, type BlockedReason as BlockedReasonShape, type TrackRef } from '../engine/blocked-by.ts';
+import { PipelineState, TrackState } from '../engine/states.ts';
+import type { Context } from '../context.ts';
 import * as pipelines from '../store/pipelines.ts';
 import { builder } from './builder.ts';
 import { ALL_ERRORS } from './errors.ts';
@@ -13,6 +16,68 @@ function inputSchemaOf(vertex: { input: string }): InputSchema {
 
 function parseValues(input: string): Record<string, ParamValue> {
   return JSON.parse(input) as Record<string, ParamValue>;
+}
+
+const BlockedKind = builder.enumType('BlockedKind', {
+  description: 'Why a track is not running.',
+  values: {
+    PREDECESSORS: { description: 'It waits for predecessors to succeed (listed in tracks).' },
+    INPUT: { description: 'It waits for finishInput to supply its parameters (listed in missingParams).' },
+    WORKER: { description: 'It is ready and waits for a free worker.' },
+    PIPELINE_FAILED: { description: 'The pipeline failed (the failed tracks are listed), so it will not run unless retried.' },
+    PIPELINE_CANCELLED: { description: 'The pipeline was cancelled, so it will not run unless retried.' },
+  } as const,
+});
+
+const TrackRefType = builder.objectRef<TrackRef>('TrackRef').implement({
+  description: 'Another track of the same pipeline, named in a BlockedReason.',
+  fields: (t) => ({
+    trackId: t.exposeInt('trackId', { description: 'Its id.' }),
+    name: t.exposeString('name', { description: 'Its vertex name.' }),
+    state: t.field({ type: TrackStateEnum, description: 'Its state now.', resolve: (r) => r.state as never }),
+  }),
+});
+
+const BlockedReason = builder.objectRef<BlockedReasonShape>('BlockedReason').implement({
+  description: 'Why a track is not running, machine-readable, with a sentence for people.',
+  fields: (t) => ({
+    kind: t.field({ type: BlockedKind, description: 'The kind of reason.', resolve: (r) => r.kind }),
+    message: t.exposeString('message', { description: 'The reason in plain words, with what to do where something can be done.' }),
+    tracks: t.field({
+      type: [TrackRefType],
+      description: 'PREDECESSORS: the predecessors not succeeded yet. PIPELINE_FAILED: the tracks that failed. Otherwise empty.',
+      resolve: (r) => r.tracks,
+    }),
+    missingParams: t.exposeStringList('missingParams', {
+      description: 'Parameters finishInput must supply before it can run (also while it waits for predecessors).',
+    }),
+  }),
+});
+
+type PeerTrack = { id: number; vertexId: number; state: number };
+
+const peerLoaders = new WeakMap<Context, DataLoader<number, PeerTrack[]>>();
+
+/**
+ * Every track of a pipeline, for the tracks of one request asking why they are blocked:
+ * one query per batch. Not cached: a subscription keeps its context for many payloads.
+ */
+function pipelineTracks(ctx: Context): DataLoader<number, PeerTrack[]> {
+  let loader = peerLoaders.get(ctx);
+  if (!loader) {
+    loader = new DataLoader(
+      async (pipelineIds) => {
+        const rows = await ctx.db.track.findMany({
+          where: { pipelineId: { in: [...pipelineIds] } },
+          select: { id: true, vertexId: true, state: true, pipelineId: true },
+        });
+        return pipelineIds.map((id) => rows.filter((r) => r.pipelineId === id));
+      },
+      { cache: false },
+    );
+    peerLoaders.set(ctx, loader);
+  }
+  return loader;
 }
 
 export const Track = builder.prismaObject('Track', {
@@ -47,6 +112,44 @@ export const Track = builder.prismaObject('Track', {
     attempt: t.exposeInt('attempt', { description: 'Starts at 1; retryPipeline adds 1 to each track it puts back into play.' }),
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true, description: 'When the script started.' }),
     finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true, description: 'When it ended.' }),
+    blockedBy: t.field({
+      type: BlockedReason,
+      nullable: true,
+      description: 'Why it is not running (waiting for predecessors, input or a worker; the pipeline failed or was cancelled); null while it runs or after it ran.',
+      select: {
+        state: true,
+        script: true,
+        pipelineId: true,
+        vertexId: true,
+        pipeline: { select: { state: true, graphId: true } },
+        vertex: { select: { input: true } },
+      },
+      resolve: async (track, _args, ctx) => {
+        if (track.state === TrackState.RUNNING || track.state === TrackState.SUCCEED || track.state === TrackState.FAILED) return null;
+        let predecessors: TrackRef[] = [];
+        let failed: TrackRef[] = [];
+        if (track.state === TrackState.WAITING || track.pipeline.state === PipelineState.FAILED) {
+          const [graph, peers] = await Promise.all([
+            ctx.store.dags.get(ctx.db, track.pipeline.graphId),
+            pipelineTracks(ctx).load(track.pipelineId),
+          ]);
+          const ref = (peer: PeerTrack): TrackRef => ({ trackId: peer.id, name: graph.vertices.get(peer.vertexId)?.name ?? '', state: peer.state });
+          const byVertex = new Map(peers.map((p) => [p.vertexId, p]));
+          predecessors = (graph.dag.predecessors.get(track.vertexId) ?? []).flatMap((v) => (byVertex.has(v) ? [ref(byVertex.get(v)!)] : []));
+          failed = peers.filter((p) => p.state === TrackState.FAILED).map(ref);
+        }
+        return blockedBy({
+          state: track.state,
+          needsInput: track.script === null,
+          pipelineState: track.pipeline.state,
+          predecessors,
+          failed,
+          missingParams: inputSchemaOf(track.vertex)
+            .filter((p) => p.required || p.default === undefined)
+            .map((p) => p.name),
+        });
+      },
+    }),
     vertex: t.relation('vertex', { description: 'The vertex this track runs.' }),
     pipeline: t.relation('pipeline', { description: 'The pipeline it belongs to.' }),
   }),

@@ -1,0 +1,84 @@
+/**
+ * Why a track is not running, as data a UI or a script can act on (and as a sentence for
+ * people). Pure: the caller supplies the facts.
+ *
+ *   WAITING, pipeline RUNNING           -> PREDECESSORS (the ones not succeeded yet)
+ *   PENDING without inputs              -> INPUT (the parameters finishInput must supply)
+ *   PENDING with inputs                 -> WORKER (ready; every worker is busy)
+ *   not started or CANCELLED, pipeline FAILED    -> PIPELINE_FAILED (the failed tracks)
+ *   not started or CANCELLED, pipeline CANCELLED -> PIPELINE_CANCELLED
+ *   RUNNING, SUCCEED, FAILED            -> not blocked (null)
+ */
+import { PipelineState, TrackState } from './states.ts';
+
+export type BlockedKind = 'PREDECESSORS' | 'INPUT' | 'WORKER' | 'PIPELINE_FAILED' | 'PIPELINE_CANCELLED';
+
+export interface TrackRef {
+  trackId: number;
+  name: string;
+  state: number;
+}
+
+export interface BlockedReason {
+  kind: BlockedKind;
+  message: string;
+  /** PREDECESSORS: the ones it waits for; PIPELINE_FAILED: the tracks that failed. */
+  tracks: TrackRef[];
+  /** Parameters finishInput must supply (also while it waits for predecessors). */
+  missingParams: string[];
+}
+
+export interface BlockingFacts {
+  state: number;
+  /** No resolved inputs yet. */
+  needsInput: boolean;
+  pipelineState: number;
+  predecessors: readonly TrackRef[];
+  /** Failed tracks of the pipeline. */
+  failed: readonly TrackRef[];
+  missingParams: readonly string[];
+}
+
+const names = (tracks: readonly TrackRef[]) => tracks.map((t) => t.name).join(', ');
+
+export function blockedBy(facts: BlockingFacts): BlockedReason | null {
+  const notStarted = facts.state === TrackState.WAITING || facts.state === TrackState.PENDING;
+  if (!notStarted && facts.state !== TrackState.CANCELLED) return null;
+  const missingParams = facts.needsInput && notStarted ? [...facts.missingParams] : [];
+  if (facts.pipelineState === PipelineState.FAILED) {
+    const failed = [...facts.failed];
+    return {
+      kind: 'PIPELINE_FAILED',
+      message: `The pipeline failed${failed.length ? ` (${names(failed)} failed)` : ''}, so this track will not run; retryPipeline runs it again.`,
+      tracks: failed,
+      missingParams,
+    };
+  }
+  if (facts.pipelineState === PipelineState.CANCELLED || facts.state === TrackState.CANCELLED) {
+    return {
+      kind: 'PIPELINE_CANCELLED',
+      message: 'The pipeline was cancelled, so this track will not run; retryPipeline runs it again.',
+      tracks: [],
+      missingParams,
+    };
+  }
+  if (facts.state === TrackState.WAITING) {
+    const waiting = facts.predecessors.filter((p) => p.state !== TrackState.SUCCEED);
+    const needs = missingParams.length ? `; it will also need ${missingParams.join(', ')} through finishInput` : '';
+    return {
+      kind: 'PREDECESSORS',
+      message: `Waiting for ${names(waiting) || 'its predecessors'} to succeed${needs}.`,
+      tracks: waiting,
+      missingParams,
+    };
+  }
+  if (facts.needsInput) {
+    return {
+      kind: 'INPUT',
+      message: `Waiting for input: supply ${missingParams.join(', ') || 'its parameters'} with finishInput.`,
+      tracks: [],
+      missingParams,
+    };
+  }
+  return { kind: 'WORKER', message: 'Ready to run; waiting for a free worker.', tracks: [], missingParams: [] };
+}
