@@ -4,8 +4,11 @@
  * how to point pipectl elsewhere, or what the server said.
  */
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
-import { print, type ExecutionResult, type GraphQLFormattedError } from 'graphql';
-import type { Client } from 'graphql-ws';
+// The printer and the client only, not all of graphql (validation, execution) or graphql-ws's
+// server: start-up time is what a command-line tool is felt by.
+import type { ExecutionResult, GraphQLFormattedError } from 'graphql';
+import { print } from 'graphql/language/printer.js';
+import type { Client } from 'graphql-ws/client';
 import { DEFAULT_URL } from './args.ts';
 import { CliError, ExitCode, RefusedError, UnavailableError } from './errors.ts';
 
@@ -33,15 +36,18 @@ function howToPoint(url: string): string {
   return `Is the server running (npm start)? pipectl uses ${url}; point it elsewhere with --url <url> or PIPECTL_URL.`;
 }
 
-/** The error code behind a failed fetch, e.g. ECONNREFUSED. */
+/** What is behind a failed fetch: an error code such as ECONNREFUSED, else the cause's message. */
 function causeCode(error: unknown): string | undefined {
   let cause: unknown = error;
+  let message: string | undefined;
   for (let depth = 0; cause && depth < 5; depth++) {
     const code = (cause as { code?: unknown }).code;
     if (typeof code === 'string') return code;
-    cause = (cause as { cause?: unknown }).cause;
+    const nested = (cause as { errors?: unknown[] }).errors?.[0];
+    if (depth > 0 && typeof (cause as { message?: unknown }).message === 'string') message ??= (cause as { message: string }).message;
+    cause = nested ?? (cause as { cause?: unknown }).cause;
   }
-  return undefined;
+  return message || undefined;
 }
 
 /** GraphQL errors (not typed mutation errors) as one CliError. */
@@ -73,7 +79,7 @@ export function createApi(url: string): Api {
 
   /** The WebSocket client, loaded on first use: commands that only query start faster. */
   function wsClient(): Promise<Client> {
-    ws ??= Promise.all([import('graphql-ws'), import('ws')]).then(([{ createClient }, { default: WebSocket }]) =>
+    ws ??= Promise.all([import('graphql-ws/client'), import('ws')]).then(([{ createClient }, { default: WebSocket }]) =>
       createClient({
         url: url.replace(/^http/, 'ws'),
         webSocketImpl: WebSocket,

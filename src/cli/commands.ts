@@ -13,6 +13,7 @@ import {
   CliGraphs,
   CliImportGraph,
   CliRetryPipeline,
+  CliRetryPlan,
   CliStartPipeline,
 } from './operations.ts';
 import { followOutput, printStored, trackInfo } from './output.ts';
@@ -26,6 +27,9 @@ export interface Context {
   /** Aborted by Ctrl-C. */
   signal: AbortSignal;
 }
+
+/** Events per journal page. */
+const JOURNAL_PAGE = 10_000;
 
 const out = (io: Io, line = '') => io.stdout.write(`${line}\n`);
 const note = (io: Io, line: string) => io.stderr.write(`${line}\n`);
@@ -230,11 +234,21 @@ async function cancel(ctx: Context, id: number): Promise<Code> {
 }
 
 async function retry(ctx: Context, id: number, watch: boolean): Promise<Code> {
+  // The journal's end before the retry: --watch shows this attempt, not the history.
+  let cursor = 0;
+  let plan;
+  for (;;) {
+    const { pipeline } = await ctx.api.request(CliRetryPlan, { id, after: cursor, first: JOURNAL_PAGE });
+    if (!pipeline) throw new RefusedError(`No pipeline with id ${id} exists.`);
+    plan ??= pipeline;
+    cursor = pipeline.events.at(-1)?.id ?? cursor;
+    if (pipeline.events.length < JOURNAL_PAGE) break;
+  }
   const { retryPipeline: result } = await ctx.api.request(CliRetryPipeline, { id });
   if (result.__typename !== 'Pipeline') throw refusal(`Pipeline ${id} was not retried`, result);
-  const names = result.tracks.map((t) => `${t.name} (attempt ${t.attempt})`);
+  const names = plan.tracks.map((t) => `${t.name} (attempt ${t.attempt + 1})`);
   out(ctx.io, `Retrying pipeline ${result.id} "${result.name}": ${names.length} track(s) back in play${names.length ? `: ${names.join(', ')}` : ''}.`);
-  if (watch) return exitCodeFor(await watchPipeline(ctx.api, result.id, ctx.io, { signal: ctx.signal }));
+  if (watch) return exitCodeFor(await watchPipeline(ctx.api, result.id, ctx.io, { signal: ctx.signal, after: cursor }));
   out(ctx.io, `Follow it with: pipectl watch ${result.id}`);
   return ExitCode.OK;
 }

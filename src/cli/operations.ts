@@ -77,11 +77,22 @@ export const CliCancelPipeline = graphql(`
   }
 `);
 
+/** Before a retry: what it will put back into play, and the journal's end (pages of ids). */
+export const CliRetryPlan = graphql(`
+  query CliRetryPlan($id: Int!, $after: Int!, $first: Int!) {
+    pipeline(id: $id) {
+      id state
+      tracks(states: [FAILED, CANCELLED]) { id name attempt }
+      events(after: $after, first: $first) { id }
+    }
+  }
+`);
+
 export const CliRetryPipeline = graphql(`
   mutation CliRetryPipeline($id: Int!) {
     retryPipeline(id: $id) {
       __typename
-      ... on Pipeline { id name state tracks(states: [PENDING, WAITING]) { id name attempt } }
+      ... on Pipeline { id name state }
       ... on Error { message field }
     }
   }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// The pipectl executable (package.json "bin"): loads tsx's loader from this package, so
-// it works from any directory, then runs the TypeScript entry.
+// The pipectl executable (package.json "bin"): registers tsx's loader, resolved from this
+// package so that it works from any directory, then runs the TypeScript entry.
 import { register } from 'tsx/esm/api';
 
 register();

@@ -67,11 +67,12 @@ export function question(vertex: string, param: PromptParam): string {
 
 /** Reads one line without echo (raw mode); Ctrl-C interrupts, Ctrl-D ends the line. */
 function readSecret(input: ReadStream, output: NodeJS.WritableStream, prompt: string): Promise<string> {
-  output.write(prompt);
   return new Promise<string>((resolve, reject) => {
     let value = '';
     const wasRaw = input.isRaw;
+    // No echo before the question shows: an answer typed ahead is not printed either.
     input.setRawMode(true);
+    output.write(prompt);
     input.resume();
     const done = (fn: () => void) => {
       input.off('data', onData);

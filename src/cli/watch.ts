@@ -64,6 +64,8 @@ class Screen {
 export interface WatchOptions {
   /** Ends the watch early (Ctrl-C): the promise rejects with InterruptedError. */
   signal?: AbortSignal;
+  /** Only events after this id (default 0: the whole journal, then live). */
+  after?: number;
 }
 
 /** Watches a pipeline until FINISH, FAILED or CANCELLED; returns that state. */
@@ -71,6 +73,8 @@ export async function watchPipeline(api: Api, pipelineId: number, io: Io, option
   const { pipeline } = await api.request(CliPipelineSnapshot, { id: pipelineId });
   if (!pipeline) throw new RefusedError(`No pipeline with id ${pipelineId} exists. pipectl start prints the id of the pipeline it starts.`);
   const progress = new Progress(pipeline);
+  const after = options.after ?? 0;
+  progress.lastTrackEvent = progress.lastPipelineEvent = after;
   const tty = io.stdout.isTTY === true;
   const screen = tty
     ? new Screen(io, () => renderFrame(progress, { now: Date.now(), width: io.stdout.columns || 80, height: io.stdout.rows || 24, color: io.color }))
@@ -178,8 +182,8 @@ export async function watchPipeline(api: Api, pipelineId: number, io: Io, option
         complete: () => fail(new RefusedError(`The server ended the event stream of pipeline ${pipelineId}.`)),
       };
       stops.push(
-        api.subscribe(CliTrackUpdated, { pipelineId, after: 0 }, { ...sink, next: ({ trackUpdated }) => apply(trackUpdated) }),
-        api.subscribe(CliPipelineUpdated, { pipelineId, after: 0 }, {
+        api.subscribe(CliTrackUpdated, { pipelineId, after }, { ...sink, next: ({ trackUpdated }) => apply(trackUpdated) }),
+        api.subscribe(CliPipelineUpdated, { pipelineId, after }, {
           ...sink,
           next: ({ pipelineUpdated }) => {
             apply(pipelineUpdated);
