@@ -129,7 +129,68 @@ const followArgs = builder.args((t) => ({
   }),
 }));
 
+/** A message of pipelineLive: the snapshot first (unless resuming), then one event each. */
+interface LiveMessage {
+  snapshot?: { pipelineId: number; read: (cursor: number) => void };
+  event?: EventRow;
+}
+
+const PipelineLiveMessage = builder.objectRef<LiveMessage>('PipelineLiveMessage').implement({
+  description: 'One message of pipelineLive: first the whole pipeline (snapshot), then one change (event) per message.',
+  fields: (t) => ({
+    snapshot: t.prismaField({
+      type: 'Pipeline',
+      nullable: true,
+      description:
+        'First message only: the whole pipeline with everything selected under it, read in one transaction; its `cursor` is the last event it reflects, and the events that follow are exactly the ones after it.',
+      resolve: async (query, message, _args, ctx) => {
+        if (!message.snapshot) return null;
+        const { pipelineId, read } = message.snapshot;
+        // One transaction: the pipeline, its tracks and the newest event id agree.
+        const [pipeline, cursor] = await ctx.db.$transaction(async (tx) => [
+          await tx.pipeline.findUnique({ ...query, where: { id: pipelineId } }),
+          (await tx.event.findFirst({ where: { pipelineId }, orderBy: { id: 'desc' }, select: { id: true } }))?.id ?? 0,
+        ]);
+        read(cursor);
+        return pipeline;
+      },
+    }),
+    event: t.field({
+      type: Event,
+      nullable: true,
+      description: 'Every later message: one committed change (its id is the cursor to resume from).',
+      resolve: (message) => message.event ?? null,
+    }),
+  }),
+});
+
+/** The snapshot message, then every event after the state it showed. */
+async function* liveMessages(ctx: Context, feed: Feed<EventRow>, pipelineId: number, after: number | null | undefined): AsyncGenerator<LiveMessage> {
+  let cursor = after;
+  if (cursor == null) {
+    let read: number | undefined;
+    yield { snapshot: { pipelineId, read: (id) => (read = id) } };
+    // The snapshot was resolved before the next message is asked for; a client that did
+    // not select it continues from the newest event now.
+    cursor = read ?? (await ctx.db.event.findFirst({ where: { pipelineId }, orderBy: { id: 'desc' }, select: { id: true } }))?.id ?? 0;
+  }
+  for await (const event of replay(ctx, feed, pipelineId, cursor, () => true)) yield { event };
+}
+
 builder.subscriptionFields((t) => ({
+  pipelineLive: t.field({
+    type: PipelineLiveMessage,
+    description:
+      'For UIs: first the whole pipeline (select anything under snapshot, e.g. its tracks), then every change as it commits, with no gap and no duplicate. With after, no snapshot: the events after that id, then live (to resume).',
+    args: followArgs,
+    subscribe: async (_root, args, ctx) => {
+      await requirePipeline(ctx, args.pipelineId);
+      // Listening starts before the snapshot is read, so nothing falls in between.
+      const live = ctx.bus.subscribe('pipeline:event', args.pipelineId);
+      return stoppable(live.stop, liveMessages(ctx, live.feed, args.pipelineId, args.after));
+    },
+    resolve: (message) => message,
+  }),
   trackUpdated: t.field({
     type: Event,
     description: 'Every track transition of a pipeline, as it commits, in order.',

@@ -29,6 +29,12 @@ export const Pipeline = builder.prismaObject('Pipeline', {
     state: t.field({ type: PipelineStateEnum, description: 'Current state.', resolve: (p) => p.state as never }),
     createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When it started.' }),
     finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true, description: 'When it reached FINISH, FAILED or CANCELLED.' }),
+    cursor: t.int({
+      description:
+        'The id of this pipeline\'s newest event, read with the rest of it: pass it as `after` to pipelineLive, trackUpdated or pipelineUpdated to follow every change from this state on.',
+      select: { events: { select: { id: true }, orderBy: { id: 'desc' }, take: 1 } },
+      resolve: (pipeline) => pipeline.events[0]?.id ?? 0,
+    }),
     graph: t.relation('graph', { description: 'The exact (sealed) graph this pipeline runs.' }),
     tracks: t.relation('tracks', {
       description: 'Its tracks, by id; optionally only those in the given states.',
