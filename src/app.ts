@@ -12,6 +12,7 @@ import { createContext, type Context } from './context.ts';
 import { connectDb, type DbOptions } from './db.ts';
 import { Executor } from './executor/executor.ts';
 import type { Logger } from './logger.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
 import { createBus } from './pubsub.ts';
 import { schema } from './schema/index.ts';
 import { DagCache } from './store/dag-cache.ts';
@@ -32,6 +33,7 @@ export interface App {
   readonly store: Store;
   readonly executor: Executor;
   readonly server: Server;
+  readonly metrics: Metrics;
   readonly yoga: ReturnType<typeof createYoga<Record<string, unknown>, Context>>;
   /** Listens on config.port (0 picks a free one); returns the GraphQL URL. */
   start(): Promise<string>;
@@ -52,11 +54,26 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const baseEnv = Object.fromEntries(
     SCRIPT_ENV_ALLOWLIST.flatMap((name) => (deps.env[name] !== undefined ? [[name, deps.env[name]!]] : [])),
   );
+  const metrics = createMetrics({
+    db,
+    runningTracks: () => executor.runningCount,
+    subscriptions: () => store.bus.subscriptions,
+    webSocketConnections: () => wss.clients.size,
+  });
   const executor = new Executor(
     store,
-    { workers: config.workers, outputLimitBytes: config.outputLimitBytes, workDir: config.workDir, baseEnv },
+    { workers: config.workers, outputLimitBytes: config.outputLimitBytes, workDir: config.workDir, baseEnv, observer: metrics },
     logger.child({ component: 'executor' }),
   );
+  // Every committed pipeline change in the log, with its ids; track changes at debug.
+  const journalLog = logger.child({ component: 'journal' });
+  store.commitListeners.push((events) => {
+    for (const event of events) {
+      const fields = { pipelineId: event.pipelineId, trackId: event.trackId ?? undefined, eventId: event.id, attempt: event.attempt ?? undefined, reason: event.reason ?? undefined };
+      if (event.trackId === null) journalLog.info(fields, event.type);
+      else journalLog.debug(fields, event.type);
+    }
+  });
 
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
@@ -85,6 +102,20 @@ export async function buildApp(deps: AppDeps): Promise<App> {
           logger.error({ err: error }, 'health check failed');
           res.writeHead(503, { 'content-type': 'application/json' });
           res.end(JSON.stringify({ status: 'unavailable', reason: 'the database does not answer' }));
+        });
+      return;
+    }
+    if (req.url === '/metrics' && req.method === 'GET') {
+      metrics
+        .render()
+        .then(({ body, contentType }) => {
+          res.writeHead(200, { 'content-type': contentType });
+          res.end(body);
+        })
+        .catch((error: unknown) => {
+          logger.error({ err: error }, 'metrics collection failed');
+          res.writeHead(503, { 'content-type': 'text/plain' });
+          res.end('metrics are unavailable: the database does not answer\n');
         });
       return;
     }
@@ -128,6 +159,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     store,
     executor,
     server,
+    metrics,
     yoga,
     async start() {
       // Listen first: a second instance started by mistake must fail on the port before

@@ -66,6 +66,12 @@ export class Feed<P> {
 
 export class Bus {
   private readonly emitter = new EventEmitter().setMaxListeners(0);
+  private open = 0;
+
+  /** Subscriptions listening now. */
+  get subscriptions(): number {
+    return this.open;
+  }
 
   publish<T extends Topic>(topic: T, key: Key<T>, payload: Payload<T>): void {
     this.emitter.emit(`${topic}:${key}`, payload);
@@ -77,9 +83,14 @@ export class Bus {
     const name = `${topic}:${key}`;
     const listener = (payload: Payload<T>) => feed.push(payload);
     this.emitter.on(name, listener);
+    this.open++;
+    let stopped = false;
     return {
       feed,
       stop: () => {
+        if (stopped) return;
+        stopped = true;
+        this.open--;
         this.emitter.off(name, listener);
         feed.close();
       },

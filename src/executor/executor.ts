@@ -18,6 +18,7 @@ import type { ParamValue } from '../engine/inputs.ts';
 import { claimTracks, completeTrack, reconcileOrphans, type ClaimedTrack } from '../store/executions.ts';
 import type { Store } from '../store/transaction.ts';
 import type { Logger } from '../logger.ts';
+import type { ExecutorObserver } from '../metrics.ts';
 import { Launcher } from './launcher-client.ts';
 import { secretsOf } from '../engine/secrets.ts';
 import type { PlacedLine } from '../engine/output-window.ts';
@@ -33,6 +34,8 @@ export interface ExecutorOptions {
   heartbeatMs?: number;
   /** Environment variables passed through to scripts (values from the service's env). */
   baseEnv: Record<string, string>;
+  /** Told of dispatch latencies and script durations (metrics). */
+  observer?: ExecutorObserver;
 }
 
 interface RunningTrack {
@@ -154,6 +157,11 @@ export class Executor {
     return (this.running.get(key)?.output ?? this.ending.get(key))?.unflushed(offset);
   }
 
+  /** Log lines about one track attempt carry its ids. */
+  private trackLog(claimed: ClaimedTrack): Logger {
+    return this.log.child({ pipelineId: claimed.pipelineId, trackId: claimed.id, attempt: claimed.attempt, vertex: claimed.vertexName });
+  }
+
   private track<T>(promise: Promise<T>): void {
     this.inFlight.add(promise);
     promise
@@ -221,6 +229,7 @@ export class Executor {
     );
     const run: RunningTrack = { claimed, output };
     this.running.set(runKey(claimed.id, claimed.attempt), run);
+    const log = this.trackLog(claimed);
     const { runId, done } = this.launcher.run(
       {
         script: claimed.script,
@@ -236,13 +245,15 @@ export class Executor {
         timeoutMs: claimed.timeoutSeconds * 1000,
       },
       {
-        onStarted: (at) => {
+        onStarted: (at, pid) => {
           const ready = this.readyAt.get(claimed.id);
           this.readyAt.delete(claimed.id);
           if (ready !== undefined) {
             if (this.latencies.length >= LATENCY_SAMPLES) this.latencies.shift();
             this.latencies.push({ ms: at - ready.at, immediate: ready.immediate });
+            this.options.observer?.dispatched((at - ready.at) / 1000);
           }
+          log.info({ pid }, 'track started');
         },
         onOutput: (lines) => output.append(lines),
       },
@@ -269,8 +280,13 @@ export class Executor {
         output: output.toString(),
         outputChunks,
       };
+      this.options.observer?.finished(outcome.durationMs / 1000, result.succeeded ? 'succeeded' : 'failed');
       const next = await this.withRetries(`recording the result of track ${claimed.id}`, () =>
         completeTrack(this.store, claimed, result, { executorId: this.id, limit: want }),
+      );
+      this.trackLog(claimed)[result.succeeded ? 'info' : 'warn'](
+        { exitCode: outcome.exitCode, durationMs: Math.round(outcome.durationMs), reason: result.reason ?? undefined, recorded: next.outcome },
+        result.succeeded ? 'track succeeded' : 'track failed',
       );
       for (const track of next.claimed) this.launch(track);
       // Fewer than asked means nothing else is ready now; a later commit or the poll wakes us.

@@ -1,0 +1,125 @@
+/**
+ * Prometheus metrics at /metrics (prom-client). Counts that live in the database (tracks
+ * by state, the queue) are read when scraped, so they are right whichever executor
+ * process changed them; timings are observed by this process's executor as they happen.
+ * One registry per app: several apps in one process (tests) keep their own.
+ */
+import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Db } from './db.ts';
+import { PipelineState, TrackState, trackStateName } from './engine/states.ts';
+
+/** What the executor reports as it runs tracks. */
+export interface ExecutorObserver {
+  /** From the commit that made a track ready to its process start. */
+  dispatched(seconds: number): void;
+  /** A script ended: how long it ran and how its track ended. */
+  finished(seconds: number, outcome: 'succeeded' | 'failed'): void;
+}
+
+export interface Metrics extends ExecutorObserver {
+  readonly registry: Registry;
+  /** The exposition text and its content type. */
+  render(): Promise<{ body: string; contentType: string }>;
+}
+
+export interface MetricsSources {
+  db: Db;
+  runningTracks(): number;
+  subscriptions(): number;
+  webSocketConnections(): number;
+}
+
+const PIPELINE_STATE_NAMES = Object.fromEntries(Object.entries(PipelineState).map(([name, value]) => [value, name]));
+
+export function createMetrics(sources: MetricsSources): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'dagpipe_' });
+
+  new Gauge({
+    name: 'dagpipe_tracks',
+    help: 'Tracks by state, all pipelines (read from the database when scraped).',
+    labelNames: ['state'],
+    registers: [registry],
+    async collect() {
+      const rows = await sources.db.track.groupBy({ by: ['state'], _count: { _all: true } });
+      const counts = new Map(rows.map((r) => [r.state, r._count._all]));
+      for (const state of Object.values(TrackState)) this.set({ state: trackStateName(state) }, counts.get(state) ?? 0);
+    },
+  });
+
+  new Gauge({
+    name: 'dagpipe_pipelines',
+    help: 'Pipelines by state (read from the database when scraped).',
+    labelNames: ['state'],
+    registers: [registry],
+    async collect() {
+      const rows = await sources.db.pipeline.groupBy({ by: ['state'], _count: { _all: true } });
+      const counts = new Map(rows.map((r) => [r.state, r._count._all]));
+      for (const state of Object.values(PipelineState)) this.set({ state: PIPELINE_STATE_NAMES[state]! }, counts.get(state) ?? 0);
+    },
+  });
+
+  new Gauge({
+    name: 'dagpipe_queue_depth',
+    help: 'Tracks ready to run (PENDING, inputs resolved, pipeline RUNNING) waiting for a free worker.',
+    registers: [registry],
+    async collect() {
+      this.set(
+        await sources.db.track.count({
+          where: { state: TrackState.PENDING, script: { not: null }, pipeline: { state: PipelineState.RUNNING } },
+        }),
+      );
+    },
+  });
+
+  new Gauge({
+    name: 'dagpipe_running_tracks',
+    help: 'Scripts this process is running now.',
+    registers: [registry],
+    collect() {
+      this.set(sources.runningTracks());
+    },
+  });
+
+  new Gauge({
+    name: 'dagpipe_subscriptions',
+    help: 'Live GraphQL subscriptions (graphql-ws and SSE) open now.',
+    registers: [registry],
+    collect() {
+      this.set(sources.subscriptions());
+    },
+  });
+
+  new Gauge({
+    name: 'dagpipe_websocket_connections',
+    help: 'graphql-ws connections open now.',
+    registers: [registry],
+    collect() {
+      this.set(sources.webSocketConnections());
+    },
+  });
+
+  const dispatchLatency = new Histogram({
+    name: 'dagpipe_dispatch_latency_seconds',
+    help: 'From the commit that made a track ready to its script process starting.',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [registry],
+  });
+
+  const trackDuration = new Histogram({
+    name: 'dagpipe_track_duration_seconds',
+    help: 'How long scripts ran, by how their track ended.',
+    labelNames: ['outcome'],
+    buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600],
+    registers: [registry],
+  });
+
+  return {
+    registry,
+    dispatched: (seconds) => dispatchLatency.observe(seconds),
+    finished: (seconds, outcome) => trackDuration.observe({ outcome }, seconds),
+    async render() {
+      return { body: await registry.metrics(), contentType: registry.contentType };
+    },
+  };
+}
