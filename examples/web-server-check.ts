@@ -1,12 +1,35 @@
 /**
- * Loads the README tour's example graph (examples/web-server-check.graphql) through the
- * GraphQL API and checks it:
+ * Loads the README tour's example graph, the definition file examples/web-server-check.yaml,
+ * through the GraphQL API (importGraph) and checks it:
  *
  *   npx tsx examples/web-server-check.ts [http://127.0.0.1:4000/graphql]
  */
+import { readFileSync } from 'node:fs';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { print } from 'graphql';
-import { CheckWebServerCheckDocument, CreateWebServerCheckDocument } from '../src/generated/gql/graphql.ts';
+import { graphql } from '../src/generated/gql/index.ts';
+
+export const WEB_SERVER_CHECK = new URL('./web-server-check.yaml', import.meta.url);
+
+const ImportExample = graphql(`
+  mutation ImportExample($definition: String!, $name: String) {
+    importGraph(definition: $definition, name: $name) {
+      __typename
+      ... on Graph { id name }
+      ... on Error { field message }
+    }
+  }
+`);
+
+const CheckExample = graphql(`
+  mutation CheckExample($id: Int!) {
+    checkGraph(id: $id) {
+      __typename
+      ... on Graph { id checked }
+      ... on Error { field message }
+    }
+  }
+`);
 
 async function call<R, V>(url: string, document: TypedDocumentNode<R, V>, variables?: V): Promise<R> {
   const response = await fetch(url, {
@@ -19,19 +42,20 @@ async function call<R, V>(url: string, document: TypedDocumentNode<R, V>, variab
   return result.data!;
 }
 
-/** Creates and checks the example graph; returns its id. */
-export async function loadWebServerCheck(url: string): Promise<number> {
-  const { createGraph } = await call(url, CreateWebServerCheckDocument);
-  if (createGraph.__typename !== 'Graph') throw new Error(`createGraph: ${createGraph.message} (${createGraph.field})`);
-  const { checkGraph } = await call(url, CheckWebServerCheckDocument, { id: createGraph.id });
+/** Imports and checks the example graph (optionally under another name); returns its id. */
+export async function loadWebServerCheck(url: string, name?: string): Promise<number> {
+  const definition = readFileSync(WEB_SERVER_CHECK, 'utf8');
+  const { importGraph } = await call(url, ImportExample, { definition, name });
+  if (importGraph.__typename !== 'Graph') throw new Error(`importGraph: ${importGraph.message} (${importGraph.field})`);
+  const { checkGraph } = await call(url, CheckExample, { id: importGraph.id });
   if (checkGraph.__typename !== 'Graph') throw new Error(`checkGraph: ${checkGraph.message} (${checkGraph.field})`);
-  return createGraph.id;
+  return importGraph.id;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const url = process.argv[2] ?? 'http://127.0.0.1:4000/graphql';
   loadWebServerCheck(url).then(
-    (id) => console.log(`Loaded "web server check" as graph ${id}.`),
+    (id) => console.log(`Loaded "web server check" from ${WEB_SERVER_CHECK.pathname} as graph ${id}.`),
     (error: unknown) => {
       console.error(`Could not load the example: ${(error as Error).message}`);
       process.exit(1);
