@@ -44,7 +44,8 @@ function causeCode(error: unknown): string | undefined {
     const code = (cause as { code?: unknown }).code;
     if (typeof code === 'string') return code;
     const nested = (cause as { errors?: unknown[] }).errors?.[0];
-    if (depth > 0 && typeof (cause as { message?: unknown }).message === 'string') message ??= (cause as { message: string }).message;
+    const text = (cause as { message?: unknown }).message;
+    if (depth > 0 && typeof text === 'string' && text) message ??= text;
     cause = nested ?? (cause as { cause?: unknown }).cause;
   }
   return message || undefined;

@@ -219,7 +219,9 @@ async function start(ctx: Context, command: Extract<Command, { name: 'start' }>)
   const waiting = started.tracks.filter((t) => t.needsInput);
   for (const track of waiting) {
     const params = graph.vertices.find((v) => v.name === track.name)?.inputs ?? [];
-    const missing = params.filter((p) => needsPrompt(p, values.get(track.name)?.[p.name] !== undefined)).map((p) => p.name);
+    const missing = track.blockedBy?.missingParams.length
+      ? track.blockedBy.missingParams
+      : params.filter((p) => needsPrompt(p, values.get(track.name)?.[p.name] !== undefined)).map((p) => p.name);
     out(ctx.io, `Track ${track.name} (${track.id}) waits for input${missing.length ? `: ${missing.join(', ')}` : ''}; supply it with finishInput(trackId: ${track.id}, params: {...}).`);
   }
   out(ctx.io, `Follow it with: pipectl watch ${started.id}`);

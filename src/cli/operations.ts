@@ -61,7 +61,7 @@ export const CliStartPipeline = graphql(`
   mutation CliStartPipeline($graphId: Int!, $name: String, $inputs: [VertexParams!]) {
     startPipeline(graphId: $graphId, name: $name, inputs: $inputs) {
       __typename
-      ... on Pipeline { id name state tracks { id name state needsInput } }
+      ... on Pipeline { id name state tracks { id name state needsInput blockedBy { missingParams } } }
       ... on Error { message field }
     }
   }
@@ -104,7 +104,7 @@ export const CliEventFields = graphql(`
     id type createdAt
     pipelineState
     trackId trackState attempt exitCode reason
-    track { id name needsInput }
+    track { id name needsInput blockedBy { missingParams } }
   }
 `);
 
@@ -117,7 +117,7 @@ export const CliPipelineSnapshot = graphql(`
         id name
         vertices { name inputs { name required default secret } }
       }
-      tracks { id name state attempt needsInput startedAt finishedAt exitCode reason }
+      tracks { id name state attempt needsInput startedAt finishedAt exitCode reason blockedBy { missingParams } }
     }
   }
 `);

@@ -25,6 +25,8 @@ export interface TrackView {
   exitCode: number | null;
   reason: string | null;
   needsInput: boolean;
+  /** What finishInput must supply, as the server says (Track.blockedBy), when known. */
+  missing: string[] | null;
 }
 
 export interface ParamInfo {
@@ -51,6 +53,7 @@ export interface PipelineSnapshot {
     finishedAt: string | null;
     exitCode: number | null;
     reason: string | null;
+    blockedBy?: { missingParams: string[] } | null;
   }>;
 }
 
@@ -99,6 +102,7 @@ export class Progress {
       exitCode: t.exitCode,
       reason: t.reason,
       needsInput: t.needsInput,
+      missing: t.blockedBy?.missingParams ?? null,
     }));
     for (const track of this.tracks) this.byId.set(track.id, track);
     for (const vertex of snapshot.graph.vertices) this.inputs.set(vertex.name, vertex.inputs);
@@ -113,13 +117,14 @@ export class Progress {
   }
 
   /**
-   * The parameters a track waiting for input most likely lacks: those that must be given
-   * explicitly or have no default. (The server does not say which were given.)
+   * The parameters a track waiting for input lacks: as the server says, else (an older
+   * server) those that must be given explicitly or have no default.
    */
-  missingParams(track: TrackView): ParamInfo[] {
+  missingParams(track: TrackView): string[] {
+    if (track.missing?.length) return track.missing;
     const params = this.inputs.get(track.name) ?? [];
     const candidates = params.filter((p) => p.required || p.default === undefined || p.default === null);
-    return candidates.length > 0 ? candidates : params;
+    return (candidates.length > 0 ? candidates : params).map((p) => p.name);
   }
 
   /** Applies one event; returns what changed, or undefined for a repeat or a no-op. */
@@ -136,7 +141,10 @@ export class Progress {
       track.attempt = attempt;
       // needsInput is "as it is now" (the event's track is read when delivered); an event
       // that made the track runnable is the best moment to trust it.
-      if (event.track) track.needsInput = event.track.needsInput;
+      if (event.track) {
+        track.needsInput = event.track.needsInput;
+        track.missing = event.track.blockedBy?.missingParams ?? null;
+      }
       if (event.trackState === 'RUNNING') {
         track.startedAt = at;
         track.finishedAt = null;

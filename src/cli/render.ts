@@ -159,7 +159,7 @@ function countsLine(progress: Progress): Segment[] {
 }
 
 function inputHint(progress: Progress, track: TrackView): string {
-  const params = progress.missingParams(track).map((p) => p.name);
+  const params = progress.missingParams(track);
   return `waits for input${params.length ? `: ${params.join(', ')}` : ''} (finishInput trackId ${track.id})`;
 }
 
@@ -245,9 +245,9 @@ export function renderInputWait(progress: Progress, waiting: TrackView[], color:
   const lines = [paint([seg(`The run waits for finishInput on ${waiting.length} track(s):`, 'magenta')], color)];
   for (const track of waiting) {
     const params = progress.missingParams(track);
-    const example = `{${params.map((p) => `${p.name}: "…"`).join(', ')}}`;
+    const example = `{${params.map((p) => `${p}: "…"`).join(', ')}}`;
     lines.push(
-      paint([seg(`  ${track.name} (track ${track.id}) needs ${params.map((p) => p.name).join(', ') || 'its parameters'}: `), seg(`mutation { finishInput(trackId: ${track.id}, params: ${example}) { __typename } }`, 'dim')], color),
+      paint([seg(`  ${track.name} (track ${track.id}) needs ${params.join(', ') || 'its parameters'}: `), seg(`mutation { finishInput(trackId: ${track.id}, params: ${example}) { __typename } }`, 'dim')], color),
     );
   }
   lines.push(paint([seg('  (or start the graph again with --input vertex.param=value)', 'dim')], color));

@@ -9,7 +9,7 @@ const ANSI = /\x1b\[/;
 
 function snapshot(): PipelineSnapshot {
   const track = (id: number, name: string) => ({
-    id, name, state: 'WAITING' as const, attempt: 1, needsInput: false, startedAt: null, finishedAt: null, exitCode: null, reason: null,
+    id, name, state: 'WAITING' as const, attempt: 1, needsInput: false, startedAt: null, finishedAt: null, exitCode: null, reason: null, blockedBy: null,
   });
   return {
     id: 12,
@@ -34,7 +34,7 @@ let nextId = 100;
 function trackEvent(trackId: number, type: string, trackState: ProgressEvent['trackState'], ms: number, extra: Partial<ProgressEvent> = {}): ProgressEvent {
   return {
     id: ++nextId, type, createdAt: at(ms), pipelineState: null, trackId, trackState, attempt: 1, exitCode: null, reason: null,
-    track: { id: trackId, name: '', needsInput: false }, ...extra,
+    track: { id: trackId, name: '', needsInput: false, blockedBy: null }, ...extra,
   };
 }
 function pipelineEvent(type: string, pipelineState: ProgressEvent['pipelineState'], ms: number, reason: string | null = null): ProgressEvent {
@@ -47,7 +47,7 @@ function running(): Progress {
   p.apply(pipelineEvent('pipeline:started', 'RUNNING', 0));
   p.apply(trackEvent(31, 'track:created', 'PENDING', 0));
   p.apply(trackEvent(32, 'track:created', 'PENDING', 0));
-  p.apply(trackEvent(33, 'track:created', 'WAITING', 0, { track: { id: 33, name: 'report', needsInput: true } }));
+  p.apply(trackEvent(33, 'track:created', 'WAITING', 0, { track: { id: 33, name: 'report', needsInput: true, blockedBy: null } }));
   p.apply(trackEvent(31, 'track:claimed', 'RUNNING', 100));
   p.apply(trackEvent(32, 'track:claimed', 'RUNNING', 200));
   return p;
@@ -63,9 +63,11 @@ describe('Progress', () => {
     expect(p.counts()).toMatchObject({ SUCCEED: 1, RUNNING: 1, WAITING: 1 });
   });
 
-  it('says which parameters a track waiting for input lacks: required ones and those without a default', () => {
+  it('says which parameters a track waiting for input lacks: as the server says, else required ones and those without a default', () => {
     const p = running();
-    expect(p.missingParams(p.track(33)!).map((x) => x.name)).toEqual(['operator']);
+    expect(p.missingParams(p.track(33)!)).toEqual(['operator']);
+    p.apply(trackEvent(33, 'track:ready', 'PENDING', 300, { track: { id: 33, name: 'report', needsInput: true, blockedBy: { missingParams: ['operator', 'note'] } } }));
+    expect(p.missingParams(p.track(33)!)).toEqual(['operator', 'note']);
   });
 
   it('ends with a terminal pipeline event, and a retry resumes it', () => {
@@ -144,7 +146,7 @@ describe('plain lines (not a terminal)', () => {
     const p = running();
     const t = p.apply(trackEvent(32, 'track:failed', 'FAILED', 1_400, { exitCode: 7, reason: 'The script exited with code 7.' }))!;
     expect(renderTransition(p, t, false)).toMatch(/^\d\d:\d\d:\d\d {2}health {4}FAILED after 1\.2s: The script exited with code 7\.$/);
-    const input = p.apply(trackEvent(33, 'track:ready', 'PENDING', 1_500, { track: { id: 33, name: 'report', needsInput: true } }))!;
+    const input = p.apply(trackEvent(33, 'track:ready', 'PENDING', 1_500, { track: { id: 33, name: 'report', needsInput: true, blockedBy: null } }))!;
     expect(renderTransition(p, input, false)).toMatch(/report {4}PENDING waits for input: operator \(finishInput trackId 33\)$/);
     const end = p.apply(pipelineEvent('pipeline:failed', 'FAILED', 1_500, 'health failed'))!;
     expect(renderTransition(p, end, false)).toMatch(/pipeline 12 FAILED: health failed$/);
