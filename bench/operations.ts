@@ -14,3 +14,32 @@ export const BenchStartPipeline = graphql(`
     }
   }
 `);
+
+/** (e) What each fan-out subscriber selects: what a UI needs to colour a step. */
+export const BenchFanOutTrackUpdated = graphql(`
+  subscription BenchFanOutTrackUpdated($pipelineId: Int!, $after: Int) {
+    trackUpdated(pipelineId: $pipelineId, after: $after) { id type trackId trackState createdAt }
+  }
+`);
+
+/** (e) The journal a fan-out run is checked against, and the tracks waiting for input. */
+export const BenchFanOutJournal = graphql(`
+  query BenchFanOutJournal($id: Int!, $after: Int) {
+    pipeline(id: $id) {
+      state
+      events(after: $after, first: 10000) { id type trackId createdAt }
+      tracks { id needsInput }
+    }
+  }
+`);
+
+/** (e) Releases one track held for its input: the fan-out run starts with these. */
+export const BenchFinishInput = graphql(`
+  mutation BenchFinishInput($trackId: Int!, $params: JSON!) {
+    finishInput(trackId: $trackId, params: $params) {
+      __typename
+      ... on Track { id }
+      ... on Error { message field }
+    }
+  }
+`);

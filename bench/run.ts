@@ -15,13 +15,25 @@
  *     whose executor is stopped, so nothing else touches the database meanwhile.
  *  d. Dispatch latency p50/p99 (ready commit -> process start) from executor.latencyStats()
  *     right after (a).
+ *  e. Fan-out (bench/fan-out.ts): the service as its own process (`src/server.ts`, a fresh
+ *     migrated SQLite file, WORKERS=2) and 1,000 graphql-ws clients in this process, one
+ *     connection each, all subscribed to trackUpdated of one 200-track pipeline (50 layers of
+ *     4, scripts `true`) before it is released. Events delivered (every subscriber must get the
+ *     journal's track events, same ids, same order), p50/p99 latency from commit to receipt
+ *     (from Event.createdAt, ms precision, and from the instant the server published the event
+ *     after its commit, seen by a probe preloaded into the server: bench/fan-out-probe.ts), and
+ *     the server's RSS and heap before, with 1,000 subscribed, at the peak of the run, and after
+ *     they disconnect. Runs last, after (c), on its own database and server.
  *
  * The last line printed is `ratio engine/bare-spawn: <x>`. Exits non-zero if a pipeline does
- * not FINISH, cancelPipeline fails in (b), or (c)'s counts differ.
+ * not FINISH, cancelPipeline fails in (b), (c)'s counts differ, or in (e) a subscriber misses,
+ * repeats or reorders an event, or listeners outlive their subscribers.
+ *
+ * BENCH_ONLY=fanout runs (e) alone (under two minutes; no ratio line then), for quick iteration.
  *
  * BENCH_CPU_PROF=<dir> writes CPU profiles of this process during the engine run of (a) and
- * the startPipeline of (b), and makes the launcher process write its own profile there when it
- * exits (bench/cpu-profile.mjs). BENCH_SETUP=prisma builds (a)'s graphs with Prisma instead of
+ * the startPipeline of (b), makes the launcher process write its own profile there when it
+ * exits (bench/cpu-profile.mjs), and (e)'s server process its whole life's (--cpu-prof). BENCH_SETUP=prisma builds (a)'s graphs with Prisma instead of
  * the API (about 80 s faster; addEdge costs ~16 ms a call). BENCH_LOG_LEVEL sets the service's
  * log level (default error, to stderr).
  */
@@ -41,6 +53,7 @@ import type { DbOptions } from '../src/db.ts';
 import { CancelPipeline, PipelineTrackNames } from '../test/helpers/operations.ts';
 import { connectWs, GraphQLClient, pipelineEnd } from './client.ts';
 import { buildLayeredGraphViaApi, buildLayeredGraphWithPrisma, type LayeredShape } from './graphs.ts';
+import { runFanOut } from './fan-out.ts';
 import { BenchStartPipeline } from './operations.ts';
 
 const run = promisify(execFile);
@@ -53,6 +66,8 @@ const RUN_TIMEOUT_MS = 120_000;
 /** BENCH_SETUP=prisma writes (a)'s graphs straight to the database: not the spec'd setup, but far faster. */
 const PRISMA_SETUP = process.env.BENCH_SETUP === 'prisma';
 const PROFILE_DIR = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : undefined;
+/** BENCH_ONLY=fanout runs (e) alone. */
+const ONLY = process.env.BENCH_ONLY;
 
 const problems: string[] = [];
 const benchStart = performance.now();
@@ -145,6 +160,21 @@ async function profiled<T>(name: string, work: () => Promise<T>): Promise<T> {
 async function main(): Promise<number> {
   const total = performance.now();
   if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
+  if (ONLY !== undefined && ONLY !== 'fanout') throw new Error(`BENCH_ONLY=${ONLY}: the only value is "fanout"`);
+  if (ONLY === 'fanout') {
+    const fanOut = await runFanOut({ root: ROOT, dir, progress, problems });
+    const lines = [
+      '',
+      `dagpipe benchmark, fan-out only (BENCH_ONLY=fanout; node ${process.version})`,
+      '',
+      ...fanOut,
+      '',
+      `total bench time                   ${(since(total) / 1000).toFixed(1)} s`,
+      ...(problems.length > 0 ? ['', 'PROBLEMS:', ...problems.map((p) => `  - ${p}`)] : []),
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+    return problems.length > 0 ? 1 : 0;
+  }
 
   progress(`fresh database ${databaseFile}: applying migrations`);
   await migrate();
@@ -235,6 +265,9 @@ async function main(): Promise<number> {
   const countsEqual = at10.sql.length === at1000.sql.length;
   if (!countsEqual) problems.push(`(c) ${at10.sql.length} statements at 10 tracks but ${at1000.sql.length} at 1,000`);
 
+  // ---- (e): its own server process and database; last, so nothing of it weighs on (a)-(d).
+  const fanOut = await runFanOut({ root: ROOT, dir, progress, problems });
+
   // ---- Report.
   const bareMs = (bareBefore.ms + bareAfter.ms) / 2;
   const ratio = engine.ms / bareMs;
@@ -265,6 +298,8 @@ async function main(): Promise<number> {
     '      (includes waiting for a free worker: 4 tracks become ready at once, 2 workers)',
     `    claimed at once (${String(latency.immediate.count).padEnd(5)} samples) p50 ${latency.immediate.p50.toFixed(2)} ms, p99 ${latency.immediate.p99.toFixed(2)} ms`,
     '      (a worker was free: claimed in the same commit that made the track ready)',
+    '',
+    ...fanOut,
     '',
     `total bench time                   ${(since(total) / 1000).toFixed(1)} s`,
     ...(problems.length > 0 ? ['', 'PROBLEMS:', ...problems.map((p) => `  - ${p}`)] : []),
