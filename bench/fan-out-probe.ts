@@ -12,7 +12,8 @@
  *  - process.memoryUsage(), after a full GC when asked (the process runs with --expose-gc),
  *    and the highest heapUsed seen by a 100 ms sampler since the last reset.
  *
- * It answers requests over the IPC channel its parent opened ({@link ProbeRequest}).
+ * It answers requests over the IPC channel its parent opened ({@link ProbeRequest}), and stops
+ * the server (SIGTERM) when that channel closes.
  */
 import { EventEmitter } from 'node:events';
 
@@ -62,6 +63,10 @@ const sampler = setInterval(() => {
   peakHeapUsed = Math.max(peakHeapUsed, process.memoryUsage().heapUsed);
 }, 100);
 sampler.unref();
+
+// If the bench dies without stopping this server, the channel closes: stop as on SIGTERM
+// rather than live on as an orphan.
+process.on('disconnect', () => process.kill(process.pid, 'SIGTERM'));
 
 process.on('message', (message: unknown) => {
   const request = message as Partial<ProbeRequest> | null;
