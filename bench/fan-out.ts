@@ -110,6 +110,12 @@ async function startServer(options: FanOutOptions, databaseUrl: string): Promise
         WORKERS: String(FAN_OUT_WORKERS),
         WORK_DIR: path.join(options.dir, 'fan-out-work'),
         LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'error',
+        // The bench measures delivery, not the limits that protect a public service.
+        AUTH: 'off',
+        MUTATIONS_PER_MINUTE: '100000000',
+        MAX_ALIASES: '1000000',
+        MAX_TOKENS: '10000000',
+        MAX_QUERY_COST: '100000000',
       },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     },

@@ -114,6 +114,12 @@ async function startApp(db?: DbOptions): Promise<{ app: App; client: GraphQLClie
     DATABASE_URL: databaseUrl,
     WORK_DIR: path.join(dir, 'work'),
     LOG_LEVEL: 'silent',
+    // The bench measures the engine, not the limits that protect a public service.
+    AUTH: 'off',
+    MUTATIONS_PER_MINUTE: '100000000',
+    MAX_ALIASES: '1000000',
+    MAX_TOKENS: '10000000',
+    MAX_QUERY_COST: '100000000',
   });
   // Service errors go to stderr (BENCH_LOG_LEVEL=silent|error|warn|info|debug; default error).
   const logger = pino({ level: process.env.BENCH_LOG_LEVEL ?? 'error' }, pino.destination(2));

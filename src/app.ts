@@ -2,13 +2,21 @@
  * The composition root: database, bus, executor, GraphQL over HTTP, SSE and WebSocket
  * (graphql-ws) on one node:http server and one path.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { EnvelopArmor } from '@escape.tech/graphql-armor';
+import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
+import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
+import { GraphQLError, Kind, type DefinitionNode, type OperationDefinitionNode } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
-import { createYoga } from 'graphql-yoga';
+import { createGraphQLError, createYoga, type Plugin } from 'graphql-yoga';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { WebSocketServer } from 'ws';
+import { TokenVerifier, type TokenCheck } from './auth/tokens.ts';
+import type { Identity } from './engine/roles.ts';
+import { DomainError, ForbiddenError, UnauthenticatedError } from './errors.ts';
 import type { Config } from './config.ts';
-import { createContext, type Context } from './context.ts';
+import { createContext, type Caller, type Context } from './context.ts';
 import { connectDb, type DbOptions } from './db.ts';
 import { Executor } from './executor/executor.ts';
 import type { Logger } from './logger.ts';
@@ -75,14 +83,64 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     }
   });
 
+  const verifier = new TokenVerifier(db);
+  /** Who is calling, from an Authorization value; everyone is admin with authentication off. */
+  const identify = async (authorization: string | null | undefined): Promise<{ identity: Identity | null; authProblem?: string }> => {
+    if (!config.auth) return { identity: { name: 'anonymous', role: 'admin', tokenId: null } };
+    const check: TokenCheck | null = await verifier.check(authorization);
+    if (check === null) return { identity: null };
+    return 'identity' in check ? { identity: check.identity } : { identity: null, authProblem: check.problem };
+  };
+  const services = { store, executor, outputLimitBytes: config.outputLimitBytes };
+  const armor = new EnvelopArmor({
+    maxDepth: { n: config.limits.depth, ignoreIntrospection: true },
+    costLimit: { maxCost: config.limits.cost, ignoreIntrospection: true },
+    maxAliases: { n: config.limits.aliases },
+    maxTokens: { n: config.limits.tokens },
+    maxDirectives: { n: 50 },
+    // Suggestions ("Did you mean ...?") would describe a schema that introspection hides.
+    blockFieldSuggestion: { enabled: !config.introspection },
+  });
+
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
-    context: () => createContext({ store, executor, outputLimitBytes: config.outputLimitBytes }),
+    context: async (initial) => {
+      const fromSocket = initial.caller as Caller | undefined;
+      if (fromSocket) return createContext(services, fromSocket);
+      const address = (initial.req as IncomingMessage | undefined)?.socket.remoteAddress;
+      return createContext(services, { ...(await identify(initial.request.headers.get('authorization'))), ...(address && { clientAddress: address }) });
+    },
     graphqlEndpoint: '/graphql',
-    graphiql: { title: 'dagpipe', subscriptionsProtocol: 'WS' },
+    // SSE for subscriptions: GraphiQL then sends the Authorization header set in its Headers tab.
+    graphiql: { title: 'dagpipe', subscriptionsProtocol: 'SSE' },
     landingPage: false,
-    // Unexpected errors reach clients as "Unexpected error." and are logged with their stack.
-    maskedErrors: true,
+    plugins: [
+      ...armor.protect().plugins,
+      // A browser page of another site cannot make a "simple" request (a form post, a GET
+      // without this header) on a user's behalf; API clients send JSON or the header.
+      useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf'] }),
+      ...(config.introspection ? [] : [useDisableIntrospection()]),
+      mutationRateLimit(config.limits.mutationsPerMinute),
+    ],
+    // Unexpected errors reach clients as "Unexpected error." and are logged with their
+    // stack; expected ones (a domain error outside a result union) keep their message.
+    maskedErrors: {
+      maskError: (error, message) => {
+        const original = error instanceof GraphQLError ? error.originalError : error;
+        if (original instanceof DomainError) {
+          const code =
+            original instanceof UnauthenticatedError ? 'UNAUTHENTICATED' : original instanceof ForbiddenError ? 'FORBIDDEN' : original.name;
+          return createGraphQLError(original.message, {
+            ...(error instanceof GraphQLError && { nodes: error.nodes, path: error.path }),
+            extensions: { code, field: original.field },
+          });
+        }
+        if (error instanceof GraphQLError && !error.originalError) return error;
+        if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) return error.originalError;
+        logger.error({ err: original }, 'unexpected error');
+        return createGraphQLError(message);
+      },
+    },
     logging: {
       debug: (...args) => logger.debug(args.map(String).join(' ')),
       info: (...args) => logger.info(args.map(String).join(' ')),
@@ -106,9 +164,14 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       return;
     }
     if (req.url === '/metrics' && req.method === 'GET') {
-      metrics
-        .render()
-        .then(({ body, contentType }) => {
+      identify(req.headers.authorization)
+        .then(async ({ identity, authProblem }) => {
+          if (identity === null) {
+            res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer' });
+            res.end(`${authProblem ?? 'Metrics need an API token of any role: send "Authorization: Bearer <token>".'}\n`);
+            return;
+          }
+          const { body, contentType } = await metrics.render();
           res.writeHead(200, { 'content-type': contentType });
           res.end(body);
         })
@@ -119,6 +182,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         });
       return;
     }
+    if (req.method === 'POST' && !bodyWithinLimit(req, res, config.limits.bodyBytes)) return;
     void yoga(req, res);
   });
   // Node closes idle keep-alive sockets after 5 s, which races with clients (load balancers,
@@ -126,29 +190,62 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
 
-  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
-  const wsServer = useServer(
+  // maxPayload: one graphql-ws message is a subscription request, never a body-sized upload.
+  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, maxPayload: config.limits.bodyBytes });
+  type SocketExtra = { request: IncomingMessage; socket: unknown; caller?: Caller; subscriptions?: number };
+  const wsServer = useServer<Record<string, unknown>, SocketExtra>(
     {
+      // The token comes in connectionParams ({"authorization": "Bearer <token>"}); a
+      // connection without a valid one is closed with 4403 Forbidden.
+      onConnect: async (ctx) => {
+        const params = ctx.connectionParams ?? {};
+        const authorization = params.authorization ?? params.Authorization ?? (typeof params.token === 'string' ? `Bearer ${params.token}` : undefined);
+        const caller = await identify(typeof authorization === 'string' ? authorization : undefined);
+        if (caller.identity === null) return false;
+        const address = ctx.extra.request.socket.remoteAddress;
+        ctx.extra.caller = { ...caller, ...(address && { clientAddress: address }) };
+        ctx.extra.subscriptions = 0;
+        return true;
+      },
       execute: (args: any) => args.rootValue.execute(args),
       subscribe: (args: any) => args.rootValue.subscribe(args),
       onSubscribe: async (ctx, _id, params) => {
+        if ((ctx.extra.subscriptions ?? 0) >= config.limits.subscriptionsPerConnection) {
+          return [
+            new GraphQLError(
+              `This connection already has ${config.limits.subscriptionsPerConnection} subscriptions (SUBSCRIPTIONS_PER_CONNECTION); complete one, or open another connection.`,
+              { extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } },
+            ),
+          ];
+        }
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
           socket: ctx.extra.socket,
+          caller: ctx.extra.caller,
           params,
         });
+        let document;
+        try {
+          document = parse(params.query);
+        } catch (error) {
+          return [error instanceof GraphQLError ? error : new GraphQLError('The query could not be parsed.')];
+        }
         const args = {
           schema,
           operationName: params.operationName,
-          document: parse(params.query),
+          document,
           variableValues: params.variables,
           contextValue: await contextFactory(),
           rootValue: { execute, subscribe },
         };
         const errors = validate(args.schema, args.document);
         if (errors.length) return errors;
+        ctx.extra.subscriptions = (ctx.extra.subscriptions ?? 0) + 1;
         return args;
+      },
+      onComplete: (ctx) => {
+        ctx.extra.subscriptions = Math.max(0, (ctx.extra.subscriptions ?? 1) - 1);
       },
     },
     wss,
@@ -182,6 +279,59 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       }
       await executor.stop();
       await db.$disconnect();
+    },
+  };
+}
+
+/**
+ * Refuses a request body over the limit before anything reads it (413), and one of unknown
+ * length (411): GraphQL clients send a Content-Length, and a body read without one could
+ * be of any size.
+ */
+function bodyWithinLimit(req: IncomingMessage, res: ServerResponse, limit: number): boolean {
+  const header = req.headers['content-length'];
+  const length = Number(header);
+  if (header === undefined || !Number.isSafeInteger(length)) {
+    res.writeHead(411, { 'content-type': 'text/plain', connection: 'close' });
+    res.end('Send the request body with a Content-Length header.\n');
+    return false;
+  }
+  if (length > limit) {
+    res.writeHead(413, { 'content-type': 'text/plain', connection: 'close' });
+    res.end(`The request body is ${length} bytes; at most ${limit} are accepted (MAX_BODY_BYTES).\n`);
+    return false;
+  }
+  return true;
+}
+
+/**
+ * At most `perMinute` mutation fields per minute per caller (token, or client address with
+ * authentication off); beyond it a RATE_LIMITED error says when to try again.
+ */
+function mutationRateLimit(perMinute: number): Plugin<Context> {
+  const limiter = new RateLimiterMemory({ points: perMinute, duration: 60 });
+  return {
+    onExecute({ args, setResultAndStopExecution }) {
+      const operation = args.document.definitions.find(
+        (d: DefinitionNode): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION && (!args.operationName || d.name?.value === args.operationName),
+      );
+      if (operation?.operation !== 'mutation') return;
+      const ctx = args.contextValue;
+      const caller = ctx.identity?.tokenId != null ? `token:${ctx.identity.tokenId}` : `address:${ctx.clientAddress ?? 'unknown'}`;
+      const fields = operation.selectionSet.selections.length;
+      return limiter.consume(caller, fields).then(
+        () => undefined,
+        (refusal: unknown) => {
+          const wait = refusal instanceof RateLimiterRes ? Math.ceil(refusal.msBeforeNext / 1000) : 60;
+          setResultAndStopExecution({
+            errors: [
+              createGraphQLError(`Too many changes: at most ${perMinute} mutations a minute are accepted (MUTATIONS_PER_MINUTE). Try again in ${wait} s.`, {
+                extensions: { code: 'RATE_LIMITED', retryAfterSeconds: wait, http: { status: 429, headers: { 'retry-after': String(wait) } } },
+              }),
+            ],
+          });
+        },
+      );
     },
   };
 }

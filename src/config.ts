@@ -14,6 +14,27 @@ export interface Config {
   outputLimitBytes: number;
   workDir: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** Off only explicitly, and only on a loopback HOST. */
+  auth: boolean;
+  introspection: boolean;
+  limits: Limits;
+}
+
+/** What one client may ask of the service (see README, Limits). */
+export interface Limits {
+  bodyBytes: number;
+  depth: number;
+  cost: number;
+  aliases: number;
+  tokens: number;
+  subscriptionsPerConnection: number;
+  mutationsPerMinute: number;
+}
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost', '[::1]']);
+
+export function isLoopback(host: string): boolean {
+  return LOOPBACK_HOSTS.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 export const DEFAULT_DATABASE_URL = `file:${path.resolve('data/dagpipe.db')}`;
@@ -49,6 +70,24 @@ const schema = z.object({
   OUTPUT_LIMIT_BYTES: integer('OUTPUT_LIMIT_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
   WORK_DIR: z.string().min(1).default(path.resolve('data/work')),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  AUTH: z.enum(['on', 'off'], { message: 'AUTH must be on or off' }).default('on'),
+  INTROSPECTION: z.enum(['on', 'off'], { message: 'INTROSPECTION must be on or off' }).default('on'),
+  MAX_BODY_BYTES: integer('MAX_BODY_BYTES', 8 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+  MAX_QUERY_DEPTH: integer('MAX_QUERY_DEPTH', 15, 2, 1000),
+  MAX_QUERY_COST: integer('MAX_QUERY_COST', 20_000, 10, 100_000_000),
+  MAX_ALIASES: integer('MAX_ALIASES', 50, 1, 1_000_000),
+  MAX_TOKENS: integer('MAX_TOKENS', 5_000, 100, 10_000_000),
+  SUBSCRIPTIONS_PER_CONNECTION: integer('SUBSCRIPTIONS_PER_CONNECTION', 100, 1, 100_000),
+  MUTATIONS_PER_MINUTE: integer('MUTATIONS_PER_MINUTE', 600, 1, 100_000_000),
+}).superRefine((env, ctx) => {
+  if (env.AUTH === 'off' && !isLoopback(env.HOST)) {
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        `AUTH=off is refused with HOST=${env.HOST}: anyone who can reach that address could run shell commands as this service's user. ` +
+        'Keep AUTH=on and create a token (npm run token -- create --role admin --name <you>), or listen on 127.0.0.1 for development without authentication.',
+    });
+  }
 });
 
 /** Raised with every configuration problem at once, so one restart fixes them all. */
@@ -78,5 +117,16 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     outputLimitBytes: e.OUTPUT_LIMIT_BYTES,
     workDir: path.resolve(e.WORK_DIR),
     logLevel: e.LOG_LEVEL,
+    auth: e.AUTH === 'on',
+    introspection: e.INTROSPECTION === 'on',
+    limits: {
+      bodyBytes: e.MAX_BODY_BYTES,
+      depth: e.MAX_QUERY_DEPTH,
+      cost: e.MAX_QUERY_COST,
+      aliases: e.MAX_ALIASES,
+      tokens: e.MAX_TOKENS,
+      subscriptionsPerConnection: e.SUBSCRIPTIONS_PER_CONNECTION,
+      mutationsPerMinute: e.MUTATIONS_PER_MINUTE,
+    },
   };
 }

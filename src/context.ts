@@ -1,5 +1,6 @@
 /** What every resolver sees; a new object per request (or per subscription operation). */
 import type { Db } from './db.ts';
+import type { Identity } from './engine/roles.ts';
 import type { Executor } from './executor/executor.ts';
 import type { PubSub } from './pubsub.ts';
 import type { Store } from './store/transaction.ts';
@@ -17,14 +18,29 @@ export interface Context {
   store: Store;
   executor: Executor;
   outputLimitBytes: number;
+  /** Who is calling; null when no valid token came with the request. */
+  identity: Identity | null;
+  /** Why a token that came with the request was not accepted. */
+  authProblem?: string;
+  /** The peer address, for per-client limits when there is no token. */
+  clientAddress?: string;
 }
 
-export function createContext(services: AppServices): Context {
+export interface Caller {
+  identity: Identity | null;
+  authProblem?: string;
+  clientAddress?: string;
+}
+
+export function createContext(services: AppServices, caller: Caller): Context {
   return {
     db: services.store.db,
     bus: services.store.bus,
     store: services.store,
     executor: services.executor,
     outputLimitBytes: services.outputLimitBytes,
+    identity: caller.identity,
+    ...(caller.authProblem !== undefined && { authProblem: caller.authProblem }),
+    ...(caller.clientAddress !== undefined && { clientAddress: caller.clientAddress }),
   };
 }

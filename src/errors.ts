@@ -51,6 +51,28 @@ export class CycleError extends DomainError {
   }
 }
 
+/** No valid token came with the request while authentication is on. */
+export class UnauthenticatedError extends DomainError {
+  readonly field = 'authorization';
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnauthenticatedError';
+  }
+}
+
+/** The token is valid but its role may not do this. */
+export class ForbiddenError extends DomainError {
+  readonly field = 'authorization';
+  constructor(
+    readonly role: string,
+    readonly requiredRole: string,
+    what: string,
+  ) {
+    super(`${what} needs the ${requiredRole} role${requiredRole === 'admin' ? '' : ' or higher'}; this token's role is ${role}. Ask an admin for a token with that role.`);
+    this.name = 'ForbiddenError';
+  }
+}
+
 /** Re-raises a validation error of a nested input with its full path, e.g. "vertices.2.script". */
 export function withinField<T>(prefix: string, work: () => T): T {
   const prefixed = (error: unknown): never => {

@@ -32,6 +32,15 @@ async function main(): Promise<void> {
   }
   logger.info({ url, workers: config.workers, database: config.databaseUrl }, 'dagpipe is listening');
   console.log(`GraphiQL: ${url}`);
+  if (!config.auth) {
+    console.log('Authentication is off (AUTH=off): anyone who can reach this address can run scripts as this user.');
+  } else if ((await app.store.db.apiToken.count({ where: { revokedAt: null } })) === 0) {
+    console.log(
+      'Authentication is on and there is no API token yet. Create one, then send it as "Authorization: Bearer <token>"\n' +
+        '(in GraphiQL: the Headers tab, {"Authorization": "Bearer <token>"}):\n' +
+        '  npm run token -- create --role admin --name <you>',
+    );
+  }
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -109,6 +109,15 @@ describe('loadConfig parsing', () => {
         OUTPUT_LIMIT_BYTES: '4096',
         WORK_DIR: '/tmp/work',
         LOG_LEVEL: 'warn',
+        AUTH: 'on',
+        INTROSPECTION: 'off',
+        MAX_BODY_BYTES: '2048',
+        MAX_QUERY_DEPTH: '8',
+        MAX_QUERY_COST: '500',
+        MAX_ALIASES: '5',
+        MAX_TOKENS: '300',
+        SUBSCRIPTIONS_PER_CONNECTION: '3',
+        MUTATIONS_PER_MINUTE: '10',
       }),
     ).toStrictEqual({
       port: 9000,
@@ -118,6 +127,9 @@ describe('loadConfig parsing', () => {
       outputLimitBytes: 4096,
       workDir: '/tmp/work',
       logLevel: 'warn',
+      auth: true,
+      introspection: false,
+      limits: { bodyBytes: 2048, depth: 8, cost: 500, aliases: 5, tokens: 300, subscriptionsPerConnection: 3, mutationsPerMinute: 10 },
     });
   });
 });
@@ -191,5 +203,35 @@ describe('loadConfig errors', () => {
 describe('strict numbers', () => {
   it.each(['0x1F90', '1e3', '80.0'])('refuses PORT=%s', (port) => {
     expect(() => loadConfig({ PORT: port })).toThrow(ConfigError);
+  });
+});
+
+describe('safe defaults', () => {
+  it('authentication is on, introspection on, and the limits have production defaults', () => {
+    const config = loadConfig({});
+    expect(config.auth).toBe(true);
+    expect(config.introspection).toBe(true);
+    expect(config.limits).toEqual({
+      bodyBytes: 8 * 1024 * 1024,
+      depth: 15,
+      cost: 20_000,
+      aliases: 50,
+      tokens: 5_000,
+      subscriptionsPerConnection: 100,
+      mutationsPerMinute: 600,
+    });
+  });
+
+  it.each(['127.0.0.1', '::1', 'localhost', '127.0.0.2'])('AUTH=off is accepted on the loopback address %s', (host) => {
+    expect(loadConfig({ AUTH: 'off', HOST: host }).auth).toBe(false);
+  });
+
+  it.each(['0.0.0.0', '::', '192.168.1.10', 'example.com'])('AUTH=off is refused on %s, saying why and what to do', (host) => {
+    expect(() => loadConfig({ AUTH: 'off', HOST: host })).toThrow(ConfigError);
+    expect(() => loadConfig({ AUTH: 'off', HOST: host })).toThrow(/anyone who can reach that address could run shell commands.*npm run token -- create/);
+  });
+
+  it('AUTH and INTROSPECTION take only on or off', () => {
+    expect(() => loadConfig({ AUTH: 'no', INTROSPECTION: 'maybe' })).toThrow(/AUTH must be on or off[\s\S]*INTROSPECTION must be on or off/);
   });
 });

@@ -2,7 +2,7 @@
  * Expected errors as GraphQL object types. Mutations return a union of their result and
  * the errors they can produce; anything unexpected is masked by Yoga and logged.
  */
-import { ConflictError, CycleError, DomainError, NotFoundError, ValidationError } from '../errors.ts';
+import { ConflictError, CycleError, DomainError, ForbiddenError, NotFoundError, UnauthenticatedError, ValidationError } from '../errors.ts';
 import { builder } from './builder.ts';
 
 export const ErrorInterface = builder.interfaceRef<DomainError>('Error').implement({
@@ -48,5 +48,23 @@ builder.objectType(CycleError, {
   }),
 });
 
+builder.objectType(UnauthenticatedError, {
+  name: 'UnauthenticatedError',
+  description: 'No valid API token came with the request (field "authorization"). Nothing was changed.',
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof UnauthenticatedError,
+});
+
+builder.objectType(ForbiddenError, {
+  name: 'ForbiddenError',
+  description: 'The token is valid, but its role may not do this. Nothing was changed.',
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof ForbiddenError,
+  fields: (t) => ({
+    role: t.exposeString('role', { description: 'The role of the token used.' }),
+    requiredRole: t.exposeString('requiredRole', { description: 'The role this needs (or a higher one).' }),
+  }),
+});
+
 /** The errors every mutation may return. */
-export const ALL_ERRORS = [ValidationError, NotFoundError, ConflictError] as const;
+export const ALL_ERRORS = [ValidationError, NotFoundError, ConflictError, UnauthenticatedError, ForbiddenError] as const;

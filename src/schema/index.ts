@@ -8,5 +8,7 @@ import './pipeline.ts';
 import './track.ts';
 import './event.ts';
 import './output.ts';
+import './token.ts';
+import { auditMutations } from './audit.ts';
 
-export const schema = builder.toSchema({ sortSchema: false });
+export const schema = auditMutations(builder.toSchema({ sortSchema: false }));

@@ -2,7 +2,7 @@
 import { toDot, toMermaid } from '../engine/diagram.ts';
 import * as pipelines from '../store/pipelines.ts';
 import { GRAPH_SHAPE } from './graph.ts';
-import { builder } from './builder.ts';
+import { builder, OPERATOR_ONLY } from './builder.ts';
 import { ALL_ERRORS } from './errors.ts';
 import { PipelineStateEnum, TrackStateEnum } from './states.ts';
 
@@ -110,6 +110,7 @@ const VertexParamsInput = builder.inputType('VertexParams', {
 
 builder.mutationFields((t) => ({
   startPipeline: t.field({
+    ...OPERATOR_ONLY,
     type: Pipeline,
     description:
       'Starts a checked graph (and seals it). Tracks whose parameters resolve from the given values and defaults run automatically; the others wait for finishInput.',
@@ -127,6 +128,7 @@ builder.mutationFields((t) => ({
       }),
   }),
   cancelPipeline: t.field({
+    ...OPERATOR_ONLY,
     type: Pipeline,
     description: 'Kills running tracks and marks the pipeline and every unfinished track CANCELLED.',
     errors: { types: [...ALL_ERRORS], directResult: true },
@@ -134,6 +136,7 @@ builder.mutationFields((t) => ({
     resolve: (_root, args, ctx) => pipelines.cancelPipeline(ctx.store, args.id),
   }),
   retryPipeline: t.field({
+    ...OPERATOR_ONLY,
     type: Pipeline,
     description:
       'Puts the failed and cancelled tracks of a FAILED or CANCELLED pipeline back into play (attempt + 1); succeeded tracks are kept.',

@@ -6,7 +6,7 @@ import { blockedBy, type BlockedReason as BlockedReasonShape, type TrackRef } fr
 import { PipelineState, TrackState } from '../engine/states.ts';
 import type { Context } from '../context.ts';
 import * as pipelines from '../store/pipelines.ts';
-import { builder } from './builder.ts';
+import { builder, OPERATOR_ONLY } from './builder.ts';
 import { ALL_ERRORS } from './errors.ts';
 import { PipelineStateEnum, TrackStateEnum } from './states.ts';
 
@@ -188,6 +188,7 @@ builder.queryFields((t) => ({
 
 builder.mutationFields((t) => ({
   finishInput: t.field({
+    ...OPERATOR_ONLY,
     type: Track,
     description: 'Supplies the parameters of a track that has not started; it then runs when its predecessors succeeded.',
     errors: { types: [...ALL_ERRORS], directResult: true },

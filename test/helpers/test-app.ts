@@ -21,11 +21,11 @@ export interface GraphQLClient {
 }
 
 /** A typed GraphQL-over-HTTP client for a server at `url`. */
-export function httpClient(url: string): GraphQLClient {
+export function httpClient(url: string, headers: Record<string, string> = {}): GraphQLClient {
   async function execute<R, V>(document: TypedDocumentNode<R, V>, variables?: V): Promise<ExecutionResult<R>> {
     const response = await fetch(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
+      headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json', ...headers },
       body: JSON.stringify({ query: print(document), variables }),
     });
     return (await response.json()) as ExecutionResult<R>;
@@ -70,6 +70,10 @@ export async function startTestApp(
     DATABASE_URL: databaseUrl,
     WORK_DIR: path.join(dir, 'work'),
     LOG_LEVEL: 'silent',
+    // Tests of other things run on loopback without authentication, and without the
+    // mutation rate limit; test/api/auth.test.ts and limits.test.ts switch them on.
+    AUTH: 'off',
+    MUTATIONS_PER_MINUTE: '100000000',
     ...options.env,
   });
   const queries: string[] = [];

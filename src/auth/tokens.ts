@@ -1,0 +1,76 @@
+/**
+ * API tokens: random secrets, stored as SHA-256 hashes (a token is 256 random bits, so a
+ * fast hash is enough; no password-style stretching is needed), shown once at creation,
+ * listed without their secret, and revoked rather than deleted so the audit trail keeps
+ * its names.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Db } from '../db.ts';
+import { isRole, type Identity, type Role } from '../engine/roles.ts';
+import { NotFoundError, ValidationError } from '../errors.ts';
+
+/** Secrets look like "dp_" + 43 base64url characters. */
+const TOKEN_PATTERN = /^dp_[A-Za-z0-9_-]{43}$/;
+const MAX_NAME_LENGTH = 100;
+/** lastUsedAt is written at most this often per token, not on every request. */
+const TOUCH_INTERVAL_MS = 60_000;
+
+export function hashToken(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+export interface CreatedToken {
+  id: number;
+  name: string;
+  role: Role;
+  /** The secret: shown this once, never stored. */
+  secret: string;
+}
+
+export async function createToken(db: Db, input: { name: string; role: string }): Promise<CreatedToken> {
+  const name = input.name.trim();
+  if (name === '' || name.length > MAX_NAME_LENGTH) {
+    throw new ValidationError('name', `A token needs a name of 1 to ${MAX_NAME_LENGTH} characters saying who or what uses it, e.g. "alice" or "ci-nightly".`);
+  }
+  if (!isRole(input.role)) throw new ValidationError('role', `The role must be viewer, operator or admin, got "${input.role}".`);
+  const secret = `dp_${randomBytes(32).toString('base64url')}`;
+  const row = await db.apiToken.create({ data: { name, role: input.role, hash: hashToken(secret), prefix: secret.slice(0, 8) } });
+  return { id: row.id, name: row.name, role: input.role, secret };
+}
+
+export async function revokeToken(db: Db, id: number): Promise<{ id: number; name: string; role: string; revokedAt: Date }> {
+  const token = await db.apiToken.findUnique({ where: { id } });
+  if (!token) throw new NotFoundError('id', 'token', id);
+  if (token.revokedAt) return { ...token, revokedAt: token.revokedAt };
+  return db.apiToken.update({ where: { id }, data: { revokedAt: new Date() } }) as Promise<{ id: number; name: string; role: string; revokedAt: Date }>;
+}
+
+export type TokenCheck = { identity: Identity } | { problem: string };
+
+/** Resolves an Authorization header value to who is calling, or says what is wrong with it. */
+export class TokenVerifier {
+  private readonly touched = new Map<number, number>();
+
+  constructor(private readonly db: Db) {}
+
+  async check(authorization: string | undefined | null): Promise<TokenCheck | null> {
+    if (!authorization) return null;
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+    if (!match) return { problem: 'The Authorization header must be "Bearer <token>".' };
+    const secret = match[1]!;
+    if (!TOKEN_PATTERN.test(secret)) return { problem: 'That is not a dagpipe token (they start with "dp_"). Create one with: npm run token -- create --role viewer --name <who>' };
+    const token = await this.db.apiToken.findUnique({ where: { hash: hashToken(secret) } });
+    if (!token) return { problem: 'This token is not known. Check that it was copied whole, or create a new one.' };
+    if (token.revokedAt) return { problem: `This token ("${token.name}") was revoked on ${token.revokedAt.toISOString()}. Ask an admin for a new one.` };
+    if (!isRole(token.role)) return { problem: `This token has an unknown role "${token.role}".` };
+    this.touch(token.id);
+    return { identity: { name: token.name, role: token.role, tokenId: token.id } };
+  }
+
+  private touch(id: number): void {
+    const now = Date.now();
+    if ((this.touched.get(id) ?? 0) > now - TOUCH_INTERVAL_MS) return;
+    this.touched.set(id, now);
+    void this.db.apiToken.update({ where: { id }, data: { lastUsedAt: new Date(now) } }).catch(() => undefined);
+  }
+}
