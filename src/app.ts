@@ -192,7 +192,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
 
   // maxPayload: one graphql-ws message is a subscription request, never a body-sized upload.
   const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, maxPayload: config.limits.bodyBytes });
-  type SocketExtra = { request: IncomingMessage; socket: unknown; caller?: Caller; subscriptions?: number };
+  type SocketExtra = { request: IncomingMessage; socket: unknown; caller?: Caller };
   const wsServer = useServer<Record<string, unknown>, SocketExtra>(
     {
       // The token comes in connectionParams ({"authorization": "Bearer <token>"}); a
@@ -204,13 +204,13 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         if (caller.identity === null) return false;
         const address = ctx.extra.request.socket.remoteAddress;
         ctx.extra.caller = { ...caller, ...(address && { clientAddress: address }) };
-        ctx.extra.subscriptions = 0;
         return true;
       },
       execute: (args: any) => args.rootValue.execute(args),
       subscribe: (args: any) => args.rootValue.subscribe(args),
       onSubscribe: async (ctx, _id, params) => {
-        if ((ctx.extra.subscriptions ?? 0) >= config.limits.subscriptionsPerConnection) {
+        // graphql-ws lists the operations of this connection, this one included.
+        if (Object.keys(ctx.subscriptions).length > config.limits.subscriptionsPerConnection) {
           return [
             new GraphQLError(
               `This connection already has ${config.limits.subscriptionsPerConnection} subscriptions (SUBSCRIPTIONS_PER_CONNECTION); complete one, or open another connection.`,
@@ -241,11 +241,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         };
         const errors = validate(args.schema, args.document);
         if (errors.length) return errors;
-        ctx.extra.subscriptions = (ctx.extra.subscriptions ?? 0) + 1;
         return args;
-      },
-      onComplete: (ctx) => {
-        ctx.extra.subscriptions = Math.max(0, (ctx.extra.subscriptions ?? 1) - 1);
       },
     },
     wss,
