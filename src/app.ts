@@ -26,7 +26,10 @@ import { schema } from './schema/index.ts';
 import { DagCache } from './store/dag-cache.ts';
 import type { Store } from './store/transaction.ts';
 
-/** Variables a script may inherit from the service's environment; nothing else leaks. */
+/**
+ * Variables a script may inherit from the service's environment, plus those SCRIPT_ENV
+ * names; nothing else leaks (DATABASE_URL is refused even there).
+ */
 const SCRIPT_ENV_ALLOWLIST = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'SHELL'];
 
 export interface AppDeps {
@@ -60,7 +63,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     onListenerError: (error) => logger.error({ err: error }, 'commit listener failed'),
   };
   const baseEnv = Object.fromEntries(
-    SCRIPT_ENV_ALLOWLIST.flatMap((name) => (deps.env[name] !== undefined ? [[name, deps.env[name]!]] : [])),
+    [...SCRIPT_ENV_ALLOWLIST, ...config.scriptEnv].flatMap((name) => (deps.env[name] !== undefined ? [[name, deps.env[name]!]] : [])),
   );
   const metrics = createMetrics({
     db,

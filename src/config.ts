@@ -18,6 +18,10 @@ export interface Config {
   auth: boolean;
   introspection: boolean;
   limits: Limits;
+  /** Extra variables of the service's environment that scripts may see (names). */
+  scriptEnv: string[];
+  /** The user scripts run as when the service runs as root (a name or uid). */
+  scriptUser: string;
 }
 
 /** What one client may ask of the service (see README, Limits). */
@@ -30,6 +34,9 @@ export interface Limits {
   subscriptionsPerConnection: number;
   mutationsPerMinute: number;
 }
+
+/** Variables that hold the service's own secrets: never passed to a script. */
+const SERVICE_SECRETS = new Set(['DATABASE_URL']);
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost', '[::1]']);
 
@@ -79,6 +86,20 @@ const schema = z.object({
   MAX_TOKENS: integer('MAX_TOKENS', 5_000, 100, 10_000_000),
   SUBSCRIPTIONS_PER_CONNECTION: integer('SUBSCRIPTIONS_PER_CONNECTION', 100, 1, 100_000),
   MUTATIONS_PER_MINUTE: integer('MUTATIONS_PER_MINUTE', 600, 1, 100_000_000),
+  SCRIPT_ENV: z
+    .string()
+    .default('')
+    .transform((value) => value.split(',').map((name) => name.trim()).filter((name) => name !== ''))
+    .superRefine((names, ctx) => {
+      for (const name of names) {
+        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+          ctx.addIssue({ code: 'custom', message: `SCRIPT_ENV lists "${name}", which is not a variable name (letters, digits and _, comma-separated)` });
+        } else if (SERVICE_SECRETS.has(name)) {
+          ctx.addIssue({ code: 'custom', message: `SCRIPT_ENV must not list ${name}: it is the service's own secret and never reaches a script` });
+        }
+      }
+    }),
+  SCRIPT_USER: z.string().trim().min(1, 'SCRIPT_USER must not be empty').default('nobody'),
 }).superRefine((env, ctx) => {
   if (env.AUTH === 'off' && !isLoopback(env.HOST)) {
     ctx.addIssue({
@@ -128,5 +149,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       subscriptionsPerConnection: e.SUBSCRIPTIONS_PER_CONNECTION,
       mutationsPerMinute: e.MUTATIONS_PER_MINUTE,
     },
+    scriptEnv: e.SCRIPT_ENV,
+    scriptUser: e.SCRIPT_USER,
   };
 }

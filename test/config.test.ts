@@ -130,6 +130,8 @@ describe('loadConfig parsing', () => {
       auth: true,
       introspection: false,
       limits: { bodyBytes: 2048, depth: 8, cost: 500, aliases: 5, tokens: 300, subscriptionsPerConnection: 3, mutationsPerMinute: 10 },
+      scriptEnv: [],
+      scriptUser: 'nobody',
     });
   });
 });
@@ -233,5 +235,21 @@ describe('safe defaults', () => {
 
   it('AUTH and INTROSPECTION take only on or off', () => {
     expect(() => loadConfig({ AUTH: 'no', INTROSPECTION: 'maybe' })).toThrow(/AUTH must be on or off[\s\S]*INTROSPECTION must be on or off/);
+  });
+});
+
+describe('the scripts\' environment', () => {
+  it('SCRIPT_ENV adds variable names scripts may see', () => {
+    expect(loadConfig({ SCRIPT_ENV: ' AWS_REGION, http_proxy ,' }).scriptEnv).toEqual(['AWS_REGION', 'http_proxy']);
+  });
+
+  it('never lets DATABASE_URL through, and refuses what is not a name', () => {
+    expect(() => loadConfig({ SCRIPT_ENV: 'DATABASE_URL,X' })).toThrow(/SCRIPT_ENV must not list DATABASE_URL: it is the service's own secret/);
+    expect(() => loadConfig({ SCRIPT_ENV: 'A-B' })).toThrow(/"A-B", which is not a variable name/);
+  });
+
+  it('scripts of a service running as root run as SCRIPT_USER, nobody by default', () => {
+    expect(loadConfig({}).scriptUser).toBe('nobody');
+    expect(loadConfig({ SCRIPT_USER: 'runner' }).scriptUser).toBe('runner');
   });
 });

@@ -80,6 +80,10 @@ Options:
       --no-color     No colours (also when NO_COLOR is set or output is not a terminal).
   -h, --help         This text.
 
+Authentication: set PIPECTL_TOKEN to an API token (viewer to read and watch, operator to
+start, cancel, retry and give input, admin to apply). It is read from the environment,
+not the command line, so it does not show in process lists.
+
 Watching: on a terminal the display is redrawn in place (overall bar, a line per running
 track with its elapsed time, the failing track's output tail); otherwise one plain line
 per transition, for CI logs.
@@ -98,7 +102,7 @@ Exit codes:
 Examples:
   pipectl apply web-server-check.yaml
   pipectl start "web server check" --input report.operator=Ada --watch
-  PIPECTL_URL=http://ci-runner:4000/graphql pipectl start 3 -i ip=10.0.0.5 -w
+  PIPECTL_URL=http://ci-runner:4000/graphql PIPECTL_TOKEN=dp_... pipectl start 3 -i ip=10.0.0.5 -w
   pipectl logs 17 --follow
 `;
 

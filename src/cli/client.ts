@@ -56,6 +56,8 @@ export function graphqlErrors(errors: readonly GraphQLFormattedError[]): CliErro
   const codes = errors.map((e) => e.extensions?.code);
   const text = errors.map((e) => e.message).join('; ');
   if (codes.includes('NOT_FOUND')) return new RefusedError(text);
+  if (codes.includes('UNAUTHENTICATED')) return new RefusedError(`${text}\nSet PIPECTL_TOKEN to an API token (an admin creates one with: npm run token -- create --role operator --name <you>).`);
+  if (codes.includes('FORBIDDEN')) return new RefusedError(text);
   if (codes.includes('GRAPHQL_VALIDATION_FAILED')) {
     return new CliError(`The server does not understand pipectl's request (${text}). Are pipectl and the server the same version?`, ExitCode.INTERNAL);
   }
@@ -75,7 +77,9 @@ function wsError(error: unknown, url: string): CliError {
   return new UnavailableError(`Lost the WebSocket to ${wsUrl}${code ? ` (${code})` : ''}. ${howToPoint(url)}`);
 }
 
-export function createApi(url: string): Api {
+/** `token`: an API token (PIPECTL_TOKEN), sent as a Bearer header and in graphql-ws connectionParams. */
+export function createApi(url: string, token?: string): Api {
+  const authorization: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
   let ws: Promise<Client> | undefined;
 
   /** The WebSocket client, loaded on first use: commands that only query start faster. */
@@ -84,6 +88,7 @@ export function createApi(url: string): Api {
       createClient({
         url: url.replace(/^http/, 'ws'),
         webSocketImpl: WebSocket,
+        connectionParams: authorization,
         lazy: true,
         // A dropped connection is retried and the subscriptions resumed (callers dedupe by id).
         retryAttempts: 5,
@@ -100,7 +105,7 @@ export function createApi(url: string): Api {
       try {
         response = await fetch(url, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json' },
+          headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json', ...authorization },
           body: JSON.stringify({ query: print(document), variables }),
           signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
         });

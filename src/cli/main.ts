@@ -25,7 +25,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     return ExitCode.OK;
   }
   const io = processIo(env, invocation.noColor);
-  const api = createApi(url);
+  const api = createApi(url, env.PIPECTL_TOKEN?.trim() || undefined);
   const interrupt = new AbortController();
   // While watching, Ctrl-C ends the watch (the pipeline keeps running); otherwise, or the
   // second time, it ends pipectl at once.

@@ -281,3 +281,30 @@ describe.concurrent('pipectl', { timeout: 60_000 }, () => {
     expect((await t.request(TrackOutputText, { id: report.id })).track!.output.text).toBe('report by Ada\n');
   });
 });
+
+describe('pipectl with authentication on', { timeout: 60_000 }, () => {
+  it('sends PIPECTL_TOKEN; without one it says how to get one; a viewer may watch but not start', async ({ expect }) => {
+    const secured = await startTestApp({ env: { AUTH: 'on' } });
+    try {
+      const { createToken } = await import('../../src/auth/tokens.ts');
+      const admin = (await createToken(secured.app.store.db, { name: 'cli-admin', role: 'admin' })).secret;
+      const viewer = (await createToken(secured.app.store.db, { name: 'cli-viewer', role: 'viewer' })).secret;
+      const as = (token: string | undefined, args: string[]) =>
+        run(args, { PIPECTL_URL: secured.url, ...(token ? { PIPECTL_TOKEN: token } : {}) });
+
+      const anonymous = await as(undefined, ['graphs']);
+      expect(anonymous.code).toBe(3);
+      expect(anonymous.stderr).toContain('Set PIPECTL_TOKEN');
+      const applied = await as(admin, ['apply', path.join(FIXTURES, 'greet.yaml')]);
+      expect(applied.code).toBe(0);
+      expect((await as(viewer, ['graphs'])).code).toBe(0);
+      const refused = await as(viewer, ['start', 'cli greet', '--input', 'report.operator=Ada', '--no-prompt']);
+      expect(refused.code).toBe(3);
+      expect(refused.stderr).toContain('needs the operator role');
+      const started = await as(admin, ['start', 'cli greet', '--input', 'report.operator=Ada', '--watch']);
+      expect(started.code).toBe(0);
+    } finally {
+      await secured.stop();
+    }
+  });
+});
