@@ -2,7 +2,7 @@
  * Loads the README tour's example graph, the definition file examples/web-server-check.yaml,
  * through the GraphQL API (importGraph) and checks it:
  *
- *   npx tsx examples/web-server-check.ts [http://127.0.0.1:4000/graphql]
+ *   PIPECTL_TOKEN=dp_... npx tsx examples/web-server-check.ts [http://127.0.0.1:4000/graphql]
  */
 import { readFileSync } from 'node:fs';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
@@ -31,10 +31,12 @@ const CheckExample = graphql(`
   }
 `);
 
+/** With authentication on, the token (an admin's: importGraph defines a graph) comes from PIPECTL_TOKEN. */
 async function call<R, V>(url: string, document: TypedDocumentNode<R, V>, variables?: V): Promise<R> {
+  const token = process.env.PIPECTL_TOKEN;
   const response = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...(token && { authorization: `Bearer ${token}` }) },
     body: JSON.stringify({ query: print(document), variables }),
   });
   const result = (await response.json()) as { data?: R; errors?: Array<{ message: string }> };
