@@ -112,6 +112,7 @@ async function startServer(options: FanOutOptions, databaseUrl: string): Promise
         LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'error',
         // The bench measures delivery, not the limits that protect a public service.
         AUTH: 'off',
+        SCRIPT_USER: 'root',
         MUTATIONS_PER_MINUTE: '100000000',
         MAX_ALIASES: '1000000',
         MAX_TOKENS: '10000000',

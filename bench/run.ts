@@ -116,6 +116,7 @@ async function startApp(db?: DbOptions): Promise<{ app: App; client: GraphQLClie
     LOG_LEVEL: 'silent',
     // The bench measures the engine, not the limits that protect a public service.
     AUTH: 'off',
+    SCRIPT_USER: 'root', // as the bare-spawn baseline runs
     MUTATIONS_PER_MINUTE: '100000000',
     MAX_ALIASES: '1000000',
     MAX_TOKENS: '10000000',

@@ -19,6 +19,7 @@ import type { Config } from './config.ts';
 import { createContext, type Caller, type Context } from './context.ts';
 import { connectDb, type DbOptions } from './db.ts';
 import { Executor } from './executor/executor.ts';
+import { resolveScriptUser } from './executor/script-user.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createBus } from './pubsub.ts';
@@ -71,9 +72,11 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     subscriptions: () => store.bus.subscriptions,
     webSocketConnections: () => wss.clients.size,
   });
+  const scriptUser = resolveScriptUser(config.scriptUser, process.getuid?.());
+  if (scriptUser?.uid === 0) logger.warn('scripts run as root (SCRIPT_USER=root): every script can do anything on this machine');
   const executor = new Executor(
     store,
-    { workers: config.workers, outputLimitBytes: config.outputLimitBytes, workDir: config.workDir, baseEnv, observer: metrics },
+    { workers: config.workers, outputLimitBytes: config.outputLimitBytes, workDir: config.workDir, baseEnv, observer: metrics, ...(scriptUser && { scriptUser }) },
     logger.child({ component: 'executor' }),
   );
   // Every committed pipeline change in the log, with its ids; track changes at debug.

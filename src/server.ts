@@ -2,6 +2,7 @@
 import { ConfigError, loadConfig } from './config.ts';
 import { buildApp } from './app.ts';
 import { createLogger } from './logger.ts';
+import { ScriptUserError } from './executor/script-user.ts';
 
 async function main(): Promise<void> {
   let config;
@@ -15,7 +16,16 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.logLevel);
-  const app = await buildApp({ config, logger, env: process.env });
+  let app;
+  try {
+    app = await buildApp({ config, logger, env: process.env });
+  } catch (error) {
+    if (error instanceof ScriptUserError) {
+      console.error(error.message);
+      process.exit(2);
+    }
+    throw error;
+  }
   let url: string;
   try {
     url = await app.start();

@@ -10,6 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Event } from '../generated/prisma/client.ts';
 import { TrackState } from '../engine/states.ts';
@@ -23,6 +24,7 @@ import { Launcher } from './launcher-client.ts';
 import { secretsOf } from '../engine/secrets.ts';
 import type { PlacedLine } from '../engine/output-window.ts';
 import { OutputRecorder } from './output-recorder.ts';
+import type { ScriptUser } from './script-user.ts';
 import { nowMs, type ScriptOutcome } from './run-script.ts';
 
 export interface ExecutorOptions {
@@ -36,6 +38,8 @@ export interface ExecutorOptions {
   baseEnv: Record<string, string>;
   /** Told of dispatch latencies and script durations (metrics). */
   observer?: ExecutorObserver;
+  /** Who scripts run as, when not the service's own user (see script-user.ts). */
+  scriptUser?: ScriptUser;
 }
 
 interface RunningTrack {
@@ -230,12 +234,18 @@ export class Executor {
     const run: RunningTrack = { claimed, output };
     this.running.set(runKey(claimed.id, claimed.attempt), run);
     const log = this.trackLog(claimed);
+    const cwd = path.join(this.options.workDir, `pipeline-${claimed.pipelineId}`, `track-${claimed.id}-attempt-${claimed.attempt}`);
+    const user = this.options.scriptUser;
     const { runId, done } = this.launcher.run(
       {
         script: claimed.script,
-        cwd: path.join(this.options.workDir, `pipeline-${claimed.pipelineId}`, `track-${claimed.id}-attempt-${claimed.attempt}`),
+        cwd,
+        ...(user && { user: { uid: user.uid, gid: user.gid } }),
         env: {
           ...this.options.baseEnv,
+          // A script run as another user gets that user's name, and its working directory as
+          // home when the user's own (nobody's /nonexistent) is not there.
+          ...(user && { USER: user.name, LOGNAME: user.name, HOME: existsSync(user.home) ? user.home : cwd }),
           ...inputEnvironment(values),
           PIPELINE_ID: String(claimed.pipelineId),
           TRACK_ID: String(claimed.id),

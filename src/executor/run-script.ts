@@ -4,7 +4,7 @@
  * kill the whole group gets SIGTERM, then SIGKILL after a grace period; when the script
  * ends, anything it left behind in its group is killed too, so no step outlives itself.
  */
-import { mkdirSync } from 'node:fs';
+import { chownSync, mkdirSync } from 'node:fs';
 import { execa } from 'execa';
 
 export const BASH_ARGS = ['--noprofile', '--norc', '-eo', 'pipefail', '-c'] as const;
@@ -16,6 +16,8 @@ export interface ScriptSpec {
   timeoutMs: number;
   /** Between SIGTERM and SIGKILL when the group is stopped. */
   killGraceMs?: number;
+  /** Run as this user (the service runs as root); the working directory becomes theirs. */
+  user?: { uid: number; gid: number };
 }
 
 export interface ScriptOutcome {
@@ -94,12 +96,14 @@ export async function startScript(spec: ScriptSpec, onLine: LineSink): Promise<R
   // Synchronous on purpose: one mkdir syscall is far cheaper than a thread-pool round trip
   // through a launcher event loop that is busy forking the other scripts.
   mkdirSync(spec.cwd, { recursive: true });
+  if (spec.user) chownSync(spec.cwd, spec.user.uid, spec.user.gid);
   const startedAt = nowMs();
   const subprocess = execa('bash', [...BASH_ARGS, spec.script], {
     cwd: spec.cwd,
     env: spec.env,
     extendEnv: false,
     detached: true, // own process group, so the whole tree can be signalled
+    ...(spec.user && { uid: spec.user.uid, gid: spec.user.gid }),
     stdin: 'ignore',
     buffer: false,
     reject: false,

@@ -74,6 +74,9 @@ export async function startTestApp(
     // mutation rate limit; test/api/auth.test.ts and limits.test.ts switch them on.
     AUTH: 'off',
     MUTATIONS_PER_MINUTE: '100000000',
+    // Tests run as root and their scripts share files with the test: root for scripts,
+    // explicitly (test/api/script-user.test.ts runs them as nobody).
+    SCRIPT_USER: 'root',
     ...options.env,
   });
   const queries: string[] = [];
