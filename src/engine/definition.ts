@@ -40,8 +40,10 @@ export function parseDefinition(text: string, format: DefinitionFormat, field = 
     throw new ValidationError(field, `The definition is ${text.length} characters long; at most ${MAX_DEFINITION_LENGTH} are accepted.`);
   }
   let raw: unknown;
+  // logLevel 'error': a client's odd YAML (an unknown tag or directive) must not print
+  // process warnings on the service's stderr; errors are thrown and reported below.
   try {
-    raw = format === 'json' ? JSON.parse(text) : parseYaml(text, { maxAliasCount: 100 });
+    raw = format === 'json' ? JSON.parse(text) : parseYaml(text, { maxAliasCount: 100, logLevel: 'error' });
   } catch (error) {
     const where = error instanceof YAMLParseError && error.linePos ? ` (line ${error.linePos[0].line})` : '';
     throw new ValidationError(field, `The definition is not valid ${format.toUpperCase()}${where}: ${(error as Error).message.split('\n')[0]}`);

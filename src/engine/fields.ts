@@ -14,13 +14,32 @@ export const LIMITS = {
 // Control characters other than tab make names unreadable in UIs and logs.
 const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 
+/**
+ * A lone UTF-16 surrogate (half of a pair, e.g. "\ud800") is not Unicode text: it cannot be
+ * stored (the database layer refuses it as invalid UTF-8) nor handed to a script.
+ */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/** Whether `value` has a lone surrogate, i.e. is not well-formed Unicode. */
+export function hasLoneSurrogate(value: string): boolean {
+  return LONE_SURROGATE.test(value);
+}
+
+/** @throws ValidationError naming `field` if `value` is not well-formed Unicode. */
+export function requireUnicode(field: string, value: string): string {
+  if (hasLoneSurrogate(value)) {
+    throw new ValidationError(field, `${field} is not valid Unicode text: it contains a lone surrogate (half of a UTF-16 pair).`);
+  }
+  return value;
+}
+
 /** A required, trimmed, single-line name of at most `max` characters. */
 export function requireName(field: string, value: string, max: number): string {
   const name = value.trim();
   if (name === '') throw new ValidationError(field, `${field} must not be empty.`);
   if (name.length > max) throw new ValidationError(field, `${field} is ${name.length} characters long; at most ${max} are allowed.`);
   if (CONTROL.test(name)) throw new ValidationError(field, `${field} must be a single line without control characters.`);
-  return name;
+  return requireUnicode(field, name);
 }
 
 /** An optional description; empty means none. */
@@ -28,7 +47,7 @@ export function optionalText(field: string, value: string | null | undefined, ma
   if (value === undefined || value === null) return null;
   const text = value.trim();
   if (text.length > max) throw new ValidationError(field, `${field} is ${text.length} characters long; at most ${max} are allowed.`);
-  return text === '' ? null : text;
+  return text === '' ? null : requireUnicode(field, text);
 }
 
 export function requireScript(field: string, value: string): string {
@@ -37,7 +56,7 @@ export function requireScript(field: string, value: string): string {
     throw new ValidationError(field, `The script is ${bytes} bytes; at most ${LIMITS.scriptBytes} are allowed. Put large logic in a file the script calls.`);
   }
   if (value.includes('\u0000')) throw new ValidationError(field, 'The script must not contain NUL characters.');
-  return value;
+  return requireUnicode(field, value);
 }
 
 export function requireTimeout(field: string, seconds: number): number {

@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { ValidationError } from '../errors.ts';
+import { hasLoneSurrogate } from './fields.ts';
 
 export const PARAM_TYPES = ['string', 'integer', 'number', 'boolean', 'ip'] as const;
 export type ParamType = (typeof PARAM_TYPES)[number];
@@ -110,8 +111,8 @@ function parseParamSpec(name: string, spec: unknown, field: string): ParamSpec {
       throw new ValidationError(`${field}.${flag}`, `"${flag}" must be true or false.`);
     }
   }
-  if (spec.description !== undefined && (typeof spec.description !== 'string' || spec.description.length > 500)) {
-    throw new ValidationError(`${field}.description`, 'The description must be a string of at most 500 characters.');
+  if (spec.description !== undefined && (typeof spec.description !== 'string' || spec.description.length > 500 || hasLoneSurrogate(spec.description))) {
+    throw new ValidationError(`${field}.description`, 'The description must be valid Unicode text of at most 500 characters.');
   }
   const result: ParamSpec = {
     name,
@@ -121,8 +122,8 @@ function parseParamSpec(name: string, spec: unknown, field: string): ParamSpec {
     ...(spec.description !== undefined && { description: spec.description as string }),
   };
   if (spec.pattern !== undefined) {
-    if (type !== 'string' || typeof spec.pattern !== 'string') {
-      throw new ValidationError(`${field}.pattern`, 'A pattern is a regular expression string, only for string parameters.');
+    if (type !== 'string' || typeof spec.pattern !== 'string' || hasLoneSurrogate(spec.pattern)) {
+      throw new ValidationError(`${field}.pattern`, 'A pattern is a regular expression string (valid Unicode text), only for string parameters.');
     }
     try {
       new RegExp(spec.pattern, 'u');
@@ -175,6 +176,9 @@ export function convertValue(spec: ParamSpec, value: unknown, field: string): Pa
   }
   if (typeof value === 'string' && value.includes('\u0000')) {
     fail('must not contain NUL characters (a script argument or environment variable cannot hold them).');
+  }
+  if (typeof value === 'string' && hasLoneSurrogate(value)) {
+    fail('is not valid Unicode text: it contains a lone surrogate (half of a UTF-16 pair).');
   }
   switch (spec.type) {
     case 'string':

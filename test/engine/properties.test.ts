@@ -29,6 +29,7 @@ import {
   type ParamSpec,
   type ParamValue,
 } from '../../src/engine/inputs.ts';
+import { LIMITS, optionalText, requireName, requireScript } from '../../src/engine/fields.ts';
 import { PipelineState, TrackState } from '../../src/engine/states.ts';
 import { inputEnvironment, renderScript, shellQuote } from '../../src/engine/template.ts';
 import {
@@ -543,7 +544,8 @@ function parseShellWord(word: string): string {
 function hasType(type: (typeof PARAM_TYPES)[number], value: ParamValue): boolean {
   switch (type) {
     case 'string':
-      return typeof value === 'string' && value.length <= MAX_VALUE_LENGTH && !value.includes('\u0000');
+      // Storable and passable to a script: no NUL, no lone surrogate, not over the limit.
+      return typeof value === 'string' && value.length <= MAX_VALUE_LENGTH && !value.includes('\u0000') && !/\p{Surrogate}/u.test(value);
     case 'integer':
       return typeof value === 'number' && Number.isSafeInteger(value);
     case 'number':
@@ -634,6 +636,28 @@ describe('value conversion', () => {
         expect(Object.keys(inputEnvironment(resolved.value.values)).every((k) => /^INPUT_[A-Z0-9_]+$/.test(k))).toBe(true);
       }),
       params(2000),
+    );
+  });
+});
+
+describe('text fields', () => {
+  it('names, descriptions and scripts come back trimmed, single-line and valid Unicode, or a ValidationError naming the field', () => {
+    const text = fc.oneof(hostileString, fc.string({ unit: 'binary', maxLength: 120 }), fc.constantFrom(' a ', 'x'.repeat(48), 'x'.repeat(49)));
+    fc.assert(
+      fc.property(text, (value) => {
+        const name = valueOrFieldError(() => requireName('name', value, LIMITS.graphName), 'name');
+        if (name.ok) {
+          expect(name.value).toBe(value.trim());
+          expect(name.value.length).toBeGreaterThan(0);
+          expect(name.value.length).toBeLessThanOrEqual(LIMITS.graphName);
+          expect(name.value).not.toMatch(/[\u0000-\u0008\u000a-\u001f\u007f]|\p{Surrogate}/u);
+        }
+        const desc = valueOrFieldError(() => optionalText('desc', value, LIMITS.graphDesc), 'desc');
+        if (desc.ok && desc.value !== null) expect(desc.value).not.toMatch(/\p{Surrogate}/u);
+        const script = valueOrFieldError(() => requireScript('script', value), 'script');
+        if (script.ok) expect(script.value).not.toMatch(/\u0000|\p{Surrogate}/u);
+      }),
+      params(1000),
     );
   });
 });
