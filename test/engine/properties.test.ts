@@ -591,7 +591,7 @@ describe('value conversion', () => {
         if (result.ok) expect(hasType(type, result.value), `${type} gave ${JSON.stringify(result.value)}`).toBe(true);
         else if (secret && typeof value === 'string' && value.length > 3) expect(result.error.message).not.toContain(value);
       }),
-      params(3000),
+      params(2000),
     );
   });
 
@@ -635,7 +635,7 @@ describe('value conversion', () => {
         expect(typeof rendered).toBe('string');
         expect(Object.keys(inputEnvironment(resolved.value.values)).every((k) => /^INPUT_[A-Z0-9_]+$/.test(k))).toBe(true);
       }),
-      params(2000),
+      params(1200),
     );
   });
 });
@@ -657,7 +657,7 @@ describe('text fields', () => {
         const script = valueOrFieldError(() => requireScript('script', value), 'script');
         if (script.ok) expect(script.value).not.toMatch(/\u0000|\p{Surrogate}/u);
       }),
-      params(1000),
+      params(600),
     );
   });
 });
@@ -672,7 +672,7 @@ describe('rendering', () => {
         expect(shellQuote(text)).toBe(rendered.slice("printf '%s' ".length));
         expect(parseShellWord(rendered.slice("printf '%s' ".length))).toBe(text);
       }),
-      params(2000),
+      params(1000),
     );
   });
 
@@ -683,7 +683,7 @@ describe('rendering', () => {
         const qa = shellQuote(a);
         expect(rendered).toBe(`echo ${qa} ${shellQuote(b)} {c} \${HOME} $(pwd) ${qa}`);
       }),
-      params(1000),
+      params(500),
     );
   });
 });
