@@ -122,6 +122,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     landingPage: false,
     plugins: [
       ...armor.protect().plugins,
+      // After armor's token limit, so that it wraps the parser that enforces it.
+      parseWithoutOverflow,
       // A browser page of another site cannot make a "simple" request (a form post, a GET
       // without this header) on a user's behalf; API clients send JSON or the header.
       useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf'] }),
@@ -142,7 +144,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
           });
         }
         if (error instanceof GraphQLError && !error.originalError) return error;
-        if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) return error.originalError;
+        if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) return error;
         logger.error({ err: original }, 'unexpected error');
         return createGraphQLError(message);
       },
@@ -337,3 +339,22 @@ function mutationRateLimit(perMinute: number): Plugin<Context> {
     },
   };
 }
+
+/**
+ * graphql-js parses recursively: a literal nested a few thousand levels deep overflows
+ * the stack before any limit applies. Say so as a request error instead of an unexpected one.
+ */
+const parseWithoutOverflow: Plugin = {
+  onParse({ parseFn, setParseFn }) {
+    setParseFn((source, options) => {
+      try {
+        return parseFn(source, options);
+      } catch (error) {
+        if (!(error instanceof RangeError)) throw error;
+        throw createGraphQLError('The request is nested too deeply to be read. Send deep values as variables (JSON), not as literals in the query.', {
+          extensions: { code: 'NESTED_TOO_DEEPLY', http: { status: 400 } },
+        });
+      }
+    });
+  },
+};

@@ -216,7 +216,7 @@ describe('safe defaults', () => {
     expect(config.limits).toEqual({
       bodyBytes: 8 * 1024 * 1024,
       depth: 15,
-      cost: 20_000,
+      cost: 1_000_000,
       aliases: 50,
       tokens: 5_000,
       subscriptionsPerConnection: 100,
