@@ -4,6 +4,7 @@
  * and resolving a track's parameters from submitted values and defaults. Pure.
  */
 import { isIP } from 'node:net';
+import isSafeRegex from 'safe-regex2';
 import { ValidationError } from '../errors.ts';
 import { hasLoneSurrogate } from './fields.ts';
 
@@ -42,6 +43,8 @@ export type InputSchema = ParamSpec[];
 const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/;
 /** Longest accepted parameter value: a parameter is data for a script, not a payload. */
 export const MAX_VALUE_LENGTH = 64 * 1024;
+/** Longest value checked against a pattern: keeps even a slow (polynomial) pattern quick. */
+export const MAX_PATTERN_VALUE_LENGTH = 4096;
 
 const DECIMAL = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
 
@@ -130,6 +133,14 @@ function parseParamSpec(name: string, spec: unknown, field: string): ParamSpec {
     } catch (error) {
       throw new ValidationError(`${field}.pattern`, `The pattern is not a valid regular expression: ${(error as Error).message}.`);
     }
+    // Nested repetition such as (a+)+ can take exponential time on a crafted value, and the
+    // service checks values on its only thread: refuse it when the graph is defined.
+    if (!isSafeRegex(spec.pattern)) {
+      throw new ValidationError(
+        `${field}.pattern`,
+        `The pattern ${spec.pattern} repeats a group that itself repeats (like (a+)+), which can take exponential time on some values. Write it without the nested repetition, e.g. [a-z]+ instead of ([a-z]+)+.`,
+      );
+    }
     result.pattern = spec.pattern;
   }
   if (spec.choices !== undefined) {
@@ -210,6 +221,9 @@ export function convertValue(spec: ParamSpec, value: unknown, field: string): Pa
       if (typeof value !== 'string' || isIP(value.trim()) === 0) fail(`must be an IPv4 or IPv6 address${got}.`);
       converted = (value as string).trim();
       break;
+  }
+  if (spec.pattern !== undefined && String(converted).length > MAX_PATTERN_VALUE_LENGTH) {
+    fail(`is too long to check against its pattern (${String(converted).length} characters; at most ${MAX_PATTERN_VALUE_LENGTH}).`);
   }
   if (spec.pattern !== undefined && !new RegExp(`^(?:${spec.pattern})$`, 'u').test(String(converted))) {
     fail(`must match the pattern ${spec.pattern}.`);

@@ -576,3 +576,20 @@ describe('names and numbers that would be ambiguous', () => {
     expect(convertValue({ name: 'n', type: 'number', required: false, secret: false }, text, 'n')).toBe(expected);
   });
 });
+
+describe('patterns that could stall the service', () => {
+  it.each(['(a+)+$', '([a-z]+)*', '(a*)*b'])('refuses the nested repetition %s when the schema is defined, naming the pattern', (pattern) => {
+    expect(() => parseInputSchema({ p: { type: 'str', pattern } }, 'inputs')).toThrow(/repeats a group that itself repeats/);
+    try {
+      parseInputSchema({ p: { type: 'str', pattern } }, 'inputs');
+    } catch (error) {
+      expect((error as ValidationError).field).toBe('inputs.p.pattern');
+    }
+  });
+
+  it('checks values against a pattern only up to 4096 characters', () => {
+    const [spec] = parseInputSchema({ p: { type: 'str', pattern: '[a-z]+' } }, 'inputs');
+    expect(convertValue(spec!, 'a'.repeat(4096), 'p')).toBe('a'.repeat(4096));
+    expect(() => convertValue(spec!, 'a'.repeat(4097), 'p')).toThrow(/too long to check against its pattern/);
+  });
+});
