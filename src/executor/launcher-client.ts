@@ -1,6 +1,8 @@
 /**
  * The service's side of the launcher process: starts it once (again if it dies) and
- * turns its IPC messages into per-run callbacks and promises.
+ * turns its IPC messages into per-run callbacks and promises. Every output batch is
+ * acknowledged once handled (acks coalesced per event-loop turn): the launcher stops
+ * reading a script whose output is too far ahead of us (see launcher.ts).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -28,6 +30,8 @@ export class Launcher {
   private child: ChildProcess | undefined;
   private readonly runs = new Map<string, ActiveRun>();
   private closed = false;
+  /** Output batches handled and not acknowledged yet, by run id. */
+  private readonly acks = new Map<string, number>();
 
   get pid(): number | undefined {
     return this.child?.pid;
@@ -114,17 +118,41 @@ export class Launcher {
     return child;
   }
 
+  /** Acknowledges one handled output batch (sent at the end of this event-loop turn). */
+  private acknowledge(runId: string): void {
+    if (this.acks.size === 0) {
+      setImmediate(() => {
+        const child = this.child;
+        for (const [id, batches] of this.acks) {
+          if (child?.connected) child.send({ type: 'ack', runId: id, batches } satisfies ToLauncher);
+        }
+        this.acks.clear();
+      });
+    }
+    this.acks.set(runId, (this.acks.get(runId) ?? 0) + 1);
+  }
+
   private onMessage(message: FromLauncher): void {
     if (message.type === 'ready') return;
     const run = this.runs.get(message.runId);
-    if (!run) return;
+    if (!run) {
+      // Output of a run given up on (its launcher died): nothing to hand it to, and nobody to
+      // pace; acknowledging it keeps the launcher reading should it still run.
+      if (message.type === 'output') this.acknowledge(message.runId);
+      return;
+    }
     switch (message.type) {
       case 'started':
         run.pid = message.pid;
         run.handlers.onStarted(message.at, message.pid);
         break;
       case 'output':
-        run.handlers.onOutput(message.lines);
+        try {
+          run.handlers.onOutput(message.lines);
+        } finally {
+          // Even if handling failed: an unacknowledged batch would stall the script for good.
+          this.acknowledge(message.runId);
+        }
         break;
       case 'exit':
         this.runs.delete(message.runId);

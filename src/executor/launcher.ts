@@ -5,6 +5,13 @@
  * never spawned from the large GraphQL server process. Output lines are batched per
  * event-loop turn to keep IPC traffic proportional to time, not to lines.
  *
+ * Flow control: the service acknowledges every output batch once it has handled it. While
+ * more than OUTPUT_HIGH_WATER characters of a run's output are unacknowledged, the
+ * launcher stops reading that script's stdout and stderr (the script blocks on its
+ * writes) and reads on below OUTPUT_LOW_WATER. Without it, a script printing faster than
+ * the service can take its lines (100 MB with a live subscriber, say) queued them all in
+ * this process's IPC write queue. Order is kept: lines wait in the pipe, not aside.
+ *
  * If the service dies, the IPC channel closes and every running script's process group
  * is killed: their results could no longer be recorded.
  */
@@ -14,21 +21,58 @@ import { startScript, type RunningScript } from './run-script.ts';
 const running = new Map<string, RunningScript>();
 const pendingKills = new Map<string, string>();
 
+/** Unacknowledged output (characters plus a per-line allowance) above which a script's reading pauses. */
+const OUTPUT_HIGH_WATER = 1024 * 1024;
+/** ... and below which it resumes. */
+const OUTPUT_LOW_WATER = 256 * 1024;
+/** Counted per line on top of its characters: the JSON framing and the tuple around it. */
+const LINE_OVERHEAD = 16;
+
+/** A run's output in flight to the service: sizes of the batches sent and not yet acknowledged. */
+interface Flow {
+  batches: number[];
+  unacked: number;
+  paused: boolean;
+  script?: RunningScript;
+}
+const flows = new Map<string, Flow>();
+
+function acknowledged(runId: string, batches: number): void {
+  const flow = flows.get(runId);
+  if (!flow) return;
+  for (let i = 0; i < batches && flow.batches.length > 0; i++) flow.unacked -= flow.batches.shift()!;
+  if (flow.paused && flow.unacked <= OUTPUT_LOW_WATER) {
+    flow.paused = false;
+    flow.script?.resume();
+  }
+}
+
 function send(message: FromLauncher): void {
   if (process.connected) process.send!(message);
 }
 
 async function run(runId: string, spec: Extract<ToLauncher, { type: 'run' }>['spec']): Promise<void> {
   let batch: Array<['stdout' | 'stderr', string]> = [];
+  let batchSize = 0;
+  const flow: Flow = { batches: [], unacked: 0, paused: false };
+  flows.set(runId, flow);
   const flush = () => {
     if (batch.length === 0) return;
     send({ type: 'output', runId, lines: batch });
+    flow.batches.push(batchSize);
+    flow.unacked += batchSize;
     batch = [];
+    batchSize = 0;
+    if (!flow.paused && flow.unacked > OUTPUT_HIGH_WATER) {
+      flow.paused = true;
+      flow.script?.pause();
+    }
   };
   let scheduled = false;
   try {
     const script = await startScript(spec, (stream, line) => {
       batch.push([stream, line]);
+      batchSize += line.length + LINE_OVERHEAD;
       if (!scheduled) {
         scheduled = true;
         setImmediate(() => {
@@ -38,6 +82,8 @@ async function run(runId: string, spec: Extract<ToLauncher, { type: 'run' }>['sp
       }
     });
     running.set(runId, script);
+    flow.script = script;
+    if (flow.paused) script.pause();
     send({ type: 'started', runId, pid: script.pid, at: script.startedAt });
     const killReason = pendingKills.get(runId);
     if (killReason !== undefined) script.kill(killReason);
@@ -61,6 +107,7 @@ async function run(runId: string, spec: Extract<ToLauncher, { type: 'run' }>['sp
   } finally {
     running.delete(runId);
     pendingKills.delete(runId);
+    flows.delete(runId);
   }
 }
 
@@ -71,6 +118,8 @@ process.on('message', (message: ToLauncher) => {
     const script = running.get(message.runId);
     if (script) script.kill(message.reason);
     else pendingKills.set(message.runId, message.reason);
+  } else if (message.type === 'ack') {
+    acknowledged(message.runId, message.batches);
   }
 });
 

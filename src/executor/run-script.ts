@@ -3,6 +3,7 @@
  * process group and working directory, reporting lines as they arrive. On timeout or
  * kill the whole group gets SIGTERM, then SIGKILL after a grace period; when the script
  * ends, anything it left behind in its group is killed too, so no step outlives itself.
+ * Reading its output can be paused (flow control): the script then blocks on its writes.
  */
 import { chownSync, mkdirSync } from 'node:fs';
 import { execa } from 'execa';
@@ -37,6 +38,13 @@ export interface RunningScript {
   readonly pid: number | undefined;
   readonly done: Promise<ScriptOutcome>;
   kill(reason: string): void;
+  /**
+   * Stops reading the script's stdout and stderr (flow control): once the pipes fill, its
+   * writes block, so a script printing faster than its output can be handled waits
+   * instead of growing anyone's memory. `resume` reads on, in order.
+   */
+  pause(): void;
+  resume(): void;
 }
 
 export type LineSink = (stream: 'stdout' | 'stderr', line: string) => void;
@@ -150,6 +158,14 @@ export async function startScript(spec: ScriptSpec, onLine: LineSink): Promise<R
     kill(reason) {
       killedBecause ??= reason;
       stopGroup();
+    },
+    pause() {
+      subprocess.stdout?.pause();
+      subprocess.stderr?.pause();
+    },
+    resume() {
+      subprocess.stdout?.resume();
+      subprocess.stderr?.resume();
     },
   };
 }
