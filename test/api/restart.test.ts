@@ -4,14 +4,13 @@
  * fails with a clear reason, a PENDING track of another pipeline is dispatched, and
  * retryPipeline completes the interrupted run.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freshDatabase, httpClient } from '../helpers/test-app.ts';
 import { alive } from '../helpers/processes.ts';
+import { freePort, killServerProcesses, startServerProcess as startServer } from '../helpers/server-process.ts';
 import { eventually, seedGraph } from '../helpers/seed.ts';
 import { PipelineDetail, RetryPipeline, StartPipeline } from '../helpers/operations.ts';
 import { graphql } from '../../src/generated/gql/index.ts';
@@ -23,43 +22,10 @@ const PipelineJournal = graphql(`
 `);
 
 const dir = mkdtempSync(path.join(tmpdir(), 'dagpipe-restart-'));
-const servers: ChildProcess[] = [];
 afterAll(() => {
-  for (const server of servers) server.kill('SIGKILL');
+  killServerProcesses();
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Starts `npm start`'s server process (without the migration step: the file is migrated). */
-async function startServer(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    env: { ...process.env, ...env, LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  servers.push(child);
-  let output = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${output}`)), 30_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /GraphiQL: (\S+)/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    });
-    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${output}`)));
-  });
-  return { child, url };
-}
 
 describe('restart after SIGKILL', () => {
   it('loses nothing committed, reconciles RUNNING tracks, dispatches PENDING ones, and retry completes', async () => {
@@ -94,8 +60,7 @@ describe('restart after SIGKILL', () => {
     expect((await api.request(PipelineDetail, { id: waitingId })).pipeline!.tracks[0]!.state).toBe('PENDING');
     const journalBefore = (await api.request(PipelineJournal, { id: runId })).pipeline!.events;
 
-    first.child.kill('SIGKILL');
-    await new Promise((resolve) => first.child.once('exit', resolve));
+    await first.stop('SIGKILL');
     // The launcher notices its parent is gone and kills the script's process group.
     await eventually(async () => (alive(scriptPid) ? undefined : true), 10_000, 'the orphaned script to be killed');
 
@@ -125,7 +90,6 @@ describe('restart after SIGKILL', () => {
       ['long', 'SUCCEED', 2],
       ['after', 'SUCCEED', 2],
     ]);
-    second.child.kill('SIGTERM');
-    await new Promise((resolve) => second.child.once('exit', resolve));
+    await second.stop('SIGTERM');
   }, 90_000);
 });

@@ -7,3 +7,13 @@ export function alive(pid: number): boolean {
     return false;
   }
 }
+
+/** Whether any process of the process group `pgid` still exists. */
+export function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * The real server as a child process (what `npm start` runs, minus the migration step:
+ * the test database is a migrated copy), for tests that kill it, restart it on the same
+ * database, or watch its memory from outside.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+
+const started = new Set<ChildProcess>();
+
+/** A TCP port that was free a moment ago on the loopback interface. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export interface ServerProcess {
+  child: ChildProcess;
+  pid: number;
+  /** The GraphQL endpoint (http://host:port/graphql). */
+  url: string;
+  /** Resolves once the process has exited. */
+  exited: Promise<void>;
+  /** Sends `signal` and waits for the process to exit. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/**
+ * Starts `src/server.ts` with `env` on top of this process's environment, and resolves
+ * once it prints its URL. Authentication is off explicitly (it listens on loopback only).
+ */
+export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    env: { ...process.env, AUTH: 'off', SCRIPT_USER: 'root', LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  started.add(child);
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+  void exited.then(() => started.delete(child));
+  let output = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${output}`)), 30_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /GraphiQL: (\S+)/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+      if (output.length > 100_000) output = output.slice(-50_000);
+    });
+    child.stderr!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.length > 100_000) output = output.slice(-50_000);
+    });
+    child.once('exit', (code, signal) => reject(new Error(`server exited with ${code ?? signal}: ${output}`)));
+  });
+  return {
+    child,
+    pid: child.pid!,
+    url,
+    exited,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+}
+
+/** SIGKILLs every server process a test started that is still running (for afterAll). */
+export function killServerProcesses(): void {
+  for (const child of started) child.kill('SIGKILL');
+  started.clear();
+}
+
+/** The pids of a process's direct children (Linux /proc). */
+export function childPids(pid: number): number[] {
+  const pids: number[] = [];
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
+  for (const task of tasks) {
+    try {
+      const text = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();
+      if (text) pids.push(...text.split(/\s+/).map(Number));
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return pids;
+}
+
+/** A process's command line (Linux /proc), '' when it is gone. */
+export function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** The server's launcher process (its child running launcher.ts), if it runs. */
+export function launcherPidOf(serverPid: number): number | undefined {
+  return childPids(serverPid).find((pid) => commandLine(pid).includes('launcher.ts'));
+}
+
+export interface Memory {
+  /** Resident set size now, in bytes. */
+  rss: number;
+  /** Peak resident set size over the process's life (VmHWM), in bytes. */
+  hwm: number;
+}
+
+/** A process's memory from /proc/<pid>/status, or undefined once it is gone. */
+export function memoryOf(pid: number): Memory | undefined {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN) * 1024;
+  return { rss: kib('VmRSS'), hwm: kib('VmHWM') };
+}
+
+/** CPU seconds a process has used (user + system), from /proc/<pid>/stat. */
+export function cpuSecondsOf(pid: number): number | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // Fields after the command name (which may contain spaces) start at field 3.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
