@@ -1,8 +1,19 @@
-/** Whether a process still exists (signal 0 checks without sending anything). */
+import { readFileSync } from 'node:fs';
+/**
+ * Whether a process still runs (signal 0 checks without sending anything). A zombie is
+ * dead: it only waits to be reaped, by init when its parent (a killed launcher) is gone,
+ * which may take a while on a busy machine.
+ */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) state ...", comm may contain spaces and parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
