@@ -97,7 +97,7 @@ describe('without a token', () => {
 
   it('graphql-ws closes the connection with 4403; SSE gets the error; /metrics answers 401', async () => {
     const closed = await new Promise<number>((resolve) => {
-      const client = createClient({ url: t.wsUrl, webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, on: { closed: (e) => resolve((e as CloseEvent).code) } });
+      const client = createClient({ url: t.wsUrl, webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, onNonLazyError: () => {}, on: { closed: (e) => resolve((e as CloseEvent).code) } });
       client.subscribe({ query: 'subscription { trackOutput(trackId: 1) { line } }' }, { next() {}, error() {}, complete() {} });
     });
     expect(closed).toBe(4403);
@@ -143,6 +143,13 @@ describe('roles', () => {
     });
     await client.dispose();
     expect(JSON.stringify(first)).not.toContain('errors');
+    // SSE with the token in the Authorization header, as GraphiQL sends it.
+    const sse = createSseClient({ url: t.url, retryAttempts: 0, headers: { authorization: `Bearer ${secrets.viewer}` } });
+    const overSse = await new Promise<unknown>((resolve, reject) => {
+      sse.subscribe({ query: `subscription { pipelineUpdated(pipelineId: ${pipelineId}, after: 0) { type } }` }, { next: resolve, error: reject, complete() {} });
+    });
+    sse.dispose();
+    expect(overSse).toEqual({ data: { pipelineUpdated: { type: 'pipeline:started' } } });
   });
 
   it('an operator starts pipelines but may not change graphs; an admin may; every change is in the audit trail', async () => {

@@ -19,6 +19,7 @@ beforeAll(async () => {
       AUTH: 'on',
       MAX_BODY_BYTES: '20000',
       MAX_QUERY_DEPTH: '6',
+      MAX_QUERY_COST: '50000',
       MAX_ALIASES: '5',
       MAX_TOKENS: '400',
       SUBSCRIPTIONS_PER_CONNECTION: '2',
@@ -46,6 +47,12 @@ describe('query limits', () => {
     expect(deep.json?.errors?.[0]!.message).toMatch(/depth/i);
     expect(deep.json?.data ?? null).toBeNull();
     expect((await query('{ pipelines { graph { id } } }')).json?.errors).toBeUndefined();
+  });
+
+  it('refuses a query costlier than MAX_QUERY_COST (a literal first multiplies the cost)', async () => {
+    const costly = await query('{ pipelines(first: 100) { events(first: 10000) { id type reason } } }');
+    expect(costly.json?.errors?.[0]!.message).toMatch(/Cost limit of 50000 exceeded/);
+    expect((await query('{ pipelines(first: 10) { events(first: 100) { id type reason } } }')).json?.errors).toBeUndefined();
   });
 
   it('refuses more aliases than MAX_ALIASES and more tokens than MAX_TOKENS', async () => {
