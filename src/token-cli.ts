@@ -68,7 +68,11 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
     if (error instanceof ConfigError || error instanceof DomainError) console.error(error.message);
-    else console.error(error);
+    else if (/does not exist|no such table/i.test(String((error as Error).message))) {
+      // It works on the service's database, which npm start migrates; it never migrates
+      // itself, since a running service holds that database.
+      console.error('The database has no token table yet: start the service once (npm start applies the migrations), or run npm run migrate.');
+    } else console.error(error);
     process.exit(error instanceof DomainError ? 3 : 1);
   },
 );
