@@ -24,6 +24,7 @@ import type { Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createBus } from './pubsub.ts';
 import { schema } from './schema/index.ts';
+import { useSharedEventExecution } from './shared-execution.ts';
 import { DagCache } from './store/dag-cache.ts';
 import type { Store } from './store/transaction.ts';
 
@@ -129,6 +130,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf'] }),
       ...(config.introspection ? [] : [useDisableIntrospection()]),
       mutationRateLimit(config.limits.mutationsPerMinute),
+      useSharedEventExecution((executed) => metrics.subscriptionEvent(executed)),
     ],
     // Unexpected errors reach clients as "Unexpected error." and are logged with their
     // stack; expected ones (a domain error outside a result union) keep their message.

@@ -4,7 +4,7 @@
  * process changed them; timings are observed by this process's executor as they happen.
  * One registry per app: several apps in one process (tests) keep their own.
  */
-import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Db } from './db.ts';
 import { PipelineState, TrackState, trackStateName } from './engine/states.ts';
 
@@ -18,6 +18,8 @@ export interface ExecutorObserver {
 
 export interface Metrics extends ExecutorObserver {
   readonly registry: Registry;
+  /** A subscription event delivered; `executed` false when it reused another subscriber's execution. */
+  subscriptionEvent(executed: boolean): void;
   /** The exposition text and its content type. */
   render(): Promise<{ body: string; contentType: string }>;
 }
@@ -114,8 +116,16 @@ export function createMetrics(sources: MetricsSources): Metrics {
     registers: [registry],
   });
 
+  const subscriptionEvents = new Counter({
+    name: 'dagpipe_subscription_events_total',
+    help: 'Events delivered to subscribers, by whether they were executed for that subscriber or shared with another of the same operation.',
+    labelNames: ['execution'],
+    registers: [registry],
+  });
+
   return {
     registry,
+    subscriptionEvent: (executed) => subscriptionEvents.inc({ execution: executed ? 'executed' : 'shared' }),
     dispatched: (seconds) => dispatchLatency.observe(seconds),
     finished: (seconds, outcome) => trackDuration.observe({ outcome }, seconds),
     async render() {
