@@ -74,7 +74,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     webSocketConnections: () => wss.clients.size,
   });
   const scriptUser = resolveScriptUser(config.scriptUser, process.getuid?.());
-  if (scriptUser?.uid === 0) logger.warn('scripts run as root (SCRIPT_USER=root): every script can do anything on this machine');
+  if (process.getuid?.() === 0 && scriptUser === undefined) {
+    logger.warn('scripts run as root (SCRIPT_USER=root): every script can do anything on this machine');
+  }
   const executor = new Executor(
     store,
     { workers: config.workers, outputLimitBytes: config.outputLimitBytes, workDir: config.workDir, baseEnv, observer: metrics, ...(scriptUser && { scriptUser }) },

@@ -18,15 +18,17 @@ export class ScriptUserError extends Error {
 }
 
 /**
- * The user scripts run as, or undefined to run them as the service's own user.
+ * The user scripts run as, or undefined to run them as the service's own user (also
+ * when a root service is told SCRIPT_USER=root).
  * @param setting SCRIPT_USER: a user name, a uid, or uid:gid.
  * @param serviceUid the service's uid (process.getuid()).
  */
 export function resolveScriptUser(setting: string, serviceUid: number | undefined, passwd: () => string = () => readFileSync('/etc/passwd', 'utf8')): ScriptUser | undefined {
   if (serviceUid !== 0) return undefined;
   if (setting === 'root' || setting === '0' || setting.startsWith('0:')) {
-    // An explicit choice (a throwaway container, a test machine): honoured, and logged loudly by the caller.
-    return { uid: 0, gid: 0, name: 'root', home: '/root' };
+    // An explicit choice (a throwaway container, a test machine): scripts run as the
+    // service itself, root; the caller logs it loudly.
+    return undefined;
   }
   const entries = passwd()
     .split('\n')

@@ -27,7 +27,8 @@ describe('resolveScriptUser', () => {
     expect(() => resolveScriptUser('ghost', 0, () => PASSWD)).toThrow(/SCRIPT_USER=ghost is not a user on this machine/);
   });
 
-  it('root only when asked for by name', () => {
-    expect(resolveScriptUser('root', 0, () => PASSWD)).toMatchObject({ uid: 0 });
+  it('root only when asked for by name: then scripts run as the service itself', () => {
+    expect(resolveScriptUser('root', 0, () => PASSWD)).toBeUndefined();
+    expect(resolveScriptUser('0:0', 0, () => PASSWD)).toBeUndefined();
   });
 });
