@@ -7,6 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Db } from '../db.ts';
 import { isRole, type Identity, type Role } from '../engine/roles.ts';
+import { requireName } from '../engine/fields.ts';
 import { NotFoundError, ValidationError } from '../errors.ts';
 
 /** Secrets look like "dp_" + 43 base64url characters. */
@@ -28,10 +29,8 @@ export interface CreatedToken {
 }
 
 export async function createToken(db: Db, input: { name: string; role: string }): Promise<CreatedToken> {
-  const name = input.name.trim();
-  if (name === '' || name.length > MAX_NAME_LENGTH) {
-    throw new ValidationError('name', `A token needs a name of 1 to ${MAX_NAME_LENGTH} characters saying who or what uses it, e.g. "alice" or "ci-nightly".`);
-  }
+  // Who or what uses it, e.g. "alice" or "ci-nightly": a name like any other (one line, Unicode).
+  const name = requireName('name', input.name, MAX_NAME_LENGTH);
   if (!isRole(input.role)) throw new ValidationError('role', `The role must be viewer, operator or admin, got "${input.role}".`);
   const secret = `dp_${randomBytes(32).toString('base64url')}`;
   const row = await db.apiToken.create({ data: { name, role: input.role, hash: hashToken(secret), prefix: secret.slice(0, 8) } });

@@ -194,3 +194,15 @@ describe('roles', () => {
     expect((await as(secret).execute(Graphs)).errors?.[0]!.message).toContain('revoked');
   }, 60_000);
 });
+
+describe('token input', () => {
+  it('refuses an empty, multi-line or broken-Unicode token name and an unknown role, naming the field', async () => {
+    const admin = as(secrets.admin);
+    for (const name of ['  ', 'two\nlines', 'half \ud800 pair', 'x'.repeat(101)]) {
+      const result = await admin.request(NewToken, { name, role: 'viewer' });
+      expect(result.createToken).toMatchObject({ __typename: 'ValidationError', field: 'name' });
+    }
+    const wrongRole = await admin.execute(NewToken, { name: 'x', role: 'root' as never });
+    expect(wrongRole.errors?.[0]!.message).toContain('Role');
+  });
+});
