@@ -45,6 +45,7 @@ import { promisify } from 'node:util';
 import { print } from 'graphql';
 import type { Client } from 'graphql-ws';
 import { CheckGraph, CreateWholeGraph } from '../test/helpers/operations.ts';
+import { serverUrl } from '../test/helpers/server-process.ts';
 import { connectWs, GraphQLClient, pipelineEnd } from './client.ts';
 import type { ProbePublished, ProbeRequest, ProbeStats } from './fan-out-probe.ts';
 import { layeredShape, type LayeredShape } from './graphs.ts';
@@ -121,20 +122,7 @@ async function startServer(options: FanOutOptions, databaseUrl: string): Promise
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     },
   );
-  let output = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the fan-out server did not start within 60 s: ${output}`)), 60_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /GraphiQL: (\S+)/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    });
-    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.once('exit', (code, signal) => reject(new Error(`the fan-out server exited (${code ?? signal}): ${output}`)));
-  });
+  const url = await serverUrl(child, 60_000);
   // From now on its logs (LOG_LEVEL, default error) go to our stderr.
   child.stdout!.removeAllListeners('data');
   child.stderr!.removeAllListeners('data');

@@ -30,6 +30,34 @@ export interface ServerProcess {
 }
 
 /**
+ * Resolves with the GraphQL URL a starting `src/server.ts` prints, or rejects with what it
+ * printed if it exits or says nothing within `timeoutMs`.
+ */
+export function serverUrl(child: ChildProcess, timeoutMs: number): Promise<string> {
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output += chunk.toString();
+    if (output.length > 100_000) output = output.slice(-50_000);
+  };
+  return new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the server did not start within ${timeoutMs / 1000} s: ${output}`)), timeoutMs);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      keep(chunk);
+      const match = /GraphiQL: (\S+)/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+    child.stderr!.on('data', keep);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`the server exited (${code ?? signal}): ${output}`));
+    });
+  });
+}
+
+/**
  * Starts `src/server.ts` with `env` on top of this process's environment, and resolves
  * once it prints its URL. Authentication is off explicitly (it listens on loopback only).
  */
@@ -44,24 +72,7 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
     else child.once('exit', () => resolve());
   });
   void exited.then(() => started.delete(child));
-  let output = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${output}`)), 30_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /GraphiQL: (\S+)/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-      if (output.length > 100_000) output = output.slice(-50_000);
-    });
-    child.stderr!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.length > 100_000) output = output.slice(-50_000);
-    });
-    child.once('exit', (code, signal) => reject(new Error(`server exited with ${code ?? signal}: ${output}`)));
-  });
+  const url = await serverUrl(child, 30_000);
   return {
     child,
     pid: child.pid!,
