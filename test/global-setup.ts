@@ -1,6 +1,8 @@
 /**
- * Applies the real migrations (prisma migrate deploy) once to a template database;
- * every test file copies it, so each starts from a fresh, fully migrated file.
+ * Builds dist/ when a source changed since the last build (tests that start the server, the
+ * token tool or pipectl as processes run the built files, as production does), and applies
+ * the real migrations (prisma migrate deploy) once to a template database; every test file
+ * copies it, so each starts from a fresh, fully migrated file.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,6 +17,7 @@ declare module 'vitest' {
 }
 
 export default function setup(project: TestProject) {
+  execFileSync(process.execPath, ['scripts/build.mjs', '--if-stale'], { stdio: 'inherit' });
   const dir = mkdtempSync(path.join(tmpdir(), 'dagpipe-test-'));
   const file = path.join(dir, 'template.db');
   execFileSync('npx', ['prisma', 'migrate', 'deploy'], {

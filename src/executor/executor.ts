@@ -20,12 +20,13 @@ import { claimTracks, completeTrack, reconcileOrphans, type ClaimedTrack } from 
 import type { Store } from '../store/transaction.ts';
 import type { Logger } from '../logger.ts';
 import type { ExecutorObserver } from '../metrics.ts';
-import { Launcher } from './launcher-client.ts';
+import { Launcher, type LauncherEntry } from './launcher-client.ts';
 import { secretsOf } from '../engine/secrets.ts';
 import type { PlacedLine } from '../engine/output-window.ts';
 import { OutputRecorder } from './output-recorder.ts';
 import type { ScriptUser } from './script-user.ts';
-import { nowMs, type ScriptOutcome } from './run-script.ts';
+import { nowMs } from './clock.ts';
+import type { ScriptOutcome } from './run-script.ts';
 
 export interface ExecutorOptions {
   workers: number;
@@ -40,6 +41,8 @@ export interface ExecutorOptions {
   observer?: ExecutorObserver;
   /** Who scripts run as, when not the service's own user (see script-user.ts). */
   scriptUser?: ScriptUser;
+  /** Another launcher than the one beside this module (the bench runs the built one). */
+  launcher?: LauncherEntry;
 }
 
 interface RunningTrack {
@@ -69,7 +72,7 @@ const RESULT_RETRY_DELAYS_MS = [50, 250, 1000, 5000, 15000];
 
 export class Executor {
   readonly id = randomUUID();
-  private readonly launcher = new Launcher();
+  private readonly launcher: Launcher;
   /** By "trackId:attempt": a cancelled attempt may still be dying while the next one runs. */
   private readonly running = new Map<string, RunningTrack>();
   /** Output of attempts that ended, until their result (with the last lines) is committed. */
@@ -89,7 +92,9 @@ export class Executor {
     private readonly store: Store,
     private readonly options: ExecutorOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.launcher = new Launcher(options.launcher);
+  }
 
   /** Registers, reconciles what a dead process left, and starts dispatching. */
   async start(): Promise<void> {

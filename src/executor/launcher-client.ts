@@ -11,8 +11,25 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { FromLauncher, ToLauncher } from './launcher-protocol.ts';
 import type { ScriptOutcome, ScriptSpec } from './run-script.ts';
 
-const LAUNCHER_PATH = fileURLToPath(new URL('./launcher.ts', import.meta.url));
-const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+/** How to start the launcher process: a script, and the Node options it needs. */
+export interface LauncherEntry {
+  path: string;
+  execArgv: string[];
+}
+
+/**
+ * The launcher beside this module: the built dist/launcher.js when the service runs built
+ * (plain Node, nothing to compile: it starts in milliseconds and stays small), else the
+ * TypeScript source through tsx (tests, `npm run dev`). Never the parent's execArgv: flags
+ * meant for the server (a heap size, an inspector) are not the launcher's.
+ */
+export function defaultLauncherEntry(): LauncherEntry {
+  if (!import.meta.url.endsWith('.ts')) {
+    return { path: fileURLToPath(new URL('./launcher.js', import.meta.url)), execArgv: ['--enable-source-maps'] };
+  }
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+  return { path: fileURLToPath(new URL('./launcher.ts', import.meta.url)), execArgv: ['--import', tsx] };
+}
 
 export interface RunHandlers {
   onStarted(at: number, pid: number | undefined): void;
@@ -27,6 +44,8 @@ interface ActiveRun {
 }
 
 export class Launcher {
+  constructor(private readonly entry: LauncherEntry = defaultLauncherEntry()) {}
+
   private child: ChildProcess | undefined;
   private readonly runs = new Map<string, ActiveRun>();
   private closed = false;
@@ -85,8 +104,8 @@ export class Launcher {
 
   private ensureChild(): ChildProcess {
     if (this.child && this.child.connected) return this.child;
-    const child = fork(LAUNCHER_PATH, [], {
-      execArgv: ['--import', TSX_LOADER],
+    const child = fork(this.entry.path, [], {
+      execArgv: this.entry.execArgv,
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     child.on('message', (message: FromLauncher) => this.onMessage(message));

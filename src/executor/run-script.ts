@@ -7,6 +7,7 @@
  */
 import { chownSync, mkdirSync } from 'node:fs';
 import { execa } from 'execa';
+import { nowMs } from './clock.ts';
 
 export const BASH_ARGS = ['--noprofile', '--norc', '-eo', 'pipefail', '-c'] as const;
 
@@ -85,10 +86,6 @@ export class LineSplitter {
       if (line.length === 0) break;
     }
   }
-}
-
-export function nowMs(): number {
-  return performance.timeOrigin + performance.now();
 }
 
 function signalGroup(pid: number | undefined, signal: NodeJS.Signals): void {

@@ -183,14 +183,14 @@ describe('roles', () => {
 
   it('npm run token creates a working token from the shell, lists it, and revokes it', async () => {
     const env = { ...process.env, DATABASE_URL: t.databaseUrl };
-    const created = await run('npx', ['tsx', 'src/token-cli.ts', 'create', '--role', 'viewer', '--name', 'from-shell'], { env });
+    const created = await run(process.execPath, ['dist/token-cli.js', 'create', '--role', 'viewer', '--name', 'from-shell'], { env });
     const secret = /(dp_[A-Za-z0-9_-]{43})/.exec(created.stdout)![1]!;
     expect((await as(secret).execute(Graphs)).errors).toBeUndefined();
-    const listed = await run('npx', ['tsx', 'src/token-cli.ts', 'list'], { env });
+    const listed = await run(process.execPath, ['dist/token-cli.js', 'list'], { env });
     expect(listed.stdout).toMatch(/\tviewer\tfrom-shell\t/);
     expect(listed.stdout).not.toContain(secret);
     const id = /^(\d+)\tviewer\tfrom-shell/m.exec(listed.stdout)![1]!;
-    await run('npx', ['tsx', 'src/token-cli.ts', 'revoke', id], { env });
+    await run(process.execPath, ['dist/token-cli.js', 'revoke', id], { env });
     expect((await as(secret).execute(Graphs)).errors?.[0]!.message).toContain('revoked');
   }, 60_000);
 });

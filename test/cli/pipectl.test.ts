@@ -1,7 +1,7 @@
 /**
- * pipectl end to end: the real executable (src/cli/pipectl.js, as package.json "bin"
- * runs it) against a real server on a free port, with real scripts. Nothing is mocked.
- * Each run is a separate process, so exit codes and output are exactly what a shell or
+ * pipectl end to end: the real executable (dist/pipectl.js, package.json's "bin", built
+ * from src/cli/ by the global setup when stale) against a real server on a free port, with
+ * real scripts. Nothing is mocked. Each run is a separate process, so exit codes and output are exactly what a shell or
  * a CI job sees.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -14,7 +14,7 @@ import { CheckGraph, FinishInput, PipelineDetail, StartPipeline } from '../helpe
 import { eventually, seedGraph } from '../helpers/seed.ts';
 import { startTestApp, type TestApp } from '../helpers/test-app.ts';
 
-const PIPECTL = path.resolve('src/cli/pipectl.js');
+const PIPECTL = path.resolve('dist/pipectl.js');
 const FIXTURES = path.resolve('test/cli/fixtures');
 const hasPython = spawnSync('python3', ['-c', 'import pty'], { stdio: 'ignore' }).status === 0;
 

@@ -1,7 +1,7 @@
 /**
- * The real server as a child process (what `npm start` runs, minus the migration step:
- * the test database is a migrated copy), for tests that kill it, restart it on the same
- * database, or watch its memory from outside.
+ * The real server as a child process (what `npm start` runs: the built dist/server.js,
+ * which the global setup rebuilds when a source changed), for tests that kill it, restart
+ * it on the same database, or watch its memory from outside.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -30,7 +30,7 @@ export interface ServerProcess {
 }
 
 /**
- * Resolves with the GraphQL URL a starting `src/server.ts` prints, or rejects with what it
+ * Resolves with the GraphQL URL a starting server prints, or rejects with what it
  * printed if it exits or says nothing within `timeoutMs`.
  */
 export function serverUrl(child: ChildProcess, timeoutMs: number): Promise<string> {
@@ -58,11 +58,11 @@ export function serverUrl(child: ChildProcess, timeoutMs: number): Promise<strin
 }
 
 /**
- * Starts `src/server.ts` with `env` on top of this process's environment, and resolves
+ * Starts dist/server.js with `env` on top of this process's environment, and resolves
  * once it prints its URL. Authentication is off explicitly (it listens on loopback only).
  */
 export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, ['--enable-source-maps', 'dist/server.js'], {
     env: { ...process.env, AUTH: 'off', SCRIPT_USER: 'root', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -120,9 +120,9 @@ export function commandLine(pid: number): string {
   }
 }
 
-/** The server's launcher process (its child running launcher.ts), if it runs. */
+/** The server's launcher process (its child running launcher.js, or launcher.ts in-process), if it runs. */
 export function launcherPidOf(serverPid: number): number | undefined {
-  return childPids(serverPid).find((pid) => commandLine(pid).includes('launcher.ts'));
+  return childPids(serverPid).find((pid) => /launcher\.(js|ts)\b/.test(commandLine(pid)));
 }
 
 export interface Memory {
