@@ -3,6 +3,7 @@ import { ConfigError, loadConfig } from './config.ts';
 import { buildApp } from './app.ts';
 import { createLogger } from './logger.ts';
 import { ScriptUserError } from './executor/script-user.ts';
+import { applyMigrations, MigrationError } from './migrations.ts';
 
 async function main(): Promise<void> {
   let config;
@@ -16,6 +17,16 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.logLevel);
+  try {
+    const applied = applyMigrations(config.databaseUrl);
+    if (applied.length > 0) logger.info({ migrations: applied }, 'database migrations applied');
+  } catch (error) {
+    if (error instanceof MigrationError) {
+      console.error(error.message);
+      process.exit(1);
+    }
+    throw error;
+  }
   let app;
   try {
     app = await buildApp({ config, logger, env: process.env });

@@ -1,0 +1,74 @@
+/**
+ * Schema migrations at start-up. Prisma's `migrate deploy` applies them, but its CLI takes
+ * seconds to start, most of a start's time when nothing is to be done. So the service first
+ * compares prisma/migrations with the `_prisma_migrations` table itself (names and the
+ * SHA-256 checksums Prisma records) and runs `migrate deploy` only when a migration is
+ * pending, failed or was changed; Prisma then applies it, or explains what is wrong.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Sqlite from 'better-sqlite3';
+
+/** The repository root: this module sits one level down, in src/ or in dist/. */
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const MIGRATIONS_DIR = path.join(ROOT, 'prisma', 'migrations');
+
+export class MigrationError extends Error {
+  override name = 'MigrationError';
+}
+
+/** The migrations of `dir`, oldest first, with the checksum Prisma records for each. */
+export function migrationsIn(dir: string): Array<{ name: string; checksum: string }> {
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && existsSync(path.join(dir, entry.name, 'migration.sql')))
+    .map((entry) => entry.name)
+    .sort()
+    .map((name) => ({ name, checksum: createHash('sha256').update(readFileSync(path.join(dir, name, 'migration.sql'))).digest('hex') }));
+}
+
+/** Names of the migrations that the SQLite database at `databaseUrl` has not applied as they are. */
+export function pendingMigrations(databaseUrl: string, dir = MIGRATIONS_DIR): string[] {
+  const wanted = migrationsIn(dir);
+  const file = databaseUrl.slice('file:'.length).split('?')[0]!;
+  if (!existsSync(file)) return wanted.map((m) => m.name);
+  const db = new Sqlite(file, { readonly: true, fileMustExist: true });
+  try {
+    const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_prisma_migrations'").get();
+    if (!table) return wanted.map((m) => m.name);
+    const applied = new Map(
+      (db.prepare('SELECT migration_name AS name, checksum FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL').all() as Array<{
+        name: string;
+        checksum: string;
+      }>).map((row) => [row.name, row.checksum]),
+    );
+    return wanted.filter((m) => applied.get(m.name) !== m.checksum).map((m) => m.name);
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Brings the database up to date: nothing to do in a few milliseconds, else `prisma migrate
+ * deploy` (its output passed through). Returns the migrations that were pending.
+ */
+export function applyMigrations(databaseUrl: string): string[] {
+  const pending = pendingMigrations(databaseUrl);
+  if (pending.length === 0) return pending;
+  const prisma = createRequire(import.meta.url).resolve('prisma/build/index.js');
+  const result = spawnSync(process.execPath, [prisma, 'migrate', 'deploy'], {
+    cwd: ROOT,
+    env: { ...process.env, DATABASE_URL: databaseUrl },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  if (result.status !== 0) {
+    throw new MigrationError(
+      `Applying the database migrations (${pending.join(', ')}) failed${result.error ? `: ${result.error.message}` : ''}; Prisma's message is above. ` +
+        'Fix its cause and start again (`npm run migrate` runs the same step alone).',
+    );
+  }
+  return pending;
+}
