@@ -29,7 +29,16 @@
  * not FINISH, cancelPipeline fails in (b), (c)'s counts differ, or in (e) a subscriber misses,
  * repeats or reorders an event, or listeners outlive their subscribers.
  *
- * BENCH_ONLY=fanout runs (e) alone (under two minutes; no ratio line then), for quick iteration.
+ *  s. Start-up and footprint (bench/startup.ts): `pipectl --help`, server start to healthy on
+ *     an existing database and idle RSS of the server and its launcher, built (dist/) beside
+ *     the same code through tsx and beside a plain `node -e 0`. Runs first, on (a)'s migrated
+ *     database before anything else loads the machine.
+ *
+ * The service in (a)-(d) runs in this process (tsx), with the built launcher (dist/launcher.js)
+ * as `npm start` has it: the launcher is what spawns the scripts.
+ *
+ * BENCH_ONLY=fanout runs (e) alone (under two minutes; no ratio line then), for quick iteration;
+ * BENCH_ONLY=startup runs (s) alone.
  *
  * BENCH_CPU_PROF=<dir> writes CPU profiles of this process during the engine run of (a) and
  * the startPipeline of (b), makes the launcher process write its own profile there when it
@@ -54,6 +63,7 @@ import { CancelPipeline, PipelineTrackNames } from '../test/helpers/operations.t
 import { connectWs, GraphQLClient, pipelineEnd } from './client.ts';
 import { buildLayeredGraphViaApi, buildLayeredGraphWithPrisma, type LayeredShape } from './graphs.ts';
 import { runFanOut } from './fan-out.ts';
+import { runStartup } from './startup.ts';
 import { BenchStartPipeline } from './operations.ts';
 
 const run = promisify(execFile);
@@ -66,7 +76,7 @@ const RUN_TIMEOUT_MS = 120_000;
 /** BENCH_SETUP=prisma writes (a)'s graphs straight to the database: not the spec'd setup, but far faster. */
 const PRISMA_SETUP = process.env.BENCH_SETUP === 'prisma';
 const PROFILE_DIR = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : undefined;
-/** BENCH_ONLY=fanout runs (e) alone. */
+/** BENCH_ONLY=fanout runs (e) alone, BENCH_ONLY=startup (s). */
 const ONLY = process.env.BENCH_ONLY;
 
 const problems: string[] = [];
@@ -124,7 +134,8 @@ async function startApp(db?: DbOptions): Promise<{ app: App; client: GraphQLClie
   });
   // Service errors go to stderr (BENCH_LOG_LEVEL=silent|error|warn|info|debug; default error).
   const logger = pino({ level: process.env.BENCH_LOG_LEVEL ?? 'error' }, pino.destination(2));
-  const app = await buildApp({ config, logger, env: process.env, ...(db && { db }) });
+  const launcher = { path: path.join(ROOT, 'dist', 'launcher.js'), execArgv: [] };
+  const app = await buildApp({ config, logger, env: process.env, launcher, ...(db && { db }) });
   const url = await app.start();
   return { app, client: new GraphQLClient(url) };
 }
@@ -167,14 +178,16 @@ async function profiled<T>(name: string, work: () => Promise<T>): Promise<T> {
 async function main(): Promise<number> {
   const total = performance.now();
   if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
-  if (ONLY !== undefined && ONLY !== 'fanout') throw new Error(`BENCH_ONLY=${ONLY}: the only value is "fanout"`);
-  if (ONLY === 'fanout') {
-    const fanOut = await runFanOut({ root: ROOT, dir, progress, problems });
+  if (ONLY !== undefined && ONLY !== 'fanout' && ONLY !== 'startup') throw new Error(`BENCH_ONLY=${ONLY}: the values are "fanout" and "startup"`);
+  await run(process.execPath, ['scripts/build.mjs', '--if-stale'], { cwd: ROOT });
+  if (ONLY === 'startup') await migrate();
+  if (ONLY !== undefined) {
+    const section = ONLY === 'fanout' ? await runFanOut({ root: ROOT, dir, progress, problems }) : await runStartup({ root: ROOT, databaseUrl, dir, progress, problems });
     const lines = [
       '',
-      `dagpipe benchmark, fan-out only (BENCH_ONLY=fanout; node ${process.version})`,
+      `dagpipe benchmark, ${ONLY === 'fanout' ? 'fan-out' : 'start-up'} only (BENCH_ONLY=${ONLY}; node ${process.version})`,
       '',
-      ...fanOut,
+      ...section,
       '',
       `total bench time                   ${(since(total) / 1000).toFixed(1)} s`,
       ...(problems.length > 0 ? ['', 'PROBLEMS:', ...problems.map((p) => `  - ${p}`)] : []),
@@ -185,6 +198,8 @@ async function main(): Promise<number> {
 
   progress(`fresh database ${databaseFile}: applying migrations`);
   await migrate();
+
+  const startup = await runStartup({ root: ROOT, databaseUrl, dir, progress, problems });
 
   progress('baseline: 1,000 bare spawns (before)');
   const bareBefore = await bareSpawn(ENGINE_SHAPE.vertices);
@@ -307,6 +322,8 @@ async function main(): Promise<number> {
     '      (a worker was free: claimed in the same commit that made the track ready)',
     '',
     ...fanOut,
+    '',
+    ...startup,
     '',
     `total bench time                   ${(since(total) / 1000).toFixed(1)} s`,
     ...(problems.length > 0 ? ['', 'PROBLEMS:', ...problems.map((p) => `  - ${p}`)] : []),

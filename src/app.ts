@@ -19,6 +19,7 @@ import type { Config } from './config.ts';
 import { createContext, type Caller, type Context } from './context.ts';
 import { connectDb, type DbOptions } from './db.ts';
 import { Executor } from './executor/executor.ts';
+import type { LauncherEntry } from './executor/launcher-client.ts';
 import { resolveScriptUser } from './executor/script-user.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -40,6 +41,8 @@ export interface AppDeps {
   /** The service environment, for the variables scripts may inherit. */
   env: Record<string, string | undefined>;
   db?: DbOptions;
+  /** Another launcher than the one beside the executor (the bench runs the built one). */
+  launcher?: LauncherEntry;
 }
 
 export interface App {
@@ -79,7 +82,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   }
   const executor = new Executor(
     store,
-    { workers: config.workers, outputLimitBytes: config.outputLimitBytes, workDir: config.workDir, baseEnv, observer: metrics, ...(scriptUser && { scriptUser }) },
+    { workers: config.workers, outputLimitBytes: config.outputLimitBytes, workDir: config.workDir, baseEnv, observer: metrics, ...(scriptUser && { scriptUser }), ...(deps.launcher && { launcher: deps.launcher }) },
     logger.child({ component: 'executor' }),
   );
   // Every committed pipeline change in the log, with its ids; track changes at debug.
