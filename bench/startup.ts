@@ -10,7 +10,9 @@
  *    `GET /health` answers 200 (polled every 10 ms), the median of 5 starts; each start is
  *    stopped with SIGTERM before the next. `npm start` adds npm's own start-up and the
  *    staleness check of the build, measured once apart.
- *  - Memory: RSS (VmRSS) of the idle server and of its launcher process, 1 s after healthy.
+ *  - Memory: RSS (VmRSS) of the idle server and of its launcher process, 1 s after healthy,
+ *    beside an idle plain node; and the launcher's private memory (smaps_rollup), since most of
+ *    a node process's RSS is the node binary's code, shared with every other node process.
  */
 import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -56,6 +58,27 @@ interface Started {
   healthyMs: number;
   serverRss: number;
   launcherRss: number | undefined;
+  launcherPrivate: number | undefined;
+}
+
+/** Memory only this process uses (not shared with other processes), from /proc/<pid>/smaps_rollup. */
+function privateMemoryOf(pid: number): number | undefined {
+  try {
+    const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? 0);
+    return (kib('Private_Clean') + kib('Private_Dirty')) * 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+/** RSS of a plain node process doing nothing, 1 s after it started. */
+async function idleNodeRss(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 5000)'], { stdio: 'ignore', env: { ...process.env, NODE_OPTIONS: '' } });
+  await sleep(1000);
+  const rss = memoryOf(child.pid!)?.rss ?? Number.NaN;
+  child.kill('SIGKILL');
+  return rss;
 }
 
 /** Starts a server with `argv`, waits for /health, measures, stops it. */
@@ -100,6 +123,7 @@ async function startToHealthy(options: StartupOptions, argv: string[], port: num
       healthyMs,
       serverRss: memoryOf(serverPid)?.rss ?? Number.NaN,
       launcherRss: launcherPid === undefined ? undefined : memoryOf(launcherPid)?.rss,
+      launcherPrivate: launcherPid === undefined ? undefined : privateMemoryOf(launcherPid),
     };
   } finally {
     try {
@@ -144,6 +168,8 @@ export async function runStartup(options: StartupOptions): Promise<string[]> {
   const tsxHealthy = median(tsx.map((s) => s.healthyMs));
   const serverRss = median(built.map((s) => s.serverRss));
   const launcherRss = median(built.map((s) => s.launcherRss ?? Number.NaN));
+  const launcherPrivate = median(built.map((s) => s.launcherPrivate ?? Number.NaN));
+  const nodeRss = await idleNodeRss();
   const tsxServerRss = median(tsx.map((s) => s.serverRss));
   const tsxLauncherRss = median(tsx.map((s) => s.launcherRss ?? Number.NaN));
   if (built.some((s) => s.launcherRss === undefined)) problems.push('(s) a built server had no launcher process 1 s after it was healthy');
@@ -156,5 +182,7 @@ export async function runStartup(options: StartupOptions): Promise<string[]> {
     `${pad('start -> healthy, npm start')}${seconds(npmStart.healthyMs)}  (npm itself and the build's staleness check included)`,
     `${pad('server RSS, idle')}${mib(serverRss)}  (tsx: ${mib(tsxServerRss)})`,
     `${pad('launcher RSS, idle')}${mib(launcherRss)}  (target <= 50 MB; tsx: ${mib(tsxLauncherRss)})`,
+    `${pad('launcher private memory, idle')}${mib(launcherPrivate)}  (the rest of its RSS is node's code, shared)`,
+    `${pad('node -e 0 RSS, idle')}${mib(nodeRss)}`,
   ];
 }

@@ -53,21 +53,34 @@ export function pendingMigrations(databaseUrl: string, dir = MIGRATIONS_DIR): st
 
 /**
  * Brings the database up to date: nothing to do in a few milliseconds, else `prisma migrate
- * deploy` (its output passed through). Returns the migrations that were pending.
+ * deploy`. Returns the migrations it applied. Prisma's output is shown only when it fails:
+ * on success it is the list the caller logs, plus a warning that does not apply here (the
+ * schema's datasource url, which the driver adapter replaces; Prisma needs it to work offline).
  */
 export function applyMigrations(databaseUrl: string): string[] {
-  const pending = pendingMigrations(databaseUrl);
+  let pending: string[];
+  try {
+    pending = pendingMigrations(databaseUrl);
+  } catch (error) {
+    throw new MigrationError(
+      `The database ${databaseUrl} cannot be read (${(error as Error).message}). DATABASE_URL must name a SQLite database file ` +
+        'that dagpipe made, or a new one; move this file aside, or point DATABASE_URL elsewhere.',
+    );
+  }
   if (pending.length === 0) return pending;
   const prisma = createRequire(import.meta.url).resolve('prisma/build/index.js');
   const result = spawnSync(process.execPath, [prisma, 'migrate', 'deploy'], {
     cwd: ROOT,
     env: { ...process.env, DATABASE_URL: databaseUrl },
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
+    encoding: 'utf8',
   });
   if (result.status !== 0) {
+    const said = `${result.stdout ?? ''}${result.stderr ?? ''}`.trim();
     throw new MigrationError(
-      `Applying the database migrations (${pending.join(', ')}) failed${result.error ? `: ${result.error.message}` : ''}; Prisma's message is above. ` +
-        'Fix its cause and start again (`npm run migrate` runs the same step alone).',
+      `Applying the database migrations (${pending.join(', ')}) failed${result.error ? `: ${result.error.message}` : ''}. ` +
+        'Fix its cause and start again (`npm run migrate` runs the same step alone).' +
+        (said ? `\nPrisma said:\n${said}` : ''),
     );
   }
   return pending;
