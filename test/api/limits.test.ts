@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createToken } from '../../src/auth/tokens.ts';
 import { startPipeline } from '../../src/store/pipelines.ts';
+import { eventually } from '../helpers/seed.ts';
 import { startTestApp, type TestApp } from '../helpers/test-app.ts';
 
 let t: TestApp;
@@ -100,7 +101,8 @@ describe('query limits', () => {
         { next: (v) => outcomes.push(`${n}: ${JSON.stringify(v)}`), error: (e) => outcomes.push(`${n} error: ${JSON.stringify(e)}`), complete() {} },
       ),
     );
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Each subscription says one thing first: its replayed pipeline:started, or the refusal.
+    await eventually(async () => (outcomes.length >= 3 ? true : undefined), 15_000, 'the three subscriptions to answer');
     expect(outcomes.filter((o) => o.includes('pipeline:started'))).toHaveLength(2);
     expect(outcomes.filter((o) => o.includes('SUBSCRIPTIONS_PER_CONNECTION'))).toHaveLength(1);
     for (const stop of stops) stop();
