@@ -128,8 +128,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       // After armor's token limit, so that it wraps the parser that enforces it.
       parseWithoutOverflow,
       // A browser page of another site cannot make a "simple" request (a form post, a GET
-      // without this header) on a user's behalf; API clients send JSON or the header.
-      useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf'] }),
+      // without these headers) on a user's behalf: either header needs a CORS preflight,
+      // and a browser never adds a Bearer token by itself. API clients send JSON, the
+      // token or the CSRF header.
+      useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf', 'authorization'] }),
       ...(config.introspection ? [] : [useDisableIntrospection()]),
       mutationRateLimit(config.limits.mutationsPerMinute),
       useSharedEventExecution((executed) => metrics.subscriptionEvent(executed)),
