@@ -21,6 +21,7 @@ import { connectDb, type DbOptions } from './db.ts';
 import { Executor } from './executor/executor.ts';
 import type { LauncherEntry } from './executor/launcher-client.ts';
 import { resolveScriptUser } from './executor/script-user.ts';
+import { FAVICON, servedGraphiQL } from './graphiql.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createBus } from './pubsub.ts';
@@ -114,6 +115,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     blockFieldSuggestion: { enabled: !config.introspection },
   });
 
+  // SSE for subscriptions: GraphiQL then sends the Authorization header set in its Headers
+  // tab (on a GET, which CSRF prevention below accepts because of that header).
+  const graphiql = servedGraphiQL({ title: 'dagpipe', subscriptionsProtocol: 'SSE', favicon: FAVICON });
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     context: async (initial) => {
@@ -123,16 +127,20 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       return createContext(services, { ...(await identify(initial.request.headers.get('authorization'))), ...(address && { clientAddress: address }) });
     },
     graphqlEndpoint: '/graphql',
-    // SSE for subscriptions: GraphiQL then sends the Authorization header set in its Headers tab.
-    graphiql: { title: 'dagpipe', subscriptionsProtocol: 'SSE' },
+    graphiql: graphiql.options,
+    // The self-contained page: Yoga's default one loads everything from unpkg.com.
+    renderGraphiQL: graphiql.render,
     landingPage: false,
     plugins: [
       ...armor.protect().plugins,
       // After armor's token limit, so that it wraps the parser that enforces it.
       parseWithoutOverflow,
+      graphiql.plugin,
       // A browser page of another site cannot make a "simple" request (a form post, a GET
-      // without this header) on a user's behalf; API clients send JSON or the header.
-      useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf'] }),
+      // without these headers) on a user's behalf: either header needs a CORS preflight,
+      // and a browser never adds a Bearer token by itself. API clients send JSON, the
+      // token or the CSRF header.
+      useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf', 'authorization'] }),
       ...(config.introspection ? [] : [useDisableIntrospection()]),
       mutationRateLimit(config.limits.mutationsPerMinute),
       useSharedEventExecution((executed) => metrics.subscriptionEvent(executed)),

@@ -80,13 +80,24 @@ describe('query limits', () => {
     expect((await query('{ graphs { id } }')).json?.errors).toBeUndefined();
   });
 
-  it('refuses a cross-site "simple" request (GET without the CSRF header)', async () => {
-    const response = await fetch(`${t.url}?query=${encodeURIComponent('{ graphs { id } }')}`, { headers: { authorization: `Bearer ${token}` } });
-    expect(response.status).toBe(403);
-    const allowed = await fetch(`${t.url}?query=${encodeURIComponent('{ graphs { id } }')}`, {
-      headers: { authorization: `Bearer ${token}`, 'x-graphql-yoga-csrf': '1', accept: 'application/graphql-response+json' },
-    });
-    expect(allowed.status).toBe(200);
+  it('refuses a cross-site "simple" request (a GET or a form post without the CSRF header or a token)', async () => {
+    const url = `${t.url}?query=${encodeURIComponent('{ graphs { id } }')}`;
+    const refused = await fetch(url, { headers: { accept: 'application/graphql-response+json' } });
+    expect(refused.status).toBe(403);
+    expect(await refused.text()).toContain('Required CSRF header(s) not present');
+    const form = await fetch(t.url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `query=${encodeURIComponent('{ graphs { id } }')}` });
+    expect(form.status).toBe(403);
+    // No form or link can send either header (a script of another site needs a CORS
+    // preflight first), and a browser never adds the token by itself.
+    const withToken: Array<Record<string, string>> = [{ authorization: `Bearer ${token}` }, { authorization: `Bearer ${token}`, 'x-graphql-yoga-csrf': '1' }];
+    for (const headers of withToken) {
+      const allowed = await fetch(url, { headers: { ...headers, accept: 'application/graphql-response+json' } });
+      expect(allowed.status).toBe(200);
+      expect(((await allowed.json()) as { errors?: unknown }).errors).toBeUndefined();
+    }
+    // The CSRF header alone passes CSRF prevention, and then needs a token like any request.
+    const anonymous = await fetch(url, { headers: { 'x-graphql-yoga-csrf': '1', accept: 'application/graphql-response+json' } });
+    expect(JSON.stringify(await anonymous.json())).toContain('UNAUTHENTICATED');
   });
 
   it('allows at most SUBSCRIPTIONS_PER_CONNECTION subscriptions on one graphql-ws connection', async () => {
@@ -130,15 +141,16 @@ describe('introspection off', () => {
 
 describe('GraphQL over HTTP', () => {
   it('passes every audit of graphql-http (MUST, SHOULD and MAY) with authentication and the limits on', async () => {
-    // A non-browser client: it sends its token and the CSRF header, as API clients do.
+    // A client with its token and nothing else (no CSRF header): GETs included, since the
+    // Authorization header shows the request is not a browser's cross-site "simple" one.
     const fetchFn = (input: RequestInfo | URL, init: RequestInit = {}) => {
       const headers = new Headers(init.headers);
       headers.set('authorization', `Bearer ${token}`);
-      headers.set('x-graphql-yoga-csrf', '1');
       return fetch(input, { ...init, headers });
     };
     const results = await auditServer({ url: t.url, fetchFn });
     const failures = results.filter((r) => r.status !== 'ok').map((r) => `${r.id} ${r.name}: ${'reason' in r ? r.reason : ''}`);
     expect(failures).toEqual([]);
+    expect(results).toHaveLength(61);
   });
 });

@@ -1,0 +1,149 @@
+/**
+ * GraphiQL in a real browser (Debian's Chromium, driven by playwright-core), against the
+ * service with authentication on, as a user without internet would use it: nothing may
+ * leave loopback; the token goes in the Headers tab; a query and a live subscription
+ * show their results in the result pane.
+ */
+import { existsSync } from 'node:fs';
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createToken } from '../../src/auth/tokens.ts';
+import { FinishInput, StartPipeline } from '../helpers/operations.ts';
+import { seedGraph } from '../helpers/seed.ts';
+import { httpClient, startTestApp, type TestApp } from '../helpers/test-app.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+/** The first visit renders and compresses a 9 MB page, and the browser parses 5 MB of script. */
+const PAGE_TIMEOUT = 90_000;
+
+let t: TestApp;
+let browser: Browser | undefined;
+let token = '';
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `The GraphiQL browser test needs Debian's Chromium at ${CHROMIUM}, which is not installed. ` +
+        'Install it (as root): apt-get update && apt-get install -y --no-install-recommends chromium  (.ci/run does this).',
+    );
+  }
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  t = await startTestApp({ env: { AUTH: 'on' } });
+  token = (await createToken(t.app.store.db, { name: 'graphiql', role: 'admin' })).secret;
+});
+afterAll(async () => {
+  await browser?.close();
+  await t?.stop();
+});
+
+/** Loopback, or a URL that never touches the network (inline data, the page's own blobs). */
+function staysOnThisMachine(url: string): boolean {
+  const { protocol, hostname } = new URL(url);
+  if (protocol === 'data:' || protocol === 'blob:') return true;
+  return ['http:', 'https:', 'ws:', 'wss:'].includes(protocol) && ['127.0.0.1', 'localhost', '[::1]'].includes(hostname);
+}
+
+interface Seen {
+  url: string;
+  method: string;
+  headers: Record<string, string>;
+}
+
+/** Records every request of the context, and refuses (aborts) any that would leave the machine. */
+async function recordRequests(context: BrowserContext): Promise<{ seen: Promise<Seen>[]; refused: string[] }> {
+  const seen: Promise<Seen>[] = [];
+  const refused: string[] = [];
+  context.on('request', (request) => seen.push(request.allHeaders().then((headers) => ({ url: request.url(), method: request.method(), headers }))));
+  context.on('page', (page) => page.on('websocket', (socket) => refused.push(...(staysOnThisMachine(socket.url()) ? [] : [socket.url()]))));
+  await context.route('**/*', (route) => {
+    if (staysOnThisMachine(route.request().url())) return route.continue();
+    refused.push(route.request().url());
+    return route.abort('internetdisconnected');
+  });
+  return { seen, refused };
+}
+
+/** What a Monaco editor shows (its rendered lines; Monaco draws spaces as no-break spaces). */
+async function textOf(editor: Locator): Promise<string> {
+  return (await editor.locator('.view-lines').innerText()).replace(/\u00a0/g, ' ');
+}
+
+/** Waits until the result pane shows `text` (or errors, which fail the test with the pane's text). */
+async function resultShows(page: Page, text: string): Promise<string> {
+  const pane = page.locator('.graphiql-response .monaco-editor');
+  // Monaco draws spaces as no-break spaces, which \s matches.
+  const pattern = text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/ /g, '\\s');
+  await pane.locator('.view-lines').filter({ hasText: new RegExp(`${pattern}|"errors"`) }).waitFor({ timeout: PAGE_TIMEOUT });
+  const shown = await textOf(pane);
+  expect(shown).toContain(text);
+  return shown;
+}
+
+it('works offline: the token in the Headers tab, a query and a live subscription', { timeout: 4 * PAGE_TIMEOUT }, async () => {
+  // A pipeline that waits for its input: its subscription shows a snapshot, then the
+  // events of supplying it, which this test causes once the snapshot is on screen.
+  const api = httpClient(t.url, { authorization: `Bearer ${token}` });
+  const { graphId } = await seedGraph(api, {
+    name: 'graphiql-demo',
+    vertices: { greet: { script: 'echo hello {who}', inputs: [{ name: 'who', type: 'STRING', required: true }] } },
+  });
+  const started = await api.request(StartPipeline, { graphId });
+  if (started.startPipeline.__typename !== 'Pipeline') throw new Error(JSON.stringify(started));
+  const { id: pipelineId, tracks } = started.startPipeline;
+
+  const context = await browser!.newContext({ viewport: { width: 1600, height: 1000 } });
+  const recorded = await recordRequests(context);
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on('pageerror', (error) => problems.push(error.message));
+  await page.goto(t.url, { timeout: PAGE_TIMEOUT });
+  // Loaded: anything it wanted from another site was refused by now.
+  expect(recorded.refused).toEqual([]);
+  const queryEditor = page.locator('.graphiql-query-editor .monaco-editor');
+  await queryEditor.waitFor({ timeout: PAGE_TIMEOUT });
+  expect(await page.title()).toBe('dagpipe');
+  expect(await page.locator('link[rel="icon"]').getAttribute('href')).toMatch(/^data:image\/svg\+xml,/);
+
+  // The token, typed into the Headers tab as a user would.
+  await page.getByRole('button', { name: 'Headers' }).click();
+  const headersEditor = page.locator('.graphiql-editor-tool .graphiql-editor:not(.hidden) .monaco-editor');
+  await headersEditor.click();
+  await page.keyboard.press('ControlOrMeta+KeyA');
+  await page.keyboard.type(`{"Authorization": "Bearer ${token}"}`);
+  expect(await textOf(headersEditor)).toBe(`{"Authorization": "Bearer ${token}"}`);
+
+  // Queries are pasted: typed key by key, Monaco's bracket closing would add its own.
+  const run = async (operation: string) => {
+    await queryEditor.click();
+    await page.keyboard.press('ControlOrMeta+KeyA');
+    await page.keyboard.press('Delete');
+    await page.keyboard.insertText(operation);
+    await page.keyboard.press('Escape');
+    expect(await textOf(queryEditor)).toBe(operation);
+    await page.getByRole('button', { name: /^Execute query/ }).click();
+  };
+
+  await run('{ graphs { id name } }');
+  expect(await resultShows(page, '"name": "graphiql-demo"')).toContain(`"id": ${graphId}`);
+
+  await run(`subscription { pipelineLive(pipelineId: ${pipelineId}) { snapshot { state tracks { name state } } event { type pipelineState } } }`);
+  expect(await resultShows(page, '"snapshot"')).toMatch(/"state": "RUNNING"[\s\S]*"name": "greet",\s*"state": "PENDING"/);
+  // Supplying the input runs the track and finishes the pipeline: its events arrive live.
+  const finished = await api.request(FinishInput, { trackId: tracks[0]!.id, params: { who: 'graphiql' } });
+  expect(finished.finishInput.__typename).toBe('Track');
+  expect(await resultShows(page, '"pipelineState": "FINISH"')).toContain('"type": "pipeline:finished"');
+
+  // The subscription went over SSE (GraphiQL's subscriptionsProtocol): a GET with the typed
+  // token, which CSRF prevention accepts because of that Authorization header.
+  const seen = await Promise.all(recorded.seen);
+  const subscription = seen.find((s) => s.method === 'GET' && s.headers.accept === 'text/event-stream');
+  expect(subscription?.url).toContain('pipelineLive');
+  expect(subscription?.headers.authorization).toBe(`Bearer ${token}`);
+  expect(seen.length).toBeGreaterThan(3);
+  expect([...recorded.refused, ...seen.map((s) => s.url).filter((url) => !staysOnThisMachine(url))]).toEqual([]);
+  expect(problems).toEqual([]);
+  await context.close();
+});
