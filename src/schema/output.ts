@@ -243,9 +243,9 @@ builder.subscriptionFields((t) => ({
             extensions: { code: 'NOT_FOUND', field: 'trackId' },
           });
         }
-        // The end of the output shows in the pipeline's events; the state read after
-        // listening to them says whether it has come already.
-        events = ctx.bus.subscribe('pipeline:event', found.pipelineId);
+        // The end of the output shows in the pipeline's events (still one subscription: not
+        // counted again); the state read after listening to them says whether it came already.
+        events = ctx.bus.subscribe('pipeline:event', found.pipelineId, undefined, false);
         const track = await ctx.db.track.findUniqueOrThrow({ where: { id: args.trackId }, select: { id: true, attempt: true, state: true } });
         const end = endsOutputStream(track.state) ? Promise.resolve(track.attempt) : watchEnd(ctx, events.feed, track.id);
         void end.then(() => lines.feed.close(), () => lines.feed.close());

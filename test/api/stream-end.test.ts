@@ -205,8 +205,7 @@ describe.each([
       collectAll(client(), Output, { trackId: ids.long!, offset: 0 }),
       collectAll(client(), Output, { trackId: ids.long! }),
     ]);
-    // Each trackOutput listens to the track's lines and to its pipeline's events.
-    await listening(base, 8);
+    await listening(base, 4);
     writeFileSync(gate, '');
     const [shortReplayed, shortLive, longReplayed, longLive] = await all;
     await settled(pipelineId, 'FINISH');
