@@ -77,20 +77,25 @@ export class Bus {
     this.emitter.emit(`${topic}:${key}`, payload);
   }
 
-  /** Starts listening now; call `stop` when the subscriber goes away. */
-  subscribe<T extends Topic>(topic: T, key: Key<T>, capacity = 1000): { feed: Feed<Payload<T>>; stop(): void } {
+  /**
+   * Starts listening now; call `stop` when the subscriber goes away. `counted: false` for
+   * a further topic of one subscription (trackOutput also follows its pipeline's events),
+   * so that `subscriptions` counts subscribers.
+   */
+  subscribe<T extends Topic>(topic: T, key: Key<T>, capacity = 1000, counted = true): { feed: Feed<Payload<T>>; stop(): void } {
     const feed = new Feed<Payload<T>>(capacity);
     const name = `${topic}:${key}`;
     const listener = (payload: Payload<T>) => feed.push(payload);
     this.emitter.on(name, listener);
-    this.open++;
+    const count = counted ? 1 : 0;
+    this.open += count;
     let stopped = false;
     return {
       feed,
       stop: () => {
         if (stopped) return;
         stopped = true;
-        this.open--;
+        this.open -= count;
         this.emitter.off(name, listener);
         feed.close();
       },

@@ -5,9 +5,10 @@
  * The API: `Track.output(offset, limit, attempt)` pages through an attempt's output by
  * byte offset (also while it runs), and `trackOutput(trackId, offset)` replays the
  * current attempt from an offset, then continues live, without gap or duplicate. The
- * subscription does not end with the track, so following watches the track's events
- * too; when the attempt ends, the stored output from the last offset printed supplies
- * whatever was still on its way.
+ * subscription completes when the track succeeded, but not when it failed or was
+ * cancelled (a retry may continue it), so following watches the track's events too; when
+ * the attempt ends, the stored output from the last offset printed supplies whatever was
+ * still on its way.
  */
 import type { Api } from './client.ts';
 import { RefusedError } from './errors.ts';

@@ -1,9 +1,11 @@
 /**
  * Following a pipeline until it ends: a snapshot, then the trackUpdated and
  * pipelineUpdated subscriptions from the first event (`after: 0`: the journal replayed,
- * then live, without gap or duplicate). When a pipeline event says it ended, the journal
- * after the last track event seen closes any gap between the two streams; only then does
- * the watch end, so the display and the exit code describe the same final state.
+ * then live, without gap or duplicate). When a pipeline event says it ended, or the server
+ * completes a stream (it does once the pipeline finished; a FAILED or CANCELLED one's
+ * streams stay open for a retry), the journal after the last track event seen closes any
+ * gap between the two streams; only then does the watch end, so the display and the exit
+ * code describe the same final state.
  *
  * On a terminal the frame is redrawn in place at most ten times a second; otherwise each
  * transition is one plain line (CI logs).
@@ -166,20 +168,30 @@ export async function watchPipeline(api: Api, pipelineId: number, io: Io, option
       if (options.signal?.aborted) return onAbort();
       options.signal?.addEventListener('abort', onAbort, { once: true });
       stops.push(() => options.signal?.removeEventListener('abort', onAbort));
+      /** The server completed a stream: it does so once the pipeline finished and it sent everything. */
+      let completed = false;
+      let over = false;
       const settle = () => {
-        if (settling) return;
+        if (settling || over) return;
         settling = true;
+        const afterCompletion = completed;
         catchUp().then(
           (done) => {
             settling = false;
+            over = done;
             if (done) resolve();
+            else if (afterCompletion) fail(new RefusedError(`The server ended the event stream of pipeline ${pipelineId} although the pipeline is still ${progress.state}; pipectl watch ${pipelineId} follows it again.`));
+            else if (completed) settle();
           },
           fail,
         );
       };
       const sink = {
         error: fail,
-        complete: () => fail(new RefusedError(`The server ended the event stream of pipeline ${pipelineId}.`)),
+        complete: () => {
+          completed = true;
+          settle();
+        },
       };
       stops.push(
         api.subscribe(CliTrackUpdated, { pipelineId, after }, { ...sink, next: ({ trackUpdated }) => apply(trackUpdated) }),

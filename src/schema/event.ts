@@ -1,6 +1,7 @@
 /** The event journal and the live subscriptions built on it. */
 import { createGraphQLError } from 'graphql-yoga';
 import type { Context } from '../context.ts';
+import { endsPipelineStreams } from '../engine/stream-end.ts';
 import type { Event as EventRow } from '../generated/prisma/client.ts';
 import type { Feed } from '../pubsub.ts';
 import { builder } from './builder.ts';
@@ -41,9 +42,10 @@ export const Event = builder.prismaObject('Event', {
 const PAGE = 1000;
 
 /**
- * Persisted events after `after` (when given), then live ones, without gap or duplicate.
- * Listening starts before the first read, so nothing committed in between is missed; a
- * subscriber that falls behind the live feed catches up from the event table.
+ * Persisted events after `after` (when given), then live ones, without gap or duplicate,
+ * until the pipeline can have no more (see endsPipelineStreams). Listening starts before
+ * the first read, so nothing committed in between is missed; a subscriber that falls
+ * behind the live feed catches up from the event table.
  */
 function replayThenLive(
   ctx: Context,
@@ -69,35 +71,56 @@ async function* replay(
     const newest = await ctx.db.event.findFirst({ where: { pipelineId }, orderBy: { id: 'desc' }, select: { id: true } });
     last = newest?.id ?? 0;
   }
-  let catchUp = after != null;
+  // Read after listening started and after `last` was fixed: a pipeline finished now has
+  // all its events in the table; otherwise its pipeline:finished event is still to come,
+  // after `last`, in the feed or (dropped from it) in the table.
+  const pipeline = await ctx.db.pipeline.findUnique({ where: { id: pipelineId }, select: { state: true } });
+  let final = endsPipelineStreams(pipeline?.state);
+  let catchUp = after != null || final;
   for (;;) {
     while (catchUp) {
       const page = await ctx.db.event.findMany({ where: { pipelineId, id: { gt: last } }, orderBy: { id: 'asc' }, take: PAGE });
       for (const event of page) {
         last = event.id;
+        if (endsPipelineStreams(event.pipelineState)) final = true;
         if (keep(event)) yield event;
       }
       catchUp = page.length === PAGE;
     }
+    if (final) return;
     const { items, dropped, closed } = await feed.take();
     if (closed) return;
     for (const event of items) {
+      if (endsPipelineStreams(event.pipelineState)) final = true;
       if (event.id <= last) continue;
       last = event.id;
       if (keep(event)) yield event;
     }
-    // Missed live events are in the table: read them from there.
+    // Missed live events are in the table: read them from there. A commit's events are
+    // published together and none can follow pipeline:finished, so without a miss the
+    // stream is complete when that event was handled.
     catchUp = dropped > 0;
   }
 }
 
 /**
  * An iterator whose return() stops listening at once. A generator waiting for the next
- * item would only see return() after that item arrived, which may be never.
+ * item would only see return() after that item arrived, which may be never. A generator
+ * that ends by itself (the stream is complete) or fails stops listening too: the consumer
+ * calls return() only when it leaves early.
  */
 export function stoppable<T>(stop: () => void, generator: AsyncGenerator<T>): AsyncIterableIterator<T> {
   return {
-    next: () => generator.next(),
+    next: async () => {
+      try {
+        const step = await generator.next();
+        if (step.done) stop();
+        return step;
+      } catch (error) {
+        stop();
+        throw error;
+      }
+    },
     return: (value?: unknown) => {
       stop();
       return generator.return(value as T);
@@ -181,7 +204,7 @@ builder.subscriptionFields((t) => ({
   pipelineLive: t.field({
     type: PipelineLiveMessage,
     description:
-      'For UIs: first the whole pipeline (select anything under snapshot, e.g. its tracks), then every change as it commits, with no gap and no duplicate. With after, no snapshot: the events after that id, then live (to resume).',
+      'For UIs: first the whole pipeline (select anything under snapshot, e.g. its tracks), then every change as it commits, with no gap and no duplicate. With after, no snapshot: the events after that id, then live (to resume). Completes after the pipeline:finished event of a FINISH pipeline (subscribed after the end: once what is asked for was sent); a FAILED or CANCELLED pipeline\'s stream stays open, because retryPipeline may resume it and its events arrive on the same subscription.',
     args: followArgs,
     subscribe: async (_root, args, ctx) => {
       await requirePipeline(ctx, args.pipelineId);
@@ -193,7 +216,8 @@ builder.subscriptionFields((t) => ({
   }),
   trackUpdated: t.field({
     type: Event,
-    description: 'Every track transition of a pipeline, as it commits, in order.',
+    description:
+      'Every track transition of a pipeline, as it commits, in order. Completes once the pipeline is FINISH and every transition was sent (subscribed after the end: after the replay); a FAILED or CANCELLED pipeline\'s stream stays open, because retryPipeline may resume it and its transitions arrive on the same subscription.',
     args: followArgs,
     subscribe: async (_root, args, ctx) => {
       await requirePipeline(ctx, args.pipelineId);
@@ -203,7 +227,8 @@ builder.subscriptionFields((t) => ({
   }),
   pipelineUpdated: t.field({
     type: Event,
-    description: 'Every change of the pipeline state (started, finished, failed, cancelled, retried), as it commits.',
+    description:
+      'Every change of the pipeline state (started, finished, failed, cancelled, retried), as it commits. Completes right after pipeline:finished (subscribed after the end: after the replay); after failed or cancelled it stays open, because retryPipeline may resume the pipeline and its retried event arrives on the same subscription.',
     args: followArgs,
     subscribe: async (_root, args, ctx) => {
       await requirePipeline(ctx, args.pipelineId);

@@ -9,6 +9,8 @@ import { createGraphQLError } from 'graphql-yoga';
 import type { Context } from '../context.ts';
 import { itemsToText, lineBytes, type OutputItem } from '../engine/output-window.ts';
 import { isTerminalTrackState } from '../engine/states.ts';
+import { endsOutputStream } from '../engine/stream-end.ts';
+import type { Event as EventRow } from '../generated/prisma/client.ts';
 import type { Feed, OutputLine as LiveLine } from '../pubsub.ts';
 import { readOutput, type OutputRequest, type OutputSlice } from '../store/output.ts';
 import { prismaRunner } from '../store/sql.ts';
@@ -143,12 +145,16 @@ builder.prismaObjectField('Track', 'output', (t) =>
 /**
  * Lines of the track from `offset` (when given) of its current attempt, then live ones. A
  * gap in what arrives live (this subscriber fell behind) is filled from the stored output.
+ * When `end` settles (the track succeeded: nothing more can come) the line feed is closed:
+ * the lines queued in it were published before the result committed, and the store has
+ * the rest, the tail stored with the result included.
  */
 async function* followOutput(
   ctx: Context,
   feed: Feed<LiveLine>,
   track: { id: number; attempt: number },
   offset: number | null,
+  end: Promise<number | null>,
 ): AsyncGenerator<DeliveredLine> {
   let attempt = track.attempt;
   /** Everything of `attempt` before this was delivered; null: following live only. */
@@ -180,7 +186,35 @@ async function* followOutput(
       yield line;
     }
     if (dropped > 0 && position !== null) yield* catchUp(position);
-    if (closed) return;
+    if (closed) {
+      const ended = await end; // null: the subscriber went away
+      if (ended === null) return;
+      if (ended > attempt) {
+        // A retry whose attempt printed nothing live here: its lines are all in the store.
+        attempt = ended;
+        if (position !== null) position = 0;
+      }
+      if (position !== null) yield* catchUp(position);
+      return;
+    }
+  }
+}
+
+/**
+ * The attempt whose end ends the track's output stream (see endsOutputStream), from its
+ * pipeline's events; null once `events` is closed first (the subscriber went away).
+ */
+async function watchEnd(ctx: Context, events: Feed<EventRow>, trackId: number): Promise<number | null> {
+  for (;;) {
+    const { items, dropped, closed } = await events.take();
+    if (closed) return null;
+    const ending = items.find((event) => event.trackId === trackId && endsOutputStream(event.trackState));
+    if (ending?.attempt != null) return ending.attempt;
+    if (ending || dropped > 0) {
+      // Missed events (or one without its attempt): the committed state says.
+      const now = await ctx.db.track.findUnique({ where: { id: trackId }, select: { state: true, attempt: true } });
+      if (now && endsOutputStream(now.state)) return now.attempt;
+    }
   }
 }
 
@@ -188,7 +222,7 @@ builder.subscriptionFields((t) => ({
   trackOutput: t.field({
     type: OutputLine,
     description:
-      'The lines a track prints, live, secrets masked. With offset, first the stored lines of its current attempt from that byte offset (0: from the start), then live ones, with no gap and no duplicate; a subscriber that falls behind catches up from the stored output.',
+      'The lines a track prints, live, secrets masked. With offset, first the stored lines of its current attempt from that byte offset (0: from the start), then live ones, with no gap and no duplicate; a subscriber that falls behind catches up from the stored output. A retry\'s new attempt continues the same subscription (its offsets start at 0 again). Completes once the track SUCCEEDed and its last lines (the tail stored with the result too) were sent; subscribed to a track that succeeded already: its stored lines from offset, then complete (without offset: complete at once). A FAILED or CANCELLED track\'s stream stays open, because retryPipeline may give it another attempt.',
     args: {
       trackId: t.arg.int({ description: 'The track to follow.' }),
       offset: t.arg.int({ required: false, description: 'Replay the current attempt\'s stored output from this byte offset first.' }),
@@ -196,17 +230,28 @@ builder.subscriptionFields((t) => ({
     subscribe: async (_root, args, ctx) => {
       const offset = args.offset == null ? null : checkOffset(args.offset);
       // Listen before reading, so that no line falls between the replay and the live feed.
-      const live = ctx.bus.subscribe('track:output', args.trackId, 10_000);
+      const lines = ctx.bus.subscribe('track:output', args.trackId, 10_000);
+      let events: { feed: Feed<EventRow>; stop(): void } | undefined;
+      const stop = () => {
+        lines.stop();
+        events?.stop();
+      };
       try {
-        const track = await ctx.db.track.findUnique({ where: { id: args.trackId }, select: { id: true, attempt: true } });
-        if (!track) {
+        const found = await ctx.db.track.findUnique({ where: { id: args.trackId }, select: { pipelineId: true } });
+        if (!found) {
           throw createGraphQLError(`No track with id ${args.trackId} exists. Check the id, for example with the tracks query.`, {
             extensions: { code: 'NOT_FOUND', field: 'trackId' },
           });
         }
-        return stoppable(live.stop, followOutput(ctx, live.feed, track, offset));
+        // The end of the output shows in the pipeline's events (still one subscription: not
+        // counted again); the state read after listening to them says whether it came already.
+        events = ctx.bus.subscribe('pipeline:event', found.pipelineId, undefined, false);
+        const track = await ctx.db.track.findUniqueOrThrow({ where: { id: args.trackId }, select: { id: true, attempt: true, state: true } });
+        const end = endsOutputStream(track.state) ? Promise.resolve(track.attempt) : watchEnd(ctx, events.feed, track.id);
+        void end.then(() => lines.feed.close(), () => lines.feed.close());
+        return stoppable(stop, followOutput(ctx, lines.feed, track, offset, end));
       } catch (error) {
-        live.stop();
+        stop();
         throw error;
       }
     },

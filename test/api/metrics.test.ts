@@ -37,9 +37,10 @@ it('counts tracks and pipelines by state, the queue, subscribers, and times disp
   if (started.startPipeline.__typename !== 'Pipeline') throw new Error(JSON.stringify(started));
   const pipelineId = started.startPipeline.id;
   await eventually(async () => ((await t.request(PipelineDetail, { id: pipelineId })).pipeline!.state === 'FAILED' ? true : undefined));
-  // One subscriber on an open WebSocket.
+  // One subscriber on an open WebSocket: the failed track's output stays open (a retry may continue it).
   const client = t.wsClient();
-  const stop = client.subscribe({ query: 'subscription { trackOutput(trackId: 1) { line } }' }, { next() {}, error() {}, complete() {} });
+  const failed = started.startPipeline.tracks.find((track) => track.name === 'C')!;
+  const stop = client.subscribe({ query: `subscription { trackOutput(trackId: ${failed.id}) { line } }` }, { next() {}, error() {}, complete() {} });
   await eventually(async () => ((await scrape()).get('dagpipe_subscriptions') === 1 ? true : undefined));
 
   const metrics = await scrape();

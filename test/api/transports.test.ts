@@ -2,8 +2,6 @@
  * The same live stream over both transports, with the official clients on real sockets:
  * graphql-ws (WebSocket) and graphql-sse (Server-Sent Events), plus GraphiQL and /health.
  */
-import { print } from 'graphql';
-import { createClient as createSseClient } from 'graphql-sse';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collect, startTestApp, type TestApp } from '../helpers/test-app.ts';
 import { seedGraph, seedScenario } from '../helpers/seed.ts';
@@ -16,33 +14,6 @@ beforeAll(async () => {
 });
 afterAll(() => t?.stop());
 
-function sseCollect(pipelineId: number, until: (items: TrackUpdatedSubscription[]) => boolean) {
-  const client = createSseClient({ url: t.url, retryAttempts: 0 });
-  const items: TrackUpdatedSubscription[] = [];
-  return new Promise<TrackUpdatedSubscription[]>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`SSE timed out with ${items.length} items`)), 20_000);
-    const dispose = client.subscribe<TrackUpdatedSubscription>(
-      { query: print(TrackUpdated), variables: { pipelineId, after: 0 } },
-      {
-        next: (value) => {
-          items.push(value.data!);
-          if (until(items)) {
-            clearTimeout(timer);
-            dispose();
-            client.dispose();
-            resolve(items);
-          }
-        },
-        error: (error) => {
-          clearTimeout(timer);
-          reject(error instanceof Error ? error : new Error(JSON.stringify(error)));
-        },
-        complete: () => undefined,
-      },
-    );
-  });
-}
-
 describe('transports', () => {
   it('graphql-ws and graphql-sse subscribers both see every transition of the seed scenario, in order', async () => {
     const spec = seedScenario();
@@ -53,7 +24,7 @@ describe('transports', () => {
     const pipelineId = started.startPipeline.id;
     const allDone = (items: TrackUpdatedSubscription[]) => items.filter((i) => i.trackUpdated.type === 'track:succeeded').length === 5;
     const overWs = collect(t.wsClient(), TrackUpdated, { pipelineId, after: 0 }, allDone);
-    const overSse = sseCollect(pipelineId, allDone);
+    const overSse = collect(t.sseClient(), TrackUpdated, { pipelineId, after: 0 }, allDone);
     const a = started.startPipeline.tracks.find((x) => x.name === 'A')!;
     await t.request(FinishInput, { trackId: a.id, params: { go: true } });
 

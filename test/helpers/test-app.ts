@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { print, type ExecutionResult } from 'graphql';
+import { createClient as createSseClient, type Client as SseClient } from 'graphql-sse';
 import { createClient, type Client } from 'graphql-ws';
 import { pino, type Logger } from 'pino';
 import { inject } from 'vitest';
@@ -49,6 +50,8 @@ export interface TestApp extends GraphQLClient {
   /** Every SQL statement run, in order (only when `countQueries` was set). */
   queries: string[];
   wsClient(): Client;
+  /** A graphql-sse client (Server-Sent Events, distinct connections). */
+  sseClient(): SseClient;
   stop(): Promise<void>;
 }
 
@@ -88,7 +91,7 @@ export async function startTestApp(
   });
   const url = await app.start();
   const wsUrl = url.replace(/^http/, 'ws');
-  const clients: Client[] = [];
+  const clients: Array<Client | SseClient> = [];
 
   return {
     ...httpClient(url),
@@ -103,6 +106,11 @@ export async function startTestApp(
       clients.push(client);
       return client;
     },
+    sseClient() {
+      const client = createSseClient({ url, retryAttempts: 0 });
+      clients.push(client);
+      return client;
+    },
     async stop() {
       await Promise.all(clients.map((c) => c.dispose()));
       await app.stop();
@@ -111,13 +119,21 @@ export async function startTestApp(
   };
 }
 
+/** What collect needs of a client: graphql-ws's and graphql-sse's both have it. */
+export interface SubscribingClient {
+  subscribe(
+    request: { query: string; variables?: Record<string, unknown> },
+    sink: { next(value: ExecutionResult<Record<string, unknown>, unknown>): void; error(error: unknown): void; complete(): void },
+  ): () => void;
+}
+
 /**
- * Collects a subscription's payloads until `until` says stop (or the timeout fails it).
- * graphql-ws does not acknowledge a subscription: pass `after` to replay what was
- * committed before the server started listening.
+ * Collects a subscription's payloads until `until` says stop, or the server completes the
+ * stream (or the timeout fails it). graphql-ws does not acknowledge a subscription: pass
+ * `after` to replay what was committed before the server started listening.
  */
 export function collect<R, V>(
-  client: Client,
+  client: SubscribingClient,
   document: TypedDocumentNode<R, V>,
   variables: V,
   until: (items: R[]) => boolean,
@@ -129,7 +145,7 @@ export function collect<R, V>(
       dispose();
       reject(new Error(`subscription timed out after ${timeoutMs} ms with ${items.length} item(s): ${JSON.stringify(items)}`));
     }, timeoutMs);
-    const dispose = client.subscribe<R>(
+    const dispose = client.subscribe(
       { query: print(document), variables: variables as Record<string, unknown> },
       {
         next: (value) => {
@@ -156,4 +172,18 @@ export function collect<R, V>(
       },
     );
   });
+}
+
+/**
+ * Every payload of a subscription until the server completes it; fails if it does not
+ * within the timeout. `seen` is told of each payload (to act on what arrived).
+ */
+export function collectAll<R, V>(
+  client: SubscribingClient,
+  document: TypedDocumentNode<R, V>,
+  variables: V,
+  seen: (items: R[]) => void = () => undefined,
+  timeoutMs = 20_000,
+): Promise<R[]> {
+  return collect(client, document, variables, (items) => (seen(items), false), timeoutMs);
 }
