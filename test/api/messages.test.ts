@@ -1,5 +1,6 @@
 /**
- * Messages that tell the truth, through the real API: why a graph does not start.
+ * Messages that tell the truth, through the real API: why a graph does not start, and
+ * field descriptions that say what the service does.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createToken } from '../../src/auth/tokens.ts';
@@ -9,6 +10,11 @@ import { seedGraph } from '../helpers/seed.ts';
 import { httpClient, startTestApp, type TestApp } from '../helpers/test-app.ts';
 
 const VertexIds = graphql(`query MessagesVertexIds($id: Int!) { graph(id: $id) { vertices { id } } }`);
+const Describe = graphql(`
+  query MessagesDescribe($name: String!) {
+    __type(name: $name) { fields { name description } inputFields { name description } }
+  }
+`);
 
 let t: TestApp;
 let admin: ReturnType<typeof httpClient>;
@@ -53,3 +59,27 @@ describe('startPipeline on a graph that is not checked', () => {
   });
 });
 
+
+describe('descriptions', () => {
+  const describeType = async (name: string) => {
+    const { __type } = await admin.request(Describe, { name });
+    return Object.fromEntries([...(__type!.fields ?? []), ...(__type!.inputFields ?? [])].map((f) => [f.name, f.description ?? '']));
+  };
+
+  it('say that secret values are masked, and where', async () => {
+    for (const type of ['InputParamInput', 'InputParam']) {
+      const secret = (await describeType(type)).secret!;
+      expect(secret).not.toContain('not implemented');
+      expect(secret).toContain('***');
+      expect(secret).toContain('Track.script');
+      expect(secret).toContain('output');
+    }
+  });
+
+  it('tell Event.track (the track now) from Event.trackState (its state at the event)', async () => {
+    const fields = await describeType('Event');
+    expect(fields.track).toMatch(/as it is now.*not as it was at the event/);
+    expect(fields.track).toContain('trackState');
+    expect(fields.trackState).toContain('as it was at this event');
+  });
+});
