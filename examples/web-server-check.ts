@@ -3,6 +3,9 @@
  * through the GraphQL API (importGraph) and checks it:
  *
  *   PIPECTL_TOKEN=dp_... npx tsx examples/web-server-check.ts [http://127.0.0.1:4000/graphql]
+ *
+ * The URL defaults to PIPECTL_URL, as for pipectl. The checks look at port 4000 unless
+ * the start gives them another (see the comment in the YAML file).
  */
 import { readFileSync } from 'node:fs';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
@@ -55,7 +58,8 @@ export async function loadWebServerCheck(url: string, name?: string): Promise<nu
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const url = process.argv[2] ?? 'http://127.0.0.1:4000/graphql';
+  // The same server as pipectl's: the argument, else PIPECTL_URL, else the default.
+  const url = process.argv[2] ?? process.env.PIPECTL_URL ?? 'http://127.0.0.1:4000/graphql';
   loadWebServerCheck(url).then(
     (id) => console.log(`Loaded "web server check" from ${WEB_SERVER_CHECK.pathname} as graph ${id}.`),
     (error: unknown) => {

@@ -14,7 +14,7 @@ import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { WebSocketServer } from 'ws';
 import { TokenVerifier, type TokenCheck } from './auth/tokens.ts';
 import type { Identity } from './engine/roles.ts';
-import { DomainError, ForbiddenError, UnauthenticatedError } from './errors.ts';
+import { DomainError, ForbiddenError, UnauthenticatedError, tokenHint } from './errors.ts';
 import type { Config } from './config.ts';
 import { createContext, type Caller, type Context } from './context.ts';
 import { connectDb, type DbOptions } from './db.ts';
@@ -118,6 +118,16 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   // SSE for subscriptions: GraphiQL then sends the Authorization header set in its Headers
   // tab (on a GET, which CSRF prevention below accepts because of that header).
   const graphiql = servedGraphiQL({ title: 'dagpipe', subscriptionsProtocol: 'SSE', favicon: FAVICON });
+  const requestLog = logger.child({ component: 'request' });
+  /** Errors maskError has logged (Yoga may hand the same one over more than once). */
+  const logged = new WeakSet<object>();
+  const logOnce = (error: unknown, log: () => void) => {
+    if (typeof error !== 'object' || error === null) return log();
+    if (logged.has(error)) return;
+    logged.add(error);
+    log();
+  };
+
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     context: async (initial) => {
@@ -146,21 +156,26 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       useSharedEventExecution((executed) => metrics.subscriptionEvent(executed)),
     ],
     // Unexpected errors reach clients as "Unexpected error." and are logged with their
-    // stack; expected ones (a domain error outside a result union) keep their message.
+    // stack, at error level: they are the service's fault. Expected ones (a domain error
+    // outside a result union: no token, a role too low, an unknown id) keep their message
+    // and are logged at info, without a stack: they are the client's.
     maskedErrors: {
       maskError: (error, message) => {
         const original = error instanceof GraphQLError ? error.originalError : error;
         if (original instanceof DomainError) {
           const code =
             original instanceof UnauthenticatedError ? 'UNAUTHENTICATED' : original instanceof ForbiddenError ? 'FORBIDDEN' : original.name;
+          const requiredRole = original instanceof UnauthenticatedError || original instanceof ForbiddenError ? original.requiredRole : undefined;
+          const path = error instanceof GraphQLError ? error.path : undefined;
+          logOnce(error, () => requestLog.info({ code, field: original.field, path: path?.join('.'), requiredRole }, `request refused: ${original.message}`));
           return createGraphQLError(original.message, {
             ...(error instanceof GraphQLError && { nodes: error.nodes, path: error.path }),
-            extensions: { code, field: original.field },
+            extensions: { code, field: original.field, ...(requiredRole && { requiredRole }) },
           });
         }
         if (error instanceof GraphQLError && !error.originalError) return error;
         if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) return error;
-        logger.error({ err: original }, 'unexpected error');
+        logOnce(error, () => logger.error({ err: original }, 'unexpected error'));
         return createGraphQLError(message);
       },
     },
@@ -168,7 +183,13 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       debug: (...args) => logger.debug(args.map(String).join(' ')),
       info: (...args) => logger.info(args.map(String).join(' ')),
       warn: (...args) => logger.warn(args.map(String).join(' ')),
-      error: (...args) => logger.error({ err: args.find((a) => a instanceof Error) }, args.map(String).join(' ')),
+      error: (...args) => {
+        const error = args.find((a) => a instanceof Error);
+        // Yoga logs every error maskError replaced, at error level with its stack;
+        // maskError has logged those already, at the level they deserve.
+        if (error && logged.has(error)) return;
+        logger.error({ err: error }, args.map(String).join(' '));
+      },
     },
   });
 
@@ -190,8 +211,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       identify(req.headers.authorization)
         .then(async ({ identity, authProblem }) => {
           if (identity === null) {
+            const problem = `${authProblem ?? 'Metrics need an API token: send "Authorization: Bearer <token>".'} Any role will do: ${tokenHint('viewer')}`;
+            requestLog.info({ code: 'UNAUTHENTICATED', path: '/metrics' }, `request refused: ${problem}`);
             res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer' });
-            res.end(`${authProblem ?? 'Metrics need an API token of any role: send "Authorization: Bearer <token>".'}\n`);
+            res.end(`${problem}\n`);
             return;
           }
           const { body, contentType } = await metrics.render();
@@ -224,7 +247,13 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         const params = ctx.connectionParams ?? {};
         const authorization = params.authorization ?? params.Authorization ?? (typeof params.token === 'string' ? `Bearer ${params.token}` : undefined);
         const caller = await identify(typeof authorization === 'string' ? authorization : undefined);
-        if (caller.identity === null) return false;
+        if (caller.identity === null) {
+          requestLog.info(
+            { code: 'UNAUTHENTICATED', transport: 'graphql-ws' },
+            `connection refused: ${caller.authProblem ?? 'no API token in connectionParams ({"authorization": "Bearer <token>"})'}`,
+          );
+          return false;
+        }
         const address = ctx.extra.request.socket.remoteAddress;
         ctx.extra.caller = { ...caller, ...(address && { clientAddress: address }) };
         return true;

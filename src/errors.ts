@@ -54,10 +54,24 @@ export class CycleError extends DomainError {
 /** No valid token came with the request while authentication is on. */
 export class UnauthenticatedError extends DomainError {
   readonly field = 'authorization';
-  constructor(message: string) {
+  constructor(
+    /** The least role a token needs for what was asked. */
+    readonly requiredRole: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'UnauthenticatedError';
   }
+}
+
+/** " or higher" after a role that has a higher one. */
+export function orHigher(role: string): string {
+  return role === 'admin' ? '' : ' or higher';
+}
+
+/** How to get a token of `role`, for messages that refuse a request for want of one. */
+export function tokenHint(role: string): string {
+  return `an admin creates one with: npm run token -- create --role ${role} --name <who>`;
 }
 
 /** The token is valid but its role may not do this. */
@@ -68,7 +82,7 @@ export class ForbiddenError extends DomainError {
     readonly requiredRole: string,
     what: string,
   ) {
-    super(`${what} needs the ${requiredRole} role${requiredRole === 'admin' ? '' : ' or higher'}; this token's role is ${role}. Ask an admin for a token with that role.`);
+    super(`${what} needs the ${requiredRole} role${orHigher(requiredRole)}; this token's role is ${role}. Ask an admin for a token with that role.`);
     this.name = 'ForbiddenError';
   }
 }

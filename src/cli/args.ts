@@ -39,6 +39,20 @@ export type Command =
   | { name: 'cancel'; pipelineId: number }
   | { name: 'retry'; pipelineId: number; watch: boolean };
 
+/**
+ * The least role a command's token needs (see src/engine/roles.ts): reading and watching
+ * a viewer, running an operator, defining graphs an admin.
+ */
+export const ROLE_NEEDED: Record<Exclude<Command['name'], 'help'>, 'viewer' | 'operator' | 'admin'> = {
+  graphs: 'viewer',
+  watch: 'viewer',
+  logs: 'viewer',
+  start: 'operator',
+  cancel: 'operator',
+  retry: 'operator',
+  apply: 'admin',
+};
+
 export interface Invocation {
   command: Command;
   /** --url, when given (else PIPECTL_URL, else the default). */

@@ -10,7 +10,7 @@ import type { ExecutionResult, GraphQLFormattedError } from 'graphql';
 import { print } from 'graphql/language/printer.js';
 import type { Client } from 'graphql-ws/client';
 import { DEFAULT_URL } from './args.ts';
-import { CliError, ExitCode, RefusedError, UnavailableError } from './errors.ts';
+import { CliError, ExitCode, RefusedError, TokenRefusedError, UnavailableError } from './errors.ts';
 
 /** How long one HTTP request may take (startPipeline on a 10,000-vertex graph takes seconds). */
 const REQUEST_TIMEOUT_MS = 120_000;
@@ -56,7 +56,7 @@ export function graphqlErrors(errors: readonly GraphQLFormattedError[]): CliErro
   const codes = errors.map((e) => e.extensions?.code);
   const text = errors.map((e) => e.message).join('; ');
   if (codes.includes('NOT_FOUND')) return new RefusedError(text);
-  if (codes.includes('UNAUTHENTICATED')) return new RefusedError(`${text}\nSet PIPECTL_TOKEN to an API token (an admin creates one with: npm run token -- create --role operator --name <you>).`);
+  if (codes.includes('UNAUTHENTICATED')) return new TokenRefusedError(text);
   if (codes.includes('FORBIDDEN')) return new RefusedError(text);
   if (codes.includes('GRAPHQL_VALIDATION_FAILED')) {
     return new CliError(`The server does not understand pipectl's request (${text}). Are pipectl and the server the same version?`, ExitCode.INTERNAL);

@@ -49,6 +49,17 @@ export class RefusedError extends CliError {
   }
 }
 
+/**
+ * The server wants a valid API token: none was sent, or PIPECTL_TOKEN was refused (the
+ * message says why). main() adds which role the command needs and how to get a token.
+ */
+export class TokenRefusedError extends RefusedError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TokenRefusedError';
+  }
+}
+
 /** No answer from the server, or not a GraphQL answer. */
 export class UnavailableError extends CliError {
   constructor(message: string) {
@@ -67,6 +78,7 @@ export class InterruptedError extends CliError {
 
 /** A typed error from a mutation result, in the user's terms: the message and the argument at fault. */
 export function refusal(what: string, error: { __typename?: string; message: string; field: string; path?: string[] }): RefusedError {
+  if (error.__typename === 'UnauthenticatedError') return new TokenRefusedError(error.message);
   const field = error.field ? ` (${error.field})` : '';
   const cycle = error.path?.length ? `\n  cycle: ${error.path.join(' -> ')}` : '';
   return new RefusedError(`${what}: ${error.message}${field}${cycle}`);

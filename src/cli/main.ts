@@ -3,10 +3,10 @@
  * message and an exit code (see errors.ts and `pipectl --help`). Never a stack trace for
  * an expected problem.
  */
-import { HELP, parseCommandLine, serverUrl } from './args.ts';
+import { HELP, parseCommandLine, ROLE_NEEDED, serverUrl, type Command } from './args.ts';
 import { createApi } from './client.ts';
 import { run } from './commands.ts';
-import { CliError, ExitCode, UsageError } from './errors.ts';
+import { CliError, ExitCode, TokenRefusedError, UsageError } from './errors.ts';
 import { processIo } from './io.ts';
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -40,6 +40,10 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   try {
     return await run(invocation.command, { api, io, signal: interrupt.signal });
   } catch (error) {
+    if (error instanceof TokenRefusedError) {
+      io.stderr.write(`pipectl: ${tokenAdvice(invocation.command, env.PIPECTL_TOKEN?.trim() ? error.message : undefined)}\n`);
+      return error.exitCode;
+    }
     if (error instanceof CliError) {
       io.stderr.write(`pipectl: ${error.message}\n`);
       return error.exitCode;
@@ -50,6 +54,19 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     process.off('SIGINT', onSigint);
     await api.close().catch(() => undefined);
   }
+}
+
+/**
+ * What to do when the server wants a token: the role this command needs (the server only
+ * knows the field it refused, e.g. the graphs query that start runs first) and how to get
+ * one. `refused` is the server's reason when PIPECTL_TOKEN was sent and not accepted.
+ */
+function tokenAdvice(command: Exclude<Command, { name: 'help' }>, refused: string | undefined): string {
+  const role = ROLE_NEEDED[command.name];
+  const needs = `pipectl ${command.name} needs a token of the ${role} role${role === 'admin' ? '' : ' or higher'}`;
+  const create = `an admin creates one with: npm run token -- create --role ${role} --name <you>`;
+  if (refused === undefined) return `The server needs an API token, and PIPECTL_TOKEN is not set. ${needs}: ${create}, then export PIPECTL_TOKEN=dp_...`;
+  return `PIPECTL_TOKEN was refused: ${refused}\n${needs}; ${create}.`;
 }
 
 function watching(command: { name: string; watch?: boolean }): boolean {

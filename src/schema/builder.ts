@@ -6,7 +6,7 @@ import ScopeAuthPlugin, { AuthScopeFailureType, type AuthFailure } from '@pothos
 import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
 import type { Context } from '../context.ts';
 import { allows, ROLES, type Role } from '../engine/roles.ts';
-import { ForbiddenError, UnauthenticatedError } from '../errors.ts';
+import { ForbiddenError, UnauthenticatedError, orHigher, tokenHint } from '../errors.ts';
 import type PrismaTypes from '../generated/pothos-types.ts';
 import { getDatamodel } from '../generated/pothos-types.ts';
 
@@ -34,13 +34,15 @@ export const builder = new SchemaBuilder<{
     // Typed errors: a mutation returns them in its result union; elsewhere they reach the
     // client as errors with their code (see maskError in app.ts).
     unauthorizedError: (_parent, ctx, info, result) => {
+      const needed = lowestRoleIn(result.failure);
       if (ctx.identity === null) {
-        return new UnauthenticatedError(
-          ctx.authProblem ??
-            'This service needs an API token: send "Authorization: Bearer <token>" (graphql-ws: connectionParams {"authorization": "Bearer <token>"}). An admin creates one with: npm run token -- create --role viewer --name <who>',
-        );
+        // Name the role this field needs: a viewer token made on our advice would only
+        // lead to a ForbiddenError for an operator's or an admin's action.
+        const problem =
+          ctx.authProblem ?? 'This service needs an API token: send "Authorization: Bearer <token>" (graphql-ws: connectionParams {"authorization": "Bearer <token>"}).';
+        return new UnauthenticatedError(needed, `${problem} ${info.fieldName} needs a token of the ${needed} role${orHigher(needed)}: ${tokenHint(needed)}`);
       }
-      return new ForbiddenError(ctx.identity.role, lowestRoleIn(result.failure), info.fieldName);
+      return new ForbiddenError(ctx.identity.role, needed, info.fieldName);
     },
   },
   defaultFieldNullability: false,

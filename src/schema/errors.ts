@@ -53,6 +53,9 @@ builder.objectType(UnauthenticatedError, {
   description: 'No valid API token came with the request (field "authorization"). Nothing was changed.',
   interfaces: [ErrorInterface],
   isTypeOf: (value) => value instanceof UnauthenticatedError,
+  fields: (t) => ({
+    requiredRole: t.exposeString('requiredRole', { description: 'The role a token needs for this (or a higher one).' }),
+  }),
 });
 
 builder.objectType(ForbiddenError, {

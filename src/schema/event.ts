@@ -26,7 +26,8 @@ export const Event = builder.prismaObject('Event', {
     trackState: t.field({
       type: TrackStateEnum,
       nullable: true,
-      description: 'The track state this event set, for track events.',
+      description:
+        'The state this event set, for track events: the track as it was at this event. Draw a replayed or live event with this; track { state } is the state now, possibly several events later.',
       resolve: (e) => e.trackState as never,
     }),
     attempt: t.exposeInt('attempt', { nullable: true, description: 'The track attempt this event belongs to.' }),
@@ -34,7 +35,11 @@ export const Event = builder.prismaObject('Event', {
     reason: t.exposeString('reason', { nullable: true, description: 'Why, for failures and cancellations.' }),
     createdAt: t.expose('createdAt', { type: 'DateTime', description: 'Commit time.' }),
     pipeline: t.relation('pipeline', { description: 'The pipeline, as it is now.' }),
-    track: t.relation('track', { nullable: true, description: 'The track, as it is now.' }),
+    track: t.relation('track', {
+      nullable: true,
+      description:
+        'The track as it is now, when this field is resolved, not as it was at the event: its state may be several transitions later (e.g. RUNNING for a track:input event that set PENDING). The state at the event is trackState.',
+    }),
   }),
 });
 

@@ -22,7 +22,11 @@ const InputParamInput = builder.inputType('InputParamInput', {
     default: t.field({ type: 'JSON', required: false, description: 'Default value, converted to the type.' }),
     choices: t.field({ type: ['JSON'], required: false, description: 'Allowed values.' }),
     pattern: t.string({ required: false, description: 'Regular expression a string value must match in full.' }),
-    secret: t.boolean({ required: false, description: 'Marks a sensitive value (masking is not implemented yet).' }),
+    secret: t.boolean({
+      required: false,
+      description:
+        'Marks a sensitive value (default false). The script gets the real value; everything the service shows has *** in its place: Track.input, Track.script, and the output (stored and live) wherever the value appears in it. Error messages and the audit trail never repeat it. A default is part of the definition and is shown as written: supply secret values at startPipeline or finishInput.',
+    }),
     description: t.string({ required: false, description: 'What the parameter is for (at most 500 characters).' }),
   }),
 });

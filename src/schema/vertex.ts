@@ -19,7 +19,8 @@ const InputParam = builder.objectRef<ParamSpec>('InputParam').implement({
     choices: t.field({ type: ['JSON'], nullable: true, description: 'Allowed values, if restricted.', resolve: (p) => p.choices ?? null }),
     pattern: t.exposeString('pattern', { nullable: true, description: 'Regular expression a string value must match in full.' }),
     secret: t.exposeBoolean('secret', {
-      description: 'Marks a sensitive value. Masking it in output, events and the rendered script is not implemented yet: do not rely on it.',
+      description:
+        'Marks a sensitive value. The script gets the real value; everything the service shows has *** in its place: Track.input, Track.script, and the output (stored and live) wherever the value appears in it. Error messages and the audit trail never repeat it. The default (above) is shown as written.',
     }),
     description: t.exposeString('description', { nullable: true, description: 'What the parameter is for.' }),
   }),

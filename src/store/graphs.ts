@@ -169,7 +169,7 @@ export async function cloneGraph(db: Db, graphId: number, input: { name?: string
     if (await tx.graph.findUnique({ where: { name }, select: { id: true } })) {
       throw new ConflictError('name', duplicateGraphName(name));
     }
-    const copy = await tx.graph.create({ data: { name, desc: source.desc, checked: source.checked } });
+    const copy = await tx.graph.create({ data: { name, desc: source.desc, checked: source.checked, checkedAt: source.checkedAt } });
     const vertices = await tx.vertex.createManyAndReturn({
       data: source.vertices.map((v) => ({
         graphId: copy.id,
@@ -293,6 +293,6 @@ export async function checkGraph(db: Db, graphId: number) {
     if (!graph) throw new NotFoundError('id', 'graph', graphId);
     checkGraphDefinition(graph.vertices, graph.edges);
     if (graph.checked) return graph;
-    return tx.graph.update({ where: { id: graphId }, data: { checked: true } });
+    return tx.graph.update({ where: { id: graphId }, data: { checked: true, checkedAt: new Date() } });
   });
 }

@@ -42,11 +42,17 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  */
 export async function startPipeline(store: Store, input: StartInput) {
   const { result } = await transition(store, async (tx, journal) => {
-    const found = await tx.graph.findUnique({ where: { id: input.graphId }, select: { id: true, name: true, desc: true } });
+    const found = await tx.graph.findUnique({ where: { id: input.graphId }, select: { id: true, name: true, desc: true, checkedAt: true } });
     if (!found) throw new NotFoundError('graphId', 'graph', input.graphId);
     const sealed = await tx.graph.updateMany({ where: { id: found.id, checked: true }, data: { sealed: true } });
     if (sealed.count === 0) {
-      throw new ConflictError('graphId', `Graph "${found.name}" has changed since it was last checked. Run checkGraph, then start it.`);
+      const check = `checkGraph(id: ${found.id})`;
+      throw new ConflictError(
+        'graphId',
+        found.checkedAt === null
+          ? `Graph "${found.name}" was never checked, and only a checked graph starts. Run the mutation ${check}, which makes sure it can run (or says what is wrong), then start it. (pipectl apply <file> imports a definition file and checks it in one go.)`
+          : `Graph "${found.name}" has changed since it was last checked. Run the mutation ${check} again, then start it.`,
+      );
     }
     const [vertices, edges] = await Promise.all([
       tx.vertex.findMany({ where: { graphId: found.id }, orderBy: { id: 'asc' } }),

@@ -283,28 +283,44 @@ describe.concurrent('pipectl', { timeout: 60_000 }, () => {
 });
 
 describe('pipectl with authentication on', { timeout: 60_000 }, () => {
-  it('sends PIPECTL_TOKEN; without one it says how to get one; a viewer may watch but not start', async ({ expect }) => {
-    const secured = await startTestApp({ env: { AUTH: 'on' } });
-    try {
-      const { createToken } = await import('../../src/auth/tokens.ts');
-      const admin = (await createToken(secured.app.store.db, { name: 'cli-admin', role: 'admin' })).secret;
-      const viewer = (await createToken(secured.app.store.db, { name: 'cli-viewer', role: 'viewer' })).secret;
-      const as = (token: string | undefined, args: string[]) =>
-        run(args, { PIPECTL_URL: secured.url, ...(token ? { PIPECTL_TOKEN: token } : {}) });
+  let secured: TestApp;
+  const tokens = { admin: '', viewer: '' };
+  const as = (token: string | undefined, args: string[]) => run(args, { PIPECTL_URL: secured.url, ...(token ? { PIPECTL_TOKEN: token } : {}) });
+  beforeAll(async () => {
+    secured = await startTestApp({ env: { AUTH: 'on' } });
+    const { createToken } = await import('../../src/auth/tokens.ts');
+    tokens.admin = (await createToken(secured.app.store.db, { name: 'cli-admin', role: 'admin' })).secret;
+    tokens.viewer = (await createToken(secured.app.store.db, { name: 'cli-viewer', role: 'viewer' })).secret;
+  });
+  afterAll(() => secured?.stop());
 
-      const anonymous = await as(undefined, ['graphs']);
-      expect(anonymous.code).toBe(3);
-      expect(anonymous.stderr).toContain('Set PIPECTL_TOKEN');
-      const applied = await as(admin, ['apply', path.join(FIXTURES, 'greet.yaml')]);
-      expect(applied.code).toBe(0);
-      expect((await as(viewer, ['graphs'])).code).toBe(0);
-      const refused = await as(viewer, ['start', 'cli greet', '--input', 'report.operator=Ada', '--no-prompt']);
-      expect(refused.code).toBe(3);
-      expect(refused.stderr).toContain('needs the operator role');
-      const started = await as(admin, ['start', 'cli greet', '--input', 'report.operator=Ada', '--watch']);
-      expect(started.code).toBe(0);
-    } finally {
-      await secured.stop();
-    }
+  it('sends PIPECTL_TOKEN; without one it says how to get one; a viewer may watch but not start', async ({ expect }) => {
+    const anonymous = await as(undefined, ['graphs']);
+    expect(anonymous.code).toBe(3);
+    expect(anonymous.stderr).toContain('PIPECTL_TOKEN is not set');
+    const applied = await as(tokens.admin, ['apply', path.join(FIXTURES, 'greet.yaml')]);
+    expect(applied.code).toBe(0);
+    expect((await as(tokens.viewer, ['graphs'])).code).toBe(0);
+    const refused = await as(tokens.viewer, ['start', 'cli greet', '--input', 'report.operator=Ada', '--no-prompt']);
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toContain('needs the operator role');
+    const started = await as(tokens.admin, ['start', 'cli greet', '--input', 'report.operator=Ada', '--watch']);
+    expect(started.code).toBe(0);
+  });
+
+  it('names the role the command needs when the token is missing or refused', async ({ expect }) => {
+    const graphs = await as(undefined, ['graphs']);
+    expect(graphs.stderr).toContain('pipectl graphs needs a token of the viewer role or higher');
+    expect(graphs.stderr).toContain('npm run token -- create --role viewer');
+    const apply = await as(undefined, ['apply', path.join(FIXTURES, 'greet.yaml')]);
+    expect(apply.code).toBe(3);
+    expect(apply.stderr).toContain('pipectl apply needs a token of the admin role');
+    expect(apply.stderr).toContain('--role admin');
+    expect(apply.stderr).not.toContain('--role operator');
+    const cut = await as(tokens.admin.slice(0, 20), ['start', '1', '--no-prompt']);
+    expect(cut.code).toBe(3);
+    expect(cut.stderr).toContain('PIPECTL_TOKEN was refused: This token is 20 characters long');
+    expect(cut.stderr).toContain('pipectl start needs a token of the operator role or higher');
+    expect(cut.stderr).toContain('--role operator');
   });
 });
