@@ -11,7 +11,6 @@
 import { chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const outdir = path.join(root, 'dist');
@@ -61,6 +60,8 @@ if (process.argv.includes('--if-stale') && !stale()) process.exit(0);
 const started = performance.now();
 const builtAt = Date.now();
 rmSync(outdir, { recursive: true, force: true });
+// Loaded only now: a start whose build is current need not load esbuild at all.
+const { build } = await import('esbuild');
 const result = await build({
   absWorkingDir: root,
   entryPoints: entries,
