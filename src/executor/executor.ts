@@ -22,7 +22,7 @@ import type { Logger } from '../logger.ts';
 import type { ExecutorObserver } from '../metrics.ts';
 import { Launcher } from './launcher-client.ts';
 import { secretsOf } from '../engine/secrets.ts';
-import type { PlacedLine } from '../engine/output-window.ts';
+import type { OutputChunkData } from '../engine/output-window.ts';
 import { OutputRecorder } from './output-recorder.ts';
 import type { ScriptUser } from './script-user.ts';
 import { nowMs, type ScriptOutcome } from './run-script.ts';
@@ -156,7 +156,7 @@ export class Executor {
    * The lines of a track's running attempt from `offset` on that are not stored yet (see
    * OutputRecorder), or undefined when this executor does not run that attempt.
    */
-  unflushedOutput(trackId: number, attempt: number, offset = 0): PlacedLine[] | undefined {
+  unflushedOutput(trackId: number, attempt: number, offset = 0): OutputChunkData[] | undefined {
     const key = runKey(trackId, attempt);
     return (this.running.get(key)?.output ?? this.ending.get(key))?.unflushed(offset);
   }
@@ -265,7 +265,7 @@ export class Executor {
           }
           log.info({ pid }, 'track started');
         },
-        onOutput: (lines) => output.append(lines),
+        onOutput: (text, streams) => output.append(text, streams),
       },
     );
     run.runId = runId;

@@ -16,7 +16,8 @@ const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).
 
 export interface RunHandlers {
   onStarted(at: number, pid: number | undefined): void;
-  onOutput(lines: ReadonlyArray<readonly ['stdout' | 'stderr', string]>): void;
+  /** Whole lines with their newlines, and one stream character per line (see launcher-protocol.ts). */
+  onOutput(text: string, streams: string): void;
 }
 
 interface ActiveRun {
@@ -148,7 +149,7 @@ export class Launcher {
         break;
       case 'output':
         try {
-          run.handlers.onOutput(message.lines);
+          run.handlers.onOutput(message.text, message.streams);
         } finally {
           // Even if handling failed: an unacknowledged batch would stall the script for good.
           this.acknowledge(message.runId);
