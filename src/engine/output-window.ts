@@ -17,6 +17,8 @@
  * for a reader, a page or a delivered line at a time.
  */
 
+import { LineRing } from './line-ring.ts';
+
 export type OutputStream = 'stdout' | 'stderr';
 
 /** One printed line and where it sits in the attempt's output. */
@@ -43,6 +45,13 @@ export interface Flush {
 
 /** Largest stored chunk, unless a single line is longer. */
 export const CHUNK_BYTES = 64 * 1024;
+/**
+ * Largest piece lines are handed on in (live, and from memory), unless a single line is
+ * longer; stored chunks join pieces up to CHUNK_BYTES. A live piece's lines are made into
+ * objects, one per line, shared by its subscribers until all of them have sent it: in small
+ * pieces that is soon, before V8 would move the objects to its old generation.
+ */
+export const PIECE_BYTES = 8 * 1024;
 
 export function lineBytes(line: string): number {
   return Buffer.byteLength(line) + 1;
@@ -57,9 +66,8 @@ export class OutputWindow {
   /** Kept pieces (see append), oldest first. */
   private readonly head: OutputChunkData[] = [];
   private headBytes = 0;
-  private tail: OutputChunkData[] = [];
-  private tailStart = 0;
-  private tailBytes = 0;
+  /** The newest lines, as bytes (see LineRing for why); they end at `printed`. */
+  private readonly tail: LineRing;
   /** Once a line missed the head, every later line goes to the tail. */
   private inTail = false;
   /** Bytes printed so far: the offset of the next line. */
@@ -69,27 +77,31 @@ export class OutputWindow {
   private readonly headLimit: number;
   private readonly tailLimit: number;
 
+  private readonly pieceBytes: number;
+
   constructor(
     readonly limitBytes: number,
     private readonly chunkBytes = CHUNK_BYTES,
   ) {
+    this.pieceBytes = Math.min(PIECE_BYTES, chunkBytes);
     this.headLimit = Math.floor(limitBytes / 2);
     this.tailLimit = limitBytes - this.headLimit;
+    this.tail = new LineRing(this.tailLimit);
   }
 
   /**
    * Places lines after the previous ones: `text` is whole lines, each with its newline,
    * and `streams` one character per line ("o" stdout, "e" stderr). Returns them as pieces
-   * of at most the chunk size (a longer line alone), with their offsets.
+   * of at most PIECE_BYTES (a longer line alone), with their offsets.
    *
-   * Lines are kept as these pieces, never one object per line: a script printing two
-   * million lines would otherwise pass two million objects through the heap, each living
-   * long enough in the tail to reach V8's old generation, which then grows by hundreds of
-   * megabytes before a major collection frees them.
+   * Lines are kept as these pieces (the tail as bytes), never one object per line: a
+   * script printing two million lines would otherwise pass two million objects through the
+   * heap, each living long enough in the tail to reach V8's old generation, which then
+   * grows by hundreds of megabytes before a major collection frees them.
    */
   append(text: string, streams: string): OutputChunkData[] {
     if (text === '') return [];
-    const pieces = cutChunks(this.printed, text, streams, this.chunkBytes);
+    const pieces = cutChunks(this.printed, text, streams, this.pieceBytes);
     for (const piece of pieces) {
       this.printed += piece.bytes;
       this.keep(piece);
@@ -109,7 +121,7 @@ export class OutputWindow {
 
   /** Bytes printed but not kept. */
   get droppedBytes(): number {
-    return this.printed - this.headBytes - this.tailBytes;
+    return this.printed - this.headBytes - this.tail.bytes;
   }
 
   /**
@@ -118,7 +130,8 @@ export class OutputWindow {
    */
   unflushed(offset = 0): OutputChunkData[] {
     const from = Math.max(offset, this.flushedTo);
-    return [...this.head.slice(firstEndingAfter(this.head, 0, from)), ...this.tail.slice(firstEndingAfter(this.tail, this.tailStart, from))];
+    const tailStart = this.printed - this.tail.bytes;
+    return [...this.head.slice(firstEndingAfter(this.head, 0, from)), ...this.tail.pieces(tailStart, from - tailStart, this.pieceBytes)];
   }
 
   /**
@@ -152,10 +165,9 @@ export class OutputWindow {
 
   /** The whole kept output as one text: head, the marker where lines were dropped, tail. */
   toString(): string {
-    const text = (pieces: readonly OutputChunkData[]) => pieces.map((p) => p.text).join('');
-    const tail = this.tail.slice(this.tailStart);
-    if (this.droppedBytes === 0) return text(this.head) + text(tail);
-    return `${text(this.head)}${truncationMarker(this.droppedBytes, this.limitBytes)}\n${text(tail)}`;
+    const head = this.head.map((p) => p.text).join('');
+    if (this.droppedBytes === 0) return head + this.tail.toString();
+    return `${head}${truncationMarker(this.droppedBytes, this.limitBytes)}\n${this.tail.toString()}`;
   }
 
   private keep(piece: OutputChunkData): void {
@@ -175,25 +187,17 @@ export class OutputWindow {
       }
       this.inTail = true;
     }
-    this.tail.push(piece);
-    this.tailBytes += piece.bytes;
-    // Keep the newest lines that fit; a single line longer than the tail is dropped too.
-    while (this.tailBytes > this.tailLimit && this.tailStart < this.tail.length) {
-      const first = this.tail[this.tailStart]!;
-      const excess = this.tailBytes - this.tailLimit;
-      const drop = first.bytes <= excess ? undefined : linesPrefix(first, excess, true);
-      if (drop === undefined || drop.lines === first.streams.length) {
-        this.tailBytes -= first.bytes;
-        this.tailStart++;
-      } else {
-        this.tail[this.tailStart] = splitChunk(first, drop)[1];
-        this.tailBytes -= drop.bytes;
-      }
+    // Keep the newest lines that fit (a single line longer than the tail is dropped too).
+    if (piece.bytes > this.tailLimit) {
+      // Its own first lines go: everything before them too.
+      this.tail.clear();
+      const drop = linesPrefix(piece, piece.bytes - this.tailLimit, true);
+      if (drop.lines === piece.streams.length) return;
+      piece = splitChunk(piece, drop)[1];
+    } else {
+      this.tail.dropOldest(this.tail.bytes + piece.bytes - this.tailLimit);
     }
-    if (this.tailStart > 64 && this.tailStart * 2 > this.tail.length) {
-      this.tail.splice(0, this.tailStart);
-      this.tailStart = 0;
-    }
+    this.tail.append(piece);
   }
 }
 

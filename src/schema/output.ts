@@ -22,8 +22,12 @@ export const MAX_PAGE_BYTES = 4 * 1024 * 1024;
  * objects that wait until a slow client takes them, so a page is kept small.
  */
 const CATCH_UP_PAGE_BYTES = 64 * 1024;
-/** Bytes of live output waiting for one subscriber before newer pieces are dropped (it then catches up). */
-const LIVE_FEED_BYTES = 1024 * 1024;
+/**
+ * Bytes of live output waiting for one subscriber before newer pieces are dropped (it then
+ * catches up). Kept small: what waits lives long, and the lines a subscriber was sent keep
+ * their shared results while the piece they came from is still held by any subscriber.
+ */
+const LIVE_FEED_BYTES = 256 * 1024;
 
 /** A line as delivered: `offset` is null for notices written by the service. */
 interface DeliveredLine extends Omit<PlacedLine, 'offset'> {
@@ -192,7 +196,10 @@ async function* followOutput(
   if (offset !== null) yield* catchUp(offset);
   for (;;) {
     const { items, dropped, closed } = await feed.take();
-    for (const chunk of items) {
+    for (let i = 0; i < items.length; i++) {
+      const chunk = items[i]!;
+      // Let go of each piece once sent: its lines (and their shared results) can then die young.
+      items[i] = undefined as never;
       if (chunk.attempt < attempt) continue; // a superseded attempt still dying
       if (chunk.attempt > attempt) {
         // A retry: follow the new attempt from its start.

@@ -104,9 +104,31 @@ describe('OutputWindow, lines in batches', () => {
     const next = () => (state = (state * 1103515245 + 12345) % 2147483648) / 2147483648;
     return Array.from({ length: count }, (_, i) => {
       const length = Math.floor(next() * (next() < 0.05 ? 700 : 40));
-      const text = Array.from({ length }, () => (next() < 0.1 ? 'é😀'[Math.floor(next() * 2)] : 'x')).join('');
+      const text = Array.from({ length }, () => (next() < 0.1 ? ['é', '😀'][Math.floor(next() * 2)] : 'x')).join('');
       return [next() < 0.2 ? 'stderr' : 'stdout', `${i}:${text}`];
     });
+  }
+
+  /** What a window of `limit` bytes keeps, by the rule, line by line: head, dropped bytes, tail. */
+  function kept(lines: Array<[OutputStream, string]>, limit: number): string {
+    const size = (line: string) => Buffer.byteLength(line) + 1;
+    let head = '';
+    let headBytes = 0;
+    let i = 0;
+    for (; i < lines.length && headBytes + size(lines[i]![1]) <= limit / 2; i++) {
+      head += `${lines[i]![1]}\n`;
+      headBytes += size(lines[i]![1]);
+    }
+    const tail: string[] = [];
+    let tailBytes = 0;
+    for (; i < lines.length; i++) {
+      tail.push(lines[i]![1]);
+      tailBytes += size(lines[i]![1]);
+      while (tailBytes > limit / 2 && tail.length > 0) tailBytes -= size(tail.shift()!);
+    }
+    const printed = lines.reduce((sum, [, line]) => sum + size(line), 0);
+    const dropped = printed - headBytes - tailBytes;
+    return `${head}${dropped > 0 ? `${truncationMarker(dropped, limit)}\n` : ''}${tail.map((l) => `${l}\n`).join('')}`;
   }
 
   it('keeps, cuts and gives offsets exactly as line by line, wherever the batches begin and end', () => {
@@ -123,6 +145,7 @@ describe('OutputWindow, lines in batches', () => {
       }
       expect(placed.flatMap(chunkLines).map((l) => [l.stream, l.line])).toEqual(lines);
       for (const piece of placed) expect(piece.bytes <= 256 || piece.streams.length === 1).toBe(true);
+      expect(one.toString()).toBe(kept(lines, 4096));
       expect(batched.toString()).toBe(one.toString());
       expect(batched.size).toBe(one.size);
       expect(batched.droppedBytes).toBe(one.droppedBytes);
