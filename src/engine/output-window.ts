@@ -129,9 +129,13 @@ export class OutputWindow {
    * chunks (the first may begin before `offset`; readers skip what they have).
    */
   unflushed(offset = 0): OutputChunkData[] {
-    const from = Math.max(offset, this.flushedTo);
+    return this.kept(Math.max(offset, this.flushedTo));
+  }
+
+  /** All kept pieces, stored or not, that reach past `offset` (the first may begin before it). */
+  kept(offset = 0): OutputChunkData[] {
     const tailStart = this.printed - this.tail.bytes;
-    return [...this.head.slice(firstEndingAfter(this.head, 0, from)), ...this.tail.pieces(tailStart, from - tailStart, this.pieceBytes)];
+    return [...this.head.slice(firstEndingAfter(this.head, 0, offset)), ...this.tail.pieces(tailStart, offset - tailStart, this.pieceBytes)];
   }
 
   /**

@@ -161,6 +161,15 @@ export class Executor {
     return (this.running.get(key)?.output ?? this.ending.get(key))?.unflushed(offset);
   }
 
+  /**
+   * Everything kept of a track attempt this executor runs (or has just ended), stored or
+   * not, from `offset` on; undefined when it does not run that attempt. See OutputRecorder.kept.
+   */
+  keptOutput(trackId: number, attempt: number, offset = 0): ReturnType<OutputRecorder['kept']> | undefined {
+    const key = runKey(trackId, attempt);
+    return (this.running.get(key)?.output ?? this.ending.get(key))?.kept(offset);
+  }
+
   /** Log lines about one track attempt carry its ids. */
   private trackLog(claimed: ClaimedTrack): Logger {
     return this.log.child({ pipelineId: claimed.pipelineId, trackId: claimed.id, attempt: claimed.attempt, vertex: claimed.vertexName });

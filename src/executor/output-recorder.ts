@@ -53,6 +53,11 @@ export class OutputRecorder {
     return this.window.unflushed(offset);
   }
 
+  /** The kept output reaching past `offset`, stored or not, with the bytes printed and dropped so far. */
+  kept(offset = 0): { pieces: OutputChunkData[]; size: number; droppedBytes: number } {
+    return { pieces: this.window.kept(offset), size: this.window.size, droppedBytes: this.window.droppedBytes };
+  }
+
   /** The whole kept output as one text (head, truncation marker, tail). */
   toString(): string {
     return this.window.toString();

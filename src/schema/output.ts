@@ -7,7 +7,7 @@
 import DataLoader from 'dataloader';
 import { createGraphQLError } from 'graphql-yoga';
 import type { Context } from '../context.ts';
-import { chunkLines, itemsToText, lineBytes, type OutputItem, type PlacedLine } from '../engine/output-window.ts';
+import { assemblePage, chunkLines, itemsToText, lineBytes, type OutputItem, type PlacedLine } from '../engine/output-window.ts';
 import { isTerminalTrackState } from '../engine/states.ts';
 import type { Feed, OutputChunk } from '../pubsub.ts';
 import { readOutput, type OutputRequest, type OutputSlice } from '../store/output.ts';
@@ -123,12 +123,23 @@ function outputLoader(ctx: Context): DataLoader<OutputRequest, OutputSlice, stri
   return loader;
 }
 
-function readOutputNow(ctx: Context, requests: readonly OutputRequest[]): Promise<OutputSlice[]> {
-  return readOutput(
+/**
+ * Pages of output. An attempt this executor runs has all it keeps in memory (the stored
+ * head too), so its pages come from there: no database read, and no copy of what is
+ * stored to make, collect and, when a page is slow to send, promote to the old generation.
+ */
+async function readOutputNow(ctx: Context, requests: readonly OutputRequest[]): Promise<OutputSlice[]> {
+  const inMemory = requests.map((r) => ctx.executor.keptOutput(r.trackId, r.attempt, r.offset));
+  const stored = await readOutput(
     prismaRunner(ctx.db, ctx.store.fast.provider),
-    requests,
+    requests.filter((_, i) => inMemory[i] === undefined),
     (r) => ctx.executor.unflushedOutput(r.trackId, r.attempt, r.offset) ?? [],
   );
+  return requests.map((r, i) => {
+    const kept = inMemory[i];
+    if (kept === undefined) return stored.shift()!;
+    return { ...assemblePage(kept.pieces, [], r.offset, r.limitBytes), size: kept.size, droppedBytes: kept.droppedBytes };
+  });
 }
 
 function badArgument(field: string, message: string): never {
