@@ -40,9 +40,12 @@ interface DeliveredLine extends Omit<PlacedLine, 'offset'> {
  * The lines of a live piece, made once for all its subscribers: shared execution
  * (src/shared-execution.ts) executes a line once for every subscriber handed that same object.
  */
-const liveLines = new WeakMap<OutputChunk, DeliveredLine[]>();
+const liveLines = new WeakMap<OutputChunk, LiveLine[]>();
 
-function linesOf(chunk: OutputChunk): DeliveredLine[] {
+/** A line printed (not a notice): it has its offset. */
+type LiveLine = DeliveredLine & { offset: number };
+
+function linesOf(chunk: OutputChunk): LiveLine[] {
   let lines = liveLines.get(chunk);
   if (!lines) {
     lines = chunkLines(chunk).map((line) => ({ trackId: chunk.trackId, attempt: chunk.attempt, ...line }));
@@ -220,8 +223,8 @@ async function* followOutput(
       if (position !== null && chunk.offset + chunk.bytes <= position) continue; // delivered already
       if (position !== null && chunk.offset > position) yield* catchUp(position);
       for (const line of linesOf(chunk)) {
-        if (position !== null && line.offset! < position) continue; // delivered already
-        position = line.offset! + lineBytes(line.line);
+        if (position !== null && line.offset < position) continue; // delivered already
+        position = line.offset + lineBytes(line.line);
         yield line;
       }
     }
