@@ -7,11 +7,14 @@
  * listener inside a commit path would take the service down).
  */
 import { EventEmitter } from 'node:events';
-import type { PlacedLine } from './engine/output-window.ts';
+import type { OutputChunkData } from './engine/output-window.ts';
 import type { Event } from './generated/prisma/client.ts';
 
-/** A printed line of a track attempt, with its byte offset in that attempt's output. */
-export interface OutputLine extends PlacedLine {
+/**
+ * Lines a track attempt printed, as a piece of whole lines (one bus message for many
+ * lines): its byte offset in that attempt's output, the text and a stream per line.
+ */
+export interface OutputChunk extends OutputChunkData {
   trackId: number;
   attempt: number;
 }
@@ -19,8 +22,8 @@ export interface OutputLine extends PlacedLine {
 export type Topics = {
   /** A committed event of a pipeline (track or pipeline transition). */
   'pipeline:event': [pipelineId: number, event: Event];
-  /** A line a running track printed, live (stored within a moment, see OutputRecorder). */
-  'track:output': [trackId: number, line: OutputLine];
+  /** Lines a running track printed, live (stored within a moment, see OutputRecorder). */
+  'track:output': [trackId: number, chunk: OutputChunk];
 };
 
 type Topic = keyof Topics;
@@ -28,21 +31,33 @@ type Key<T extends Topic> = Topics[T][0];
 type Payload<T extends Topic> = Topics[T][1];
 
 /**
- * What a subscriber reads: items in publish order, at most `capacity` waiting. When a
- * subscriber falls behind, the newest items are dropped and counted, and the reader is
- * told how many it missed (it can then re-read the persisted history).
+ * What a subscriber reads: items in publish order, at most `capacity` waiting, counted by
+ * `weigh` (one per item by default; output counts its bytes, since a piece may hold one
+ * line or thousands). When a subscriber falls behind, the newest items are dropped and
+ * counted, and the reader is told how many it missed (it can then re-read the persisted
+ * history). An item heavier than the whole capacity still gets into an empty feed.
  */
 export class Feed<P> {
   private items: P[] = [];
+  private weight = 0;
   private dropped = 0;
   private wake: (() => void) | undefined;
   private closed = false;
 
-  constructor(private readonly capacity: number) {}
+  constructor(
+    private readonly capacity: number,
+    private readonly weigh: (item: P) => number = () => 1,
+  ) {}
 
   push(item: P): void {
-    if (this.items.length >= this.capacity) this.dropped++;
-    else this.items.push(item);
+    const weight = this.weigh(item);
+    // Once one is dropped, later ones are too: what a reader gets runs without a hole.
+    if (this.dropped > 0 || (this.items.length > 0 && this.weight + weight > this.capacity)) {
+      this.dropped++;
+    } else {
+      this.items.push(item);
+      this.weight += weight;
+    }
     this.wake?.();
   }
 
@@ -59,6 +74,7 @@ export class Feed<P> {
     }
     const taken = { items: this.items, dropped: this.dropped, closed: this.closed };
     this.items = [];
+    this.weight = 0;
     this.dropped = 0;
     return taken;
   }
@@ -78,12 +94,17 @@ export class Bus {
   }
 
   /**
-   * Starts listening now; call `stop` when the subscriber goes away. `counted: false` for
-   * a further topic of one subscription (trackOutput also follows its pipeline's events),
-   * so that `subscriptions` counts subscribers.
+   * Starts listening now; call `stop` when the subscriber goes away. See Feed for `capacity`
+   * and `weigh`. `counted: false` for a further topic of one subscription (trackOutput also
+   * follows its pipeline's events), so that `subscriptions` counts subscribers.
    */
-  subscribe<T extends Topic>(topic: T, key: Key<T>, capacity = 1000, counted = true): { feed: Feed<Payload<T>>; stop(): void } {
-    const feed = new Feed<Payload<T>>(capacity);
+  subscribe<T extends Topic>(
+    topic: T,
+    key: Key<T>,
+    capacity = 1000,
+    { weigh, counted = true }: { weigh?: (payload: Payload<T>) => number; counted?: boolean } = {},
+  ): { feed: Feed<Payload<T>>; stop(): void } {
+    const feed = new Feed<Payload<T>>(capacity, weigh);
     const name = `${topic}:${key}`;
     const listener = (payload: Payload<T>) => feed.push(payload);
     this.emitter.on(name, listener);

@@ -11,7 +11,13 @@
  * The head is stored as it comes. The tail keeps changing until the attempt ends, so it
  * is stored only then: until that moment readers get it from memory (see unflushed), and
  * what is stored is exactly head, gap, tail, never a half-dropped chunk.
+ *
+ * Lines travel in pieces of whole lines, in the stored chunks' form (text and one stream
+ * character per line), from the launcher to the subscribers: per-line objects are made only
+ * for a reader, a page or a delivered line at a time.
  */
+
+import { LineRing } from './line-ring.ts';
 
 export type OutputStream = 'stdout' | 'stderr';
 
@@ -39,6 +45,13 @@ export interface Flush {
 
 /** Largest stored chunk, unless a single line is longer. */
 export const CHUNK_BYTES = 64 * 1024;
+/**
+ * Largest piece lines are handed on in (live, and from memory), unless a single line is
+ * longer; stored chunks join pieces up to CHUNK_BYTES. A live piece's lines are made into
+ * objects, one per line, shared by its subscribers until all of them have sent it: in small
+ * pieces that is soon, before V8 would move the objects to its old generation.
+ */
+export const PIECE_BYTES = 8 * 1024;
 
 export function lineBytes(line: string): number {
   return Buffer.byteLength(line) + 1;
@@ -50,11 +63,11 @@ export function truncationMarker(droppedBytes: number, limitBytes: number): stri
 }
 
 export class OutputWindow {
-  private readonly head: PlacedLine[] = [];
+  /** Kept pieces (see append), oldest first. */
+  private readonly head: OutputChunkData[] = [];
   private headBytes = 0;
-  private readonly tail: PlacedLine[] = [];
-  private tailStart = 0;
-  private tailBytes = 0;
+  /** The newest lines, as bytes (see LineRing for why); they end at `printed`. */
+  private readonly tail: LineRing;
   /** Once a line missed the head, every later line goes to the tail. */
   private inTail = false;
   /** Bytes printed so far: the offset of the next line. */
@@ -64,37 +77,36 @@ export class OutputWindow {
   private readonly headLimit: number;
   private readonly tailLimit: number;
 
+  private readonly pieceBytes: number;
+
   constructor(
     readonly limitBytes: number,
     private readonly chunkBytes = CHUNK_BYTES,
   ) {
+    this.pieceBytes = Math.min(PIECE_BYTES, chunkBytes);
     this.headLimit = Math.floor(limitBytes / 2);
     this.tailLimit = limitBytes - this.headLimit;
+    this.tail = new LineRing(this.tailLimit);
   }
 
-  /** Places a line after the previous one; returns it with its offset. */
-  append(stream: OutputStream, line: string): PlacedLine {
-    const placed: PlacedLine = { offset: this.printed, stream, line };
-    const size = lineBytes(line);
-    this.printed += size;
-    if (!this.inTail && this.headBytes + size <= this.headLimit) {
-      this.head.push(placed);
-      this.headBytes += size;
-      return placed;
+  /**
+   * Places lines after the previous ones: `text` is whole lines, each with its newline,
+   * and `streams` one character per line ("o" stdout, "e" stderr). Returns them as pieces
+   * of at most PIECE_BYTES (a longer line alone), with their offsets.
+   *
+   * Lines are kept as these pieces (the tail as bytes), never one object per line: a
+   * script printing two million lines would otherwise pass two million objects through the
+   * heap, each living long enough in the tail to reach V8's old generation, which then
+   * grows by hundreds of megabytes before a major collection frees them.
+   */
+  append(text: string, streams: string): OutputChunkData[] {
+    if (text === '') return [];
+    const pieces = cutChunks(this.printed, text, streams, this.pieceBytes);
+    for (const piece of pieces) {
+      this.printed += piece.bytes;
+      this.keep(piece);
     }
-    this.inTail = true;
-    this.tail.push(placed);
-    this.tailBytes += size;
-    // Keep the newest lines that fit; a single line longer than the tail is dropped too.
-    while (this.tailBytes > this.tailLimit && this.tailStart < this.tail.length) {
-      this.tailBytes -= lineBytes(this.tail[this.tailStart]!.line);
-      this.tailStart++;
-    }
-    if (this.tailStart > 1024 && this.tailStart * 2 > this.tail.length) {
-      this.tail.splice(0, this.tailStart);
-      this.tailStart = 0;
-    }
-    return placed;
+    return pieces;
   }
 
   /** Bytes printed so far. */
@@ -109,13 +121,21 @@ export class OutputWindow {
 
   /** Bytes printed but not kept. */
   get droppedBytes(): number {
-    return this.printed - this.headBytes - this.tailBytes;
+    return this.printed - this.headBytes - this.tail.bytes;
   }
 
-  /** Kept lines not stored yet, from `offset` on: what a reader adds to the stored chunks. */
-  unflushed(offset = 0): PlacedLine[] {
-    const from = Math.max(offset, this.flushedTo);
-    return [...this.head.slice(firstAtOrAfter(this.head, 0, from)), ...this.tail.slice(firstAtOrAfter(this.tail, this.tailStart, from))];
+  /**
+   * Kept pieces not stored yet that reach past `offset`: what a reader adds to the stored
+   * chunks (the first may begin before `offset`; readers skip what they have).
+   */
+  unflushed(offset = 0): OutputChunkData[] {
+    return this.kept(Math.max(offset, this.flushedTo));
+  }
+
+  /** All kept pieces, stored or not, that reach past `offset` (the first may begin before it). */
+  kept(offset = 0): OutputChunkData[] {
+    const tailStart = this.printed - this.tail.bytes;
+    return [...this.head.slice(firstEndingAfter(this.head, 0, offset)), ...this.tail.pieces(tailStart, offset - tailStart, this.pieceBytes)];
   }
 
   /**
@@ -124,20 +144,20 @@ export class OutputWindow {
    * meanwhile still gets them.
    */
   takeFlush(final: boolean): Flush {
-    const lines = final ? this.unflushed() : this.head.slice(firstAtOrAfter(this.head, 0, this.flushedTo));
+    const pieces = final ? this.unflushed() : this.head.slice(firstEndingAfter(this.head, 0, this.flushedTo));
     const upTo = final ? this.printed : this.headBytes;
     const chunks: OutputChunkData[] = [];
     let current: OutputChunkData | undefined;
-    for (const { offset, stream, line } of lines) {
-      const size = lineBytes(line);
+    for (const piece of pieces) {
       // A chunk holds consecutive lines only: a gap (dropped lines) starts a new one.
-      if (!current || current.offset + current.bytes !== offset || current.bytes + size > this.chunkBytes) {
-        current = { offset, bytes: 0, text: '', streams: '' };
+      if (current && current.offset + current.bytes === piece.offset && current.bytes + piece.bytes <= this.chunkBytes) {
+        current.bytes += piece.bytes;
+        current.text += piece.text;
+        current.streams += piece.streams;
+      } else {
+        current = { ...piece };
         chunks.push(current);
       }
-      current.bytes += size;
-      current.text += `${line}\n`;
-      current.streams += stream === 'stdout' ? 'o' : 'e';
     }
     return { chunks, upTo };
   }
@@ -149,30 +169,127 @@ export class OutputWindow {
 
   /** The whole kept output as one text: head, the marker where lines were dropped, tail. */
   toString(): string {
-    const text = (lines: readonly PlacedLine[]) => lines.map((l) => `${l.line}\n`).join('');
-    const tail = this.tail.slice(this.tailStart);
-    if (this.droppedBytes === 0) return text(this.head) + text(tail);
-    return `${text(this.head)}${truncationMarker(this.droppedBytes, this.limitBytes)}\n${text(tail)}`;
+    const head = this.head.map((p) => p.text).join('');
+    if (this.droppedBytes === 0) return head + this.tail.toString();
+    return `${head}${truncationMarker(this.droppedBytes, this.limitBytes)}\n${this.tail.toString()}`;
   }
 
-  private tailOffset(): number {
-    return this.tail[this.tailStart]?.offset ?? this.printed;
+  private keep(piece: OutputChunkData): void {
+    if (!this.inTail) {
+      const room = this.headLimit - this.headBytes;
+      if (piece.bytes <= room) {
+        this.head.push(piece);
+        this.headBytes += piece.bytes;
+        return;
+      }
+      const fit = linesPrefix(piece, room, false);
+      if (fit.lines > 0) {
+        const [front, back] = splitChunk(piece, fit);
+        this.head.push(front);
+        this.headBytes += front.bytes;
+        piece = back;
+      }
+      this.inTail = true;
+    }
+    // Keep the newest lines that fit (a single line longer than the tail is dropped too).
+    if (piece.bytes > this.tailLimit) {
+      // Its own first lines go: everything before them too.
+      this.tail.clear();
+      const drop = linesPrefix(piece, piece.bytes - this.tailLimit, true);
+      if (drop.lines === piece.streams.length) return;
+      piece = splitChunk(piece, drop)[1];
+    } else {
+      this.tail.dropOldest(this.tail.bytes + piece.bytes - this.tailLimit);
+    }
+    this.tail.append(piece);
   }
 }
 
-/** Index of the first line at or after `offset` in lines[start..] (sorted by offset). */
-function firstAtOrAfter(lines: readonly PlacedLine[], start: number, offset: number): number {
+/** Index of the first piece in pieces[start..] (sorted by offset) that ends after `offset`. */
+function firstEndingAfter(pieces: readonly OutputChunkData[], start: number, offset: number): number {
   let low = start;
-  let high = lines.length;
+  let high = pieces.length;
   while (low < high) {
     const middle = (low + high) >>> 1;
-    if (lines[middle]!.offset < offset) low = middle + 1;
+    const piece = pieces[middle]!;
+    if (piece.offset + piece.bytes <= offset) low = middle + 1;
     else high = middle;
   }
   return low;
 }
 
-/** A stored chunk's lines with their offsets. */
+/** The first lines of a chunk: `chars` characters of its text, `lines` lines, `bytes` bytes. */
+interface LinesPrefix {
+  chars: number;
+  lines: number;
+  bytes: number;
+}
+
+/**
+ * The longest run of a chunk's first lines within `bytes` or, `covering`, the shortest
+ * one of at least `bytes`. Walks the lines without allocating.
+ */
+function linesPrefix(chunk: OutputChunkData, bytes: number, covering: boolean): LinesPrefix {
+  const { text } = chunk;
+  const ascii = chunk.bytes === text.length;
+  const prefix: LinesPrefix = { chars: 0, lines: 0, bytes: 0 };
+  while (prefix.chars < text.length && !(covering && prefix.bytes >= bytes)) {
+    const end = text.indexOf('\n', prefix.chars) + 1;
+    const size = ascii ? end - prefix.chars : utf8Length(text, prefix.chars, end);
+    if (!covering && prefix.bytes + size > bytes) break;
+    prefix.chars = end;
+    prefix.lines++;
+    prefix.bytes += size;
+  }
+  return prefix;
+}
+
+/** A chunk cut after its first lines: the two parts. */
+function splitChunk(chunk: OutputChunkData, at: LinesPrefix): [OutputChunkData, OutputChunkData] {
+  return [
+    { offset: chunk.offset, bytes: at.bytes, text: chunk.text.slice(0, at.chars), streams: chunk.streams.slice(0, at.lines) },
+    {
+      offset: chunk.offset + at.bytes,
+      bytes: chunk.bytes - at.bytes,
+      text: chunk.text.slice(at.chars),
+      streams: chunk.streams.slice(at.lines),
+    },
+  ];
+}
+
+/** Lines (each with its newline) from `offset` on, cut into chunks of at most `maxBytes` unless one line is longer. */
+function cutChunks(offset: number, text: string, streams: string, maxBytes: number): OutputChunkData[] {
+  const chunks: OutputChunkData[] = [];
+  let rest: OutputChunkData = { offset, bytes: Buffer.byteLength(text), text, streams };
+  while (rest.bytes > maxBytes) {
+    const within = linesPrefix(rest, maxBytes, false);
+    const [front, back] = splitChunk(rest, within.lines > 0 ? within : linesPrefix(rest, 1, true));
+    chunks.push(front);
+    rest = back;
+  }
+  chunks.push(rest);
+  return chunks;
+}
+
+/** UTF-8 length of text[from, to) without allocating (what Buffer.byteLength would say). */
+function utf8Length(text: string, from: number, to: number): number {
+  let bytes = to - from;
+  for (let i = from; i < to; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) continue;
+    if (code < 0x800) {
+      bytes += 1;
+    } else if (code >= 0xd800 && code <= 0xdbff && i + 1 < to && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 2; // a surrogate pair: two code units, four bytes
+      i++;
+    } else {
+      bytes += 2;
+    }
+  }
+  return bytes;
+}
+
+/** A chunk's lines with their offsets. */
 export function chunkLines(chunk: Pick<OutputChunkData, 'offset' | 'text' | 'streams'>): PlacedLine[] {
   const lines = chunk.text.split('\n');
   lines.pop(); // the text ends with a newline
@@ -184,46 +301,55 @@ export function chunkLines(chunk: Pick<OutputChunkData, 'offset' | 'text' | 'str
   });
 }
 
-/** A line of output, or a stand-in for bytes that were dropped. */
-export type OutputItem = (PlacedLine & { gap?: undefined }) | { offset: number; gap: number };
+/**
+ * Consecutive lines of output (a piece of a chunk), or a stand-in for bytes that were
+ * dropped. Pages hold runs of lines, not a line each: the text of a page is then its runs
+ * joined, and per-line objects are made only for those who ask for lines.
+ */
+export type OutputItem = (OutputChunkData & { gap?: undefined }) | { offset: number; gap: number };
 
 /**
  * A page of output from byte `offset` on: the stored chunks (sorted by offset) merged with
- * lines not stored yet, without duplicates, at most about `limitBytes` of lines but always
- * at least one, with a gap item wherever bytes were dropped. An offset inside a line starts
- * at the next one.
+ * the pieces not stored yet, without duplicates, at most about `limitBytes` of lines but
+ * always at least one, with a gap item wherever bytes were dropped. An offset inside a line
+ * starts at the next one.
  */
 export function assemblePage(
-  chunks: ReadonlyArray<Pick<OutputChunkData, 'offset' | 'bytes' | 'text' | 'streams'>>,
-  pending: readonly PlacedLine[],
+  chunks: readonly OutputChunkData[],
+  pending: readonly OutputChunkData[],
   offset: number,
   limitBytes: number,
 ): { items: OutputItem[]; nextOffset: number } {
   const items: OutputItem[] = [];
   let expected = offset;
   let bytes = 0;
-  const add = (line: PlacedLine): boolean => {
-    const size = lineBytes(line.line);
-    if (line.offset < expected) {
-      expected = Math.max(expected, line.offset + size);
-      return true;
+  for (const source of [chunks, pending]) {
+    for (let run of source) {
+      if (run.offset + run.bytes <= expected) continue;
+      if (run.offset < expected) {
+        // Lines beginning before `expected` are there already (or cut by the offset).
+        const skip = linesPrefix(run, expected - run.offset, true);
+        expected = run.offset + skip.bytes;
+        if (skip.lines === run.streams.length) continue;
+        run = splitChunk(run, skip)[1];
+      }
+      let take = run.bytes <= limitBytes - bytes ? undefined : linesPrefix(run, limitBytes - bytes, false);
+      if (take?.lines === 0) {
+        if (bytes > 0) return { items, nextOffset: expected };
+        take = linesPrefix(run, 1, true);
+      }
+      if (run.offset > expected) items.push({ offset: expected, gap: run.offset - expected });
+      const kept = take === undefined ? run : splitChunk(run, take)[0];
+      items.push(kept);
+      bytes += kept.bytes;
+      expected = kept.offset + kept.bytes;
+      if (take !== undefined) return { items, nextOffset: expected };
     }
-    if (items.length > 0 && bytes + size > limitBytes) return false;
-    if (line.offset > expected) items.push({ offset: expected, gap: line.offset - expected });
-    items.push(line);
-    expected = line.offset + size;
-    bytes += size;
-    return true;
-  };
-  for (const chunk of chunks) {
-    if (chunk.offset + chunk.bytes <= expected) continue;
-    for (const line of chunkLines(chunk)) if (!add(line)) return { items, nextOffset: expected };
   }
-  for (const line of pending) if (!add(line)) break;
   return { items, nextOffset: expected };
 }
 
 /** Items as text: lines with their newlines, each gap as the truncation marker. */
 export function itemsToText(items: readonly OutputItem[], limitBytes: number): string {
-  return items.map((item) => (item.gap !== undefined ? `${truncationMarker(item.gap, limitBytes)}\n` : `${item.line}\n`)).join('');
+  return items.map((item) => (item.gap !== undefined ? `${truncationMarker(item.gap, limitBytes)}\n` : item.text)).join('');
 }

@@ -34,6 +34,15 @@ export function maskSecrets(text: string, secrets: Secrets): string {
   return masked;
 }
 
+/**
+ * The secrets that can occur within a line. Output is masked line by line (a secret
+ * printed across lines is masked in each line's part, see secretsOf), so a text of whole
+ * lines masked with these at once comes out as if each of its lines had been masked.
+ */
+export function withinLines(secrets: Secrets): Secrets {
+  return secrets.filter((secret) => !secret.includes('\n'));
+}
+
 /** The values as shown: secret ones replaced by `***`. */
 export function maskedValues(schema: InputSchema, values: Readonly<Record<string, ParamValue>>): Record<string, ParamValue> {
   const secret = new Set(schema.filter((s) => s.secret).map((s) => s.name));

@@ -22,7 +22,7 @@ import type { Logger } from '../logger.ts';
 import type { ExecutorObserver } from '../metrics.ts';
 import { Launcher, type LauncherEntry } from './launcher-client.ts';
 import { secretsOf } from '../engine/secrets.ts';
-import type { PlacedLine } from '../engine/output-window.ts';
+import type { OutputChunkData } from '../engine/output-window.ts';
 import { OutputRecorder } from './output-recorder.ts';
 import type { ScriptUser } from './script-user.ts';
 import { nowMs } from './clock.ts';
@@ -161,9 +161,18 @@ export class Executor {
    * The lines of a track's running attempt from `offset` on that are not stored yet (see
    * OutputRecorder), or undefined when this executor does not run that attempt.
    */
-  unflushedOutput(trackId: number, attempt: number, offset = 0): PlacedLine[] | undefined {
+  unflushedOutput(trackId: number, attempt: number, offset = 0): OutputChunkData[] | undefined {
     const key = runKey(trackId, attempt);
     return (this.running.get(key)?.output ?? this.ending.get(key))?.unflushed(offset);
+  }
+
+  /**
+   * Everything kept of a track attempt this executor runs (or has just ended), stored or
+   * not, from `offset` on; undefined when it does not run that attempt. See OutputRecorder.kept.
+   */
+  keptOutput(trackId: number, attempt: number, offset = 0): ReturnType<OutputRecorder['kept']> | undefined {
+    const key = runKey(trackId, attempt);
+    return (this.running.get(key)?.output ?? this.ending.get(key))?.kept(offset);
   }
 
   /** Log lines about one track attempt carry its ids. */
@@ -270,7 +279,7 @@ export class Executor {
           }
           log.info({ pid }, 'track started');
         },
-        onOutput: (lines) => output.append(lines),
+        onOutput: (text, streams) => output.append(text, streams),
       },
     );
     run.runId = runId;

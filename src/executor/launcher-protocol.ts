@@ -13,5 +13,11 @@ export type ToLauncher =
 export type FromLauncher =
   | { type: 'ready' }
   | { type: 'started'; runId: string; pid: number | undefined; at: number }
-  | { type: 'output'; runId: string; lines: Array<['stdout' | 'stderr', string]> }
+  /**
+   * Output of a run: `text` is whole lines, each with its newline; `streams` one character
+   * per line, "o" for stdout and "e" for stderr (the stored chunks' form). One string for
+   * a whole batch, not a string per line: JSON-parsing millions of small strings and tuples
+   * was most of the service's allocation under a flood of output.
+   */
+  | { type: 'output'; runId: string; text: string; streams: string }
   | { type: 'exit'; runId: string; outcome: ScriptOutcome };

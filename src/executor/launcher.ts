@@ -2,8 +2,9 @@
  * The launcher: a small process, started once by the service, that spawns scripts on
  * its behalf. Spawning forks the calling process, and the cost of a fork grows with the
  * caller's memory (about 0.03 ms per MiB here, freezing its event loop), so scripts are
- * never spawned from the large GraphQL server process. Output lines are batched per
- * event-loop turn to keep IPC traffic proportional to time, not to lines.
+ * never spawned from the large GraphQL server process. Output is batched per event-loop
+ * turn (or every BATCH_CHARS) as one text of whole lines, to keep IPC traffic and the
+ * service's work proportional to bytes and time, not to lines.
  *
  * Flow control: the service acknowledges every output batch once it has handled it. While
  * more than OUTPUT_HIGH_WATER characters of a run's output are unacknowledged, the
@@ -21,12 +22,18 @@ import { startScript, type RunningScript } from './run-script.ts';
 const running = new Map<string, RunningScript>();
 const pendingKills = new Map<string, string>();
 
-/** Unacknowledged output (characters plus a per-line allowance) above which a script's reading pauses. */
+/** Unacknowledged output (characters of text and streams) above which a script's reading pauses. */
 const OUTPUT_HIGH_WATER = 1024 * 1024;
 /** ... and below which it resumes. */
 const OUTPUT_LOW_WATER = 256 * 1024;
-/** Counted per line on top of its characters: the JSON framing and the tuple around it. */
-const LINE_OVERHEAD = 16;
+/**
+ * A batch is sent once it holds this many characters, without waiting for the end of the
+ * event-loop turn. Each message is one string in both processes, and a string of 128 KiB
+ * or more is a V8 large object: one alive at a minor collection moves to the old
+ * generation at once, where only a major collection frees it. Below that (this plus one
+ * 64 KiB read at most), the text of a flood dies young.
+ */
+const BATCH_CHARS = 32 * 1024;
 
 /** A run's output in flight to the service: sizes of the batches sent and not yet acknowledged. */
 interface Flow {
@@ -52,17 +59,18 @@ function send(message: FromLauncher): void {
 }
 
 async function run(runId: string, spec: Extract<ToLauncher, { type: 'run' }>['spec']): Promise<void> {
-  let batch: Array<['stdout' | 'stderr', string]> = [];
-  let batchSize = 0;
+  let text = '';
+  let streams = '';
   const flow: Flow = { batches: [], unacked: 0, paused: false };
   flows.set(runId, flow);
   const flush = () => {
-    if (batch.length === 0) return;
-    send({ type: 'output', runId, lines: batch });
-    flow.batches.push(batchSize);
-    flow.unacked += batchSize;
-    batch = [];
-    batchSize = 0;
+    if (text === '') return;
+    send({ type: 'output', runId, text, streams });
+    const size = text.length + streams.length;
+    flow.batches.push(size);
+    flow.unacked += size;
+    text = '';
+    streams = '';
     if (!flow.paused && flow.unacked > OUTPUT_HIGH_WATER) {
       flow.paused = true;
       flow.script?.pause();
@@ -70,10 +78,11 @@ async function run(runId: string, spec: Extract<ToLauncher, { type: 'run' }>['sp
   };
   let scheduled = false;
   try {
-    const script = await startScript(spec, (stream, line) => {
-      batch.push([stream, line]);
-      batchSize += line.length + LINE_OVERHEAD;
-      if (!scheduled) {
+    const script = await startScript(spec, (stream, lines, count) => {
+      text += lines;
+      streams += (stream === 'stdout' ? 'o' : 'e').repeat(count);
+      if (text.length >= BATCH_CHARS) flush();
+      else if (!scheduled) {
         scheduled = true;
         setImmediate(() => {
           scheduled = false;

@@ -1,6 +1,6 @@
 /**
  * One running attempt's output: masks secrets, gives every line its byte offset, publishes
- * it live at once, and stores the head the output window keeps in chunks, a few times a
+ * it live at once (in pieces of whole lines, one bus message per piece), and stores the head the output window keeps in chunks, a few times a
  * second, so a reader can page through it (or a subscriber replay it) while it runs; the
  * tail is stored with the result.
  *
@@ -8,8 +8,8 @@
  * lines not stored yet ({@link OutputRecorder.unflushed}), which is what makes a replay
  * followed by live lines complete.
  */
-import { CHUNK_BYTES, lineBytes, OutputWindow, type Flush, type OutputStream, type PlacedLine } from '../engine/output-window.ts';
-import { maskSecrets, type Secrets } from '../engine/secrets.ts';
+import { CHUNK_BYTES, OutputWindow, type Flush, type OutputChunkData } from '../engine/output-window.ts';
+import { maskSecrets, withinLines, type Secrets } from '../engine/secrets.ts';
 import type { Logger } from '../logger.ts';
 import { writeOutput } from '../store/output.ts';
 import type { Store } from '../store/transaction.ts';
@@ -23,32 +23,39 @@ export class OutputRecorder {
   private timer: NodeJS.Timeout | undefined;
   private unflushedBytes = 0;
   private closed = false;
+  private readonly secrets: Secrets;
 
   constructor(
     private readonly store: Store,
     readonly trackId: number,
     readonly attempt: number,
     limitBytes: number,
-    private readonly secrets: Secrets,
+    secrets: Secrets,
     private readonly log: Logger,
   ) {
     this.window = new OutputWindow(limitBytes);
+    this.secrets = withinLines(secrets);
   }
 
-  append(lines: ReadonlyArray<readonly [OutputStream, string]>): void {
-    for (const [stream, raw] of lines) {
-      const placed = this.window.append(stream, maskSecrets(raw, this.secrets));
-      this.unflushedBytes += lineBytes(placed.line);
-      this.store.bus.publish('track:output', this.trackId, { trackId: this.trackId, attempt: this.attempt, ...placed });
+  /** Lines as the launcher sends them: `text` whole lines with their newlines, `streams` one character per line. */
+  append(text: string, streams: string): void {
+    for (const piece of this.window.append(maskSecrets(text, this.secrets), streams)) {
+      this.unflushedBytes += piece.bytes;
+      this.store.bus.publish('track:output', this.trackId, { trackId: this.trackId, attempt: this.attempt, ...piece });
     }
     if (this.closed || !this.window.headUnstored) return;
     if (this.unflushedBytes >= CHUNK_BYTES) this.flushSoon(0);
     else this.flushSoon(FLUSH_DELAY_MS);
   }
 
-  /** Kept lines from `offset` on that are not stored yet. */
-  unflushed(offset = 0): PlacedLine[] {
+  /** Kept lines reaching past `offset` that are not stored yet. */
+  unflushed(offset = 0): OutputChunkData[] {
     return this.window.unflushed(offset);
+  }
+
+  /** The kept output reaching past `offset`, stored or not, with the bytes printed and dropped so far. */
+  kept(offset = 0): { pieces: OutputChunkData[]; size: number; droppedBytes: number } {
+    return { pieces: this.window.kept(offset), size: this.window.size, droppedBytes: this.window.droppedBytes };
   }
 
   /** The whole kept output as one text (head, truncation marker, tail). */

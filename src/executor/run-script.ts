@@ -1,9 +1,10 @@
 /**
  * Runs one rendered script: `bash --noprofile --norc -eo pipefail -c <script>` in its own
- * process group and working directory, reporting lines as they arrive. On timeout or
- * kill the whole group gets SIGTERM, then SIGKILL after a grace period; when the script
- * ends, anything it left behind in its group is killed too, so no step outlives itself.
- * Reading its output can be paused (flow control): the script then blocks on its writes.
+ * process group and working directory, reporting its output in whole lines as they
+ * arrive. On timeout or kill the whole group gets SIGTERM, then SIGKILL after a grace
+ * period; when the script ends, anything it left behind in its group is killed too, so no
+ * step outlives itself. Reading its output can be paused (flow control): the script then
+ * blocks on its writes.
  */
 import { chownSync, mkdirSync } from 'node:fs';
 import { execa } from 'execa';
@@ -48,7 +49,11 @@ export interface RunningScript {
   resume(): void;
 }
 
-export type LineSink = (stream: 'stdout' | 'stderr', line: string) => void;
+/**
+ * Receives a script's output as it arrives, in whole lines: `text` is `lines` lines, each
+ * with its newline (a carriage return before it removed).
+ */
+export type OutputSink = (stream: 'stdout' | 'stderr', text: string, lines: number) => void;
 
 /** Longest line passed on in one piece; a longer one (a binary dump, say) is cut into pieces. */
 export const MAX_LINE_LENGTH = 64 * 1024;
@@ -56,35 +61,55 @@ export const MAX_LINE_LENGTH = 64 * 1024;
 /**
  * Splits a stream into lines as chunks arrive, holding at most one partial line of at
  * most MAX_LINE_LENGTH characters: a script printing one endless line cannot grow memory.
+ * The complete lines of a chunk are passed on together as one text, never as a string per
+ * line: two million lines would be two million strings to make, send and collect.
  */
 export class LineSplitter {
   private partial = '';
 
-  constructor(private readonly emit: (line: string) => void) {}
+  constructor(private readonly emit: (text: string, lines: number) => void) {}
 
   push(chunk: string): void {
     let text = this.partial + chunk;
-    for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n')) {
-      this.emitCapped(text.slice(0, newline).replace(/\r$/, ''));
-      text = text.slice(newline + 1);
+    const last = text.lastIndexOf('\n');
+    if (last !== -1) {
+      this.emitLines(text.slice(0, last + 1));
+      text = text.slice(last + 1);
     }
     while (text.length >= MAX_LINE_LENGTH) {
-      this.emit(text.slice(0, MAX_LINE_LENGTH));
+      this.emit(`${text.slice(0, MAX_LINE_LENGTH)}\n`, 1);
       text = text.slice(MAX_LINE_LENGTH);
     }
     this.partial = text;
   }
 
   end(): void {
-    if (this.partial !== '') this.emit(this.partial);
+    if (this.partial !== '') this.emit(`${this.partial}\n`, 1);
     this.partial = '';
   }
 
-  private emitCapped(line: string): void {
-    for (let start = 0; start < line.length || start === 0; start += MAX_LINE_LENGTH) {
-      this.emit(line.slice(start, start + MAX_LINE_LENGTH));
-      if (line.length === 0) break;
+  /** Passes on whole lines, cutting any longer than MAX_LINE_LENGTH (rare: the slow path). */
+  private emitLines(text: string): void {
+    if (text.includes('\r\n')) text = text.replaceAll('\r\n', '\n');
+    let lines = 0;
+    let tooLong = false;
+    for (let start = 0; start < text.length; lines++) {
+      const newline = text.indexOf('\n', start);
+      if (newline - start > MAX_LINE_LENGTH) tooLong = true;
+      start = newline + 1;
     }
+    if (!tooLong) {
+      this.emit(text, lines);
+      return;
+    }
+    const pieces: string[] = [];
+    for (const line of text.slice(0, -1).split('\n')) {
+      for (let start = 0; start < line.length || start === 0; start += MAX_LINE_LENGTH) {
+        pieces.push(line.slice(start, start + MAX_LINE_LENGTH));
+        if (line.length === 0) break;
+      }
+    }
+    this.emit(`${pieces.join('\n')}\n`, pieces.length);
   }
 }
 
@@ -97,7 +122,7 @@ function signalGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   }
 }
 
-export async function startScript(spec: ScriptSpec, onLine: LineSink): Promise<RunningScript> {
+export async function startScript(spec: ScriptSpec, onOutput: OutputSink): Promise<RunningScript> {
   // Synchronous on purpose: one mkdir syscall is far cheaper than a thread-pool round trip
   // through a launcher event loop that is busy forking the other scripts.
   mkdirSync(spec.cwd, { recursive: true });
@@ -115,7 +140,7 @@ export async function startScript(spec: ScriptSpec, onLine: LineSink): Promise<R
     stripFinalNewline: false,
   });
   for (const stream of ['stdout', 'stderr'] as const) {
-    const lines = new LineSplitter((line) => onLine(stream, line));
+    const lines = new LineSplitter((text, count) => onOutput(stream, text, count));
     subprocess[stream]?.setEncoding('utf8');
     subprocess[stream]?.on('data', (chunk: string) => lines.push(chunk));
     subprocess[stream]?.on('end', () => lines.end());

@@ -7,11 +7,11 @@
 import DataLoader from 'dataloader';
 import { createGraphQLError } from 'graphql-yoga';
 import type { Context } from '../context.ts';
-import { itemsToText, lineBytes, type OutputItem } from '../engine/output-window.ts';
+import { assemblePage, chunkLines, itemsToText, lineBytes, type OutputItem, type PlacedLine } from '../engine/output-window.ts';
 import { isTerminalTrackState } from '../engine/states.ts';
 import { endsOutputStream } from '../engine/stream-end.ts';
 import type { Event as EventRow } from '../generated/prisma/client.ts';
-import type { Feed, OutputLine as LiveLine } from '../pubsub.ts';
+import type { Feed, OutputChunk } from '../pubsub.ts';
 import { readOutput, type OutputRequest, type OutputSlice } from '../store/output.ts';
 import { prismaRunner } from '../store/sql.ts';
 import { builder } from './builder.ts';
@@ -19,10 +19,41 @@ import { stoppable } from './event.ts';
 
 /** Largest page of output one request returns. */
 export const MAX_PAGE_BYTES = 4 * 1024 * 1024;
+/**
+ * Page size of a subscriber's catch-up from the stored output: the page's lines become
+ * objects that wait until a slow client takes them, so a page is kept small.
+ */
+const CATCH_UP_PAGE_BYTES = 64 * 1024;
+/**
+ * Bytes of live output waiting for one subscriber before newer pieces are dropped (it then
+ * catches up). Kept small: what waits lives long, and the lines a subscriber was sent keep
+ * their shared results while the piece they came from is still held by any subscriber.
+ */
+const LIVE_FEED_BYTES = 256 * 1024;
 
 /** A line as delivered: `offset` is null for notices written by the service. */
-interface DeliveredLine extends Omit<LiveLine, 'offset'> {
+interface DeliveredLine extends Omit<PlacedLine, 'offset'> {
+  trackId: number;
+  attempt: number;
   offset: number | null;
+}
+
+/**
+ * The lines of a live piece, made once for all its subscribers: shared execution
+ * (src/shared-execution.ts) executes a line once for every subscriber handed that same object.
+ */
+const liveLines = new WeakMap<OutputChunk, LiveLine[]>();
+
+/** A line printed (not a notice): it has its offset. */
+type LiveLine = DeliveredLine & { offset: number };
+
+function linesOf(chunk: OutputChunk): LiveLine[] {
+  let lines = liveLines.get(chunk);
+  if (!lines) {
+    lines = chunkLines(chunk).map((line) => ({ trackId: chunk.trackId, attempt: chunk.attempt, ...line }));
+    liveLines.set(chunk, lines);
+  }
+  return lines;
 }
 
 const OutputStream = builder.enumType('OutputStream', {
@@ -64,7 +95,7 @@ const OutputPage = builder.objectRef<OutputPageShape>('OutputPage').implement({
     lines: t.field({
       type: [OutputLine],
       description: 'The same, line by line, with streams and offsets (the truncation marker as a notice).',
-      resolve: (page) => page.items.map((item) => deliver(item, page.trackId, page.attempt, page.limitBytes)),
+      resolve: (page) => page.items.flatMap((item) => deliver(item, page.trackId, page.attempt, page.limitBytes)),
     }),
     attempt: t.exposeInt('attempt', { description: 'The attempt this output belongs to.' }),
     offset: t.exposeInt('offset', { description: 'The offset asked for.' }),
@@ -78,9 +109,10 @@ const OutputPage = builder.objectRef<OutputPageShape>('OutputPage').implement({
   }),
 });
 
-function deliver(item: OutputItem, trackId: number, attempt: number, limitBytes: number): DeliveredLine {
-  if (item.gap === undefined) return { trackId, attempt, ...item };
-  return { trackId, attempt, stream: 'stderr', offset: null, line: itemsToText([item], limitBytes).trimEnd() };
+/** An item of a page as lines: its lines, or the notice standing for dropped output. */
+function deliver(item: OutputItem, trackId: number, attempt: number, limitBytes: number): DeliveredLine[] {
+  if (item.gap === undefined) return chunkLines(item).map((line) => ({ trackId, attempt, ...line }));
+  return [{ trackId, attempt, stream: 'stderr', offset: null, line: itemsToText([item], limitBytes).trimEnd() }];
 }
 
 const loaders = new WeakMap<Context, DataLoader<OutputRequest, OutputSlice, string>>();
@@ -96,12 +128,23 @@ function outputLoader(ctx: Context): DataLoader<OutputRequest, OutputSlice, stri
   return loader;
 }
 
-function readOutputNow(ctx: Context, requests: readonly OutputRequest[]): Promise<OutputSlice[]> {
-  return readOutput(
+/**
+ * Pages of output. An attempt this executor runs has all it keeps in memory (the stored
+ * head too), so its pages come from there: no database read, and no copy of what is
+ * stored to make, collect and, when a page is slow to send, promote to the old generation.
+ */
+async function readOutputNow(ctx: Context, requests: readonly OutputRequest[]): Promise<OutputSlice[]> {
+  const inMemory = requests.map((r) => ctx.executor.keptOutput(r.trackId, r.attempt, r.offset));
+  const stored = await readOutput(
     prismaRunner(ctx.db, ctx.store.fast.provider),
-    requests,
+    requests.filter((_, i) => inMemory[i] === undefined),
     (r) => ctx.executor.unflushedOutput(r.trackId, r.attempt, r.offset) ?? [],
   );
+  return requests.map((r, i) => {
+    const kept = inMemory[i];
+    if (kept === undefined) return stored.shift()!;
+    return { ...assemblePage(kept.pieces, [], r.offset, r.limitBytes), size: kept.size, droppedBytes: kept.droppedBytes };
+  });
 }
 
 function badArgument(field: string, message: string): never {
@@ -151,7 +194,7 @@ builder.prismaObjectField('Track', 'output', (t) =>
  */
 async function* followOutput(
   ctx: Context,
-  feed: Feed<LiveLine>,
+  feed: Feed<OutputChunk>,
   track: { id: number; attempt: number },
   offset: number | null,
   end: Promise<number | null>,
@@ -162,8 +205,8 @@ async function* followOutput(
 
   async function* catchUp(from: number): AsyncGenerator<DeliveredLine> {
     for (;;) {
-      const [slice] = await readOutputNow(ctx, [{ trackId: track.id, attempt, offset: from, limitBytes: MAX_PAGE_BYTES }]);
-      for (const item of slice!.items) yield deliver(item, track.id, attempt, ctx.outputLimitBytes);
+      const [slice] = await readOutputNow(ctx, [{ trackId: track.id, attempt, offset: from, limitBytes: CATCH_UP_PAGE_BYTES }]);
+      for (const item of slice!.items) yield* deliver(item, track.id, attempt, ctx.outputLimitBytes);
       position = Math.max(from, slice!.nextOffset);
       if (slice!.items.length === 0 || position >= slice!.size) return;
       from = position;
@@ -173,17 +216,23 @@ async function* followOutput(
   if (offset !== null) yield* catchUp(offset);
   for (;;) {
     const { items, dropped, closed } = await feed.take();
-    for (const line of items) {
-      if (line.attempt < attempt) continue; // a superseded attempt still dying
-      if (line.attempt > attempt) {
+    for (let i = 0; i < items.length; i++) {
+      const chunk = items[i]!;
+      // Let go of each piece once sent: its lines (and their shared results) can then die young.
+      items[i] = undefined as never;
+      if (chunk.attempt < attempt) continue; // a superseded attempt still dying
+      if (chunk.attempt > attempt) {
         // A retry: follow the new attempt from its start.
-        attempt = line.attempt;
+        attempt = chunk.attempt;
         if (position !== null) position = 0;
       }
-      if (position !== null && line.offset > position) yield* catchUp(position);
-      if (position !== null && line.offset < position) continue; // delivered already
-      position = line.offset + lineBytes(line.line);
-      yield line;
+      if (position !== null && chunk.offset + chunk.bytes <= position) continue; // delivered already
+      if (position !== null && chunk.offset > position) yield* catchUp(position);
+      for (const line of linesOf(chunk)) {
+        if (position !== null && line.offset < position) continue; // delivered already
+        position = line.offset + lineBytes(line.line);
+        yield line;
+      }
     }
     if (dropped > 0 && position !== null) yield* catchUp(position);
     if (closed) {
@@ -230,7 +279,7 @@ builder.subscriptionFields((t) => ({
     subscribe: async (_root, args, ctx) => {
       const offset = args.offset == null ? null : checkOffset(args.offset);
       // Listen before reading, so that no line falls between the replay and the live feed.
-      const lines = ctx.bus.subscribe('track:output', args.trackId, 10_000);
+      const lines = ctx.bus.subscribe('track:output', args.trackId, LIVE_FEED_BYTES, { weigh: (chunk) => chunk.bytes });
       let events: { feed: Feed<EventRow>; stop(): void } | undefined;
       const stop = () => {
         lines.stop();
@@ -245,7 +294,7 @@ builder.subscriptionFields((t) => ({
         }
         // The end of the output shows in the pipeline's events (still one subscription: not
         // counted again); the state read after listening to them says whether it came already.
-        events = ctx.bus.subscribe('pipeline:event', found.pipelineId, undefined, false);
+        events = ctx.bus.subscribe('pipeline:event', found.pipelineId, undefined, { counted: false });
         const track = await ctx.db.track.findUniqueOrThrow({ where: { id: args.trackId }, select: { id: true, attempt: true, state: true } });
         const end = endsOutputStream(track.state) ? Promise.resolve(track.attempt) : watchEnd(ctx, events.feed, track.id);
         void end.then(() => lines.feed.close(), () => lines.feed.close());

@@ -3,7 +3,7 @@
  * decides what is kept and cuts the chunks), and pages read back by byte offset for
  * `Track.output` and for replaying `trackOutput`, many tracks in one go.
  */
-import { assemblePage, lineBytes, type Flush, type OutputItem, type PlacedLine } from '../engine/output-window.ts';
+import { assemblePage, type Flush, type OutputChunkData, type OutputItem } from '../engine/output-window.ts';
 import { joinSql, sql, type SqlRunner } from './sql.ts';
 
 /** Chunks per INSERT: 6 values each. */
@@ -42,13 +42,13 @@ export interface OutputSlice {
 
 /**
  * Pages of output for several attempts with two queries. `pendingOf` gives the lines of
- * a running attempt not stored yet; it is called before anything is read, so a line is
- * always either among them or already stored.
+ * a running attempt not stored yet (pieces in the chunks' form); it is called before
+ * anything is read, so a line is always either among them or already stored.
  */
 export async function readOutput(
   runner: SqlRunner,
   requests: readonly OutputRequest[],
-  pendingOf: (request: OutputRequest) => readonly PlacedLine[] = () => [],
+  pendingOf: (request: OutputRequest) => readonly OutputChunkData[] = () => [],
 ): Promise<OutputSlice[]> {
   if (requests.length === 0) return [];
   const pending = requests.map(pendingOf);
@@ -77,8 +77,8 @@ export async function readOutput(
     const stored = sizeOf.get(key(request.trackId, request.attempt)) ?? { end: 0, stored: 0 };
     const waiting = pending[i]!;
     const newest = waiting.at(-1);
-    const size = Math.max(stored.end, newest ? newest.offset + lineBytes(newest.line) : 0);
-    const storedOrWaiting = stored.stored + waiting.filter((l) => l.offset >= stored.end).reduce((sum, l) => sum + lineBytes(l.line), 0);
+    const size = Math.max(stored.end, newest ? newest.offset + newest.bytes : 0);
+    const storedOrWaiting = stored.stored + waiting.reduce((sum, c) => sum + Math.max(0, c.offset + c.bytes - Math.max(c.offset, stored.end)), 0);
     const page = assemblePage(chunksOf.get(key(request.trackId, request.attempt)) ?? [], waiting, request.offset, request.limitBytes);
     return { ...page, size, droppedBytes: size - storedOrWaiting };
   });

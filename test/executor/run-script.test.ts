@@ -3,15 +3,23 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startScript, type LineSink } from '../../src/executor/run-script.ts';
+import { startScript, type OutputSink } from '../../src/executor/run-script.ts';
 import { failureReason } from '../../src/executor/executor.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'dagpipe-run-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+/** The lines of whole-line texts, checking each text's count. */
+function splitLines(text: string, count: number): string[] {
+  expect(text.endsWith('\n')).toBe(true);
+  const lines = text.slice(0, -1).split('\n');
+  expect(lines).toHaveLength(count);
+  return lines;
+}
+
 async function run(script: string, options: { timeoutMs?: number; env?: Record<string, string>; killGraceMs?: number } = {}) {
   const lines: Array<[string, string]> = [];
-  const sink: LineSink = (stream, line) => lines.push([stream, line]);
+  const sink: OutputSink = (stream, text, count) => lines.push(...splitLines(text, count).map((line): [string, string] => [stream, line]));
   const cwd = path.join(dir, `run-${Math.random().toString(36).slice(2)}`);
   const running = await startScript(
     { script, cwd, env: { PATH: process.env.PATH!, ...options.env }, timeoutMs: options.timeoutMs ?? 10_000, killGraceMs: options.killGraceMs ?? 500 },
@@ -60,7 +68,9 @@ describe('startScript', () => {
 
   it('kill() stops the group and reports why', async () => {
     const lines: Array<[string, string]> = [];
-    const running = await startScript({ script: 'echo up; sleep 30', cwd: path.join(dir, 'k'), env: { PATH: process.env.PATH! }, timeoutMs: 60_000 }, (s, l) => lines.push([s, l]));
+    const running = await startScript({ script: 'echo up; sleep 30', cwd: path.join(dir, 'k'), env: { PATH: process.env.PATH! }, timeoutMs: 60_000 }, (s, text, count) =>
+      lines.push(...splitLines(text, count).map((l): [string, string] => [s, l])),
+    );
     await new Promise((resolve) => setTimeout(resolve, 200));
     running.kill('cancelled by an operator');
     const outcome = await running.done;
@@ -74,7 +84,7 @@ describe('LineSplitter', () => {
   it('splits chunks into lines, across chunk boundaries, and cuts endless lines', async () => {
     const { LineSplitter, MAX_LINE_LENGTH } = await import('../../src/executor/run-script.ts');
     const lines: string[] = [];
-    const splitter = new LineSplitter((line) => lines.push(line));
+    const splitter = new LineSplitter((text, count) => lines.push(...splitLines(text, count)));
     splitter.push('one\ntw');
     splitter.push('o\r\n\nthree');
     splitter.push('x'.repeat(MAX_LINE_LENGTH * 2 + 5));
@@ -82,6 +92,18 @@ describe('LineSplitter', () => {
     expect(lines.slice(0, 3)).toEqual(['one', 'two', '']);
     expect(lines.slice(3).map((l) => l.length)).toEqual([MAX_LINE_LENGTH, MAX_LINE_LENGTH, 10]);
     expect(lines[3]!.startsWith('three')).toBe(true);
+  });
+
+  it('passes whole lines on together, cutting a long one among them, one carriage return removed per line', async () => {
+    const { LineSplitter, MAX_LINE_LENGTH } = await import('../../src/executor/run-script.ts');
+    const texts: Array<[string, number]> = [];
+    const splitter = new LineSplitter((text, count) => texts.push([text, count]));
+    splitter.push(`a\n${'y'.repeat(MAX_LINE_LENGTH + 3)}\r\nb\r\r\nc`);
+    splitter.end();
+    expect(texts).toEqual([
+      [`a\n${'y'.repeat(MAX_LINE_LENGTH)}\nyyy\nb\r\n`, 4],
+      ['c\n', 1],
+    ]);
   });
 
   it('keeps the launcher small when a script prints one huge line', async () => {
