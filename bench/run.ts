@@ -58,6 +58,7 @@ import { print } from 'graphql';
 import { pino } from 'pino';
 import { buildApp, type App } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
+import { builtLauncherEntry } from '../src/executor/launcher-client.ts';
 import type { DbOptions } from '../src/db.ts';
 import { CancelPipeline, PipelineTrackNames } from '../test/helpers/operations.ts';
 import { connectWs, GraphQLClient, pipelineEnd } from './client.ts';
@@ -134,7 +135,7 @@ async function startApp(db?: DbOptions): Promise<{ app: App; client: GraphQLClie
   });
   // Service errors go to stderr (BENCH_LOG_LEVEL=silent|error|warn|info|debug; default error).
   const logger = pino({ level: process.env.BENCH_LOG_LEVEL ?? 'error' }, pino.destination(2));
-  const launcher = { path: path.join(ROOT, 'dist', 'launcher.js'), execArgv: [] };
+  const launcher = builtLauncherEntry(path.join(ROOT, 'dist'));
   const app = await buildApp({ config, logger, env: process.env, launcher, ...(db && { db }) });
   const url = await app.start();
   return { app, client: new GraphQLClient(url) };

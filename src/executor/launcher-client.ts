@@ -7,6 +7,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { FromLauncher, ToLauncher } from './launcher-protocol.ts';
 import type { ScriptOutcome, ScriptSpec } from './run-script.ts';
@@ -32,11 +33,14 @@ const LAUNCHER_SEMI_SPACE = `--max-semi-space-size=2`;
  * meant for the server (a heap size, an inspector) are not the launcher's.
  */
 export function defaultLauncherEntry(): LauncherEntry {
-  if (!import.meta.url.endsWith('.ts')) {
-    return { path: fileURLToPath(new URL('./launcher.js', import.meta.url)), execArgv: ['--enable-source-maps', LAUNCHER_SEMI_SPACE] };
-  }
+  if (!import.meta.url.endsWith('.ts')) return builtLauncherEntry(fileURLToPath(new URL('.', import.meta.url)));
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
   return { path: fileURLToPath(new URL('./launcher.ts', import.meta.url)), execArgv: ['--import', tsx, LAUNCHER_SEMI_SPACE] };
+}
+
+/** The built launcher in `distDir`, as the built service starts it (the bench runs it from source). */
+export function builtLauncherEntry(distDir: string): LauncherEntry {
+  return { path: path.join(distDir, 'launcher.js'), execArgv: ['--enable-source-maps', LAUNCHER_SEMI_SPACE] };
 }
 
 export interface RunHandlers {
