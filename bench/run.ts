@@ -34,7 +34,7 @@
  *     the same code through tsx and beside a plain `node -e 0`. Runs first, on (a)'s migrated
  *     database before anything else loads the machine.
  *
- * The service in (a)-(d) runs in this process (tsx), with the built launcher (dist/launcher.js)
+ * The service in (a)-(d) runs in this process (tsx), with the built launcher (dist/launcher.cjs)
  * as `npm start` has it: the launcher is what spawns the scripts.
  *
  * BENCH_ONLY=fanout runs (e) alone (under two minutes; no ratio line then), for quick iteration;

@@ -19,10 +19,16 @@ const manifestFile = path.join(outdir, 'build.json');
 /** dist/<name>.js from src/<entry>. */
 const entries = {
   server: 'src/server.ts',
-  launcher: 'src/executor/launcher.ts',
   pipectl: 'src/cli/pipectl.ts',
   'token-cli': 'src/token-cli.ts',
 };
+
+/**
+ * dist/launcher.cjs: CommonJS, so the launcher never loads Node's ES module loader (1.5 MB
+ * of its RSS); it imports nothing that needs ESM.
+ */
+const launcherEntry = 'src/executor/launcher.ts';
+const outputs = [...Object.keys(entries).map((name) => `${name}.js`), 'launcher.cjs'];
 
 /**
  * Left in node_modules: better-sqlite3 is native, Prisma's runtime loads its query compiler
@@ -44,7 +50,7 @@ function stale() {
   } catch {
     return true;
   }
-  for (const name of Object.keys(entries)) if (!existsSync(path.join(outdir, `${name}.js`))) return true;
+  for (const output of outputs) if (!existsSync(path.join(outdir, output))) return true;
   for (const input of [...manifest.inputs, installed, 'scripts/build.mjs']) {
     try {
       if (statSync(path.join(root, input)).mtimeMs > manifest.builtAt) return true;
@@ -62,27 +68,35 @@ const builtAt = Date.now();
 rmSync(outdir, { recursive: true, force: true });
 // Loaded only now: a start whose build is current need not load esbuild at all.
 const { build } = await import('esbuild');
-const result = await build({
+const common = {
   absWorkingDir: root,
-  entryPoints: entries,
-  outdir,
   bundle: true,
   external,
   platform: 'node',
-  format: 'esm',
   target: 'node20',
-  // One self-contained file per entry: the service finds its launcher beside itself.
-  splitting: false,
   sourcemap: 'linked',
   metafile: true,
   logLevel: 'warning',
-  // pipectl is run as an executable; bundled CommonJS packages call require().
-  banner: {
-    js: "#!/usr/bin/env node\nimport { createRequire as __createRequire } from 'node:module';\nconst require = __createRequire(import.meta.url);",
-  },
-});
-const inputs = Object.keys(result.metafile.inputs).filter((input) => !input.startsWith('node_modules/'));
+};
+const [result, launcher] = await Promise.all([
+  build({
+    ...common,
+    entryPoints: entries,
+    outdir,
+    format: 'esm',
+    // One self-contained file per entry: the service finds its launcher beside itself.
+    splitting: false,
+    // pipectl is run as an executable; bundled CommonJS packages call require().
+    banner: {
+      js: "#!/usr/bin/env node\nimport { createRequire as __createRequire } from 'node:module';\nconst require = __createRequire(import.meta.url);",
+    },
+  }),
+  build({ ...common, entryPoints: [launcherEntry], outfile: path.join(outdir, 'launcher.cjs'), format: 'cjs' }),
+]);
+const inputs = [...new Set([...Object.keys(result.metafile.inputs), ...Object.keys(launcher.metafile.inputs)])].filter(
+  (input) => !input.startsWith('node_modules/'),
+);
 writeFileSync(manifestFile, `${JSON.stringify({ builtAt, inputs }, null, 2)}\n`);
 chmodSync(path.join(outdir, 'pipectl.js'), 0o755);
 const seconds = ((performance.now() - started) / 1000).toFixed(2);
-process.stderr.write(`built dist/ (${Object.keys(entries).join(', ')}; ${inputs.length} source files) in ${seconds} s\n`);
+process.stderr.write(`built dist/ (${Object.keys(entries).join(', ')}, launcher; ${inputs.length} source files) in ${seconds} s\n`);

@@ -120,9 +120,9 @@ export function commandLine(pid: number): string {
   }
 }
 
-/** The server's launcher process (its child running launcher.js, or launcher.ts in-process), if it runs. */
+/** The server's launcher process (its child running launcher.cjs, or launcher.ts in-process), if it runs. */
 export function launcherPidOf(serverPid: number): number | undefined {
-  return childPids(serverPid).find((pid) => /launcher\.(js|ts)\b/.test(commandLine(pid)));
+  return childPids(serverPid).find((pid) => /launcher\.(cjs|ts)\b/.test(commandLine(pid)));
 }
 
 export interface Memory {
