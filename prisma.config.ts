@@ -10,7 +10,7 @@ process.env.DATABASE_URL = databaseUrl;
 export default defineConfig({
   experimental: { adapter: true },
   engine: 'js',
-  schema: path.join('prisma', 'schema.prisma'),
-  migrations: { path: path.join('prisma', 'migrations') },
+  schema: path.join('prisma', 'sqlite', 'schema.prisma'),
+  migrations: { path: path.join('prisma', 'sqlite', 'migrations') },
   adapter: async () => createAdapter(databaseUrl),
 });

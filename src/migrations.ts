@@ -1,7 +1,7 @@
 /**
  * Schema migrations at start-up. Prisma's `migrate deploy` applies them, but its CLI takes
  * seconds to start, most of a start's time when nothing is to be done. So the service first
- * compares prisma/migrations with the `_prisma_migrations` table itself (names and the
+ * compares prisma/<provider>/migrations with the `_prisma_migrations` table itself (names and the
  * SHA-256 checksums Prisma records) and runs `migrate deploy` only when a migration is
  * pending, failed or was changed; Prisma then applies it, or explains what is wrong.
  */
@@ -15,7 +15,7 @@ import Sqlite from 'better-sqlite3';
 
 /** The repository root: this module sits one level down, in src/ or in dist/. */
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MIGRATIONS_DIR = path.join(ROOT, 'prisma', 'migrations');
+const MIGRATIONS_DIR = path.join(ROOT, 'prisma', 'sqlite', 'migrations');
 
 export class MigrationError extends Error {
   override name = 'MigrationError';

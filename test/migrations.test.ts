@@ -13,12 +13,12 @@ import { freshDatabase } from './helpers/test-app.ts';
 const dir = mkdtempSync(path.join(tmpdir(), 'dagpipe-migrations-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const all = migrationsIn(path.resolve('prisma/migrations')).map((m) => m.name);
+const all = migrationsIn(path.resolve('prisma/sqlite/migrations')).map((m) => m.name);
 const fileOf = (url: string) => url.slice('file:'.length);
 
 describe('pending migrations', () => {
   it('lists the project migrations oldest first, with the checksum Prisma records (SHA-256 of migration.sql)', () => {
-    const migrations = migrationsIn(path.resolve('prisma/migrations'));
+    const migrations = migrationsIn(path.resolve('prisma/sqlite/migrations'));
     expect(migrations.length).toBeGreaterThanOrEqual(3);
     expect(migrations.map((m) => m.name)).toEqual([...migrations.map((m) => m.name)].sort());
     const db = new Sqlite(fileOf(freshDatabase(mkdtempSync(path.join(dir, 'sums-')))), { readonly: true });
