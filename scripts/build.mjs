@@ -32,11 +32,12 @@ const outputs = [...Object.keys(entries).map((name) => `${name}.js`), 'launcher.
 
 /**
  * Left in node_modules: better-sqlite3 is native, Prisma's runtime loads its query compiler
- * from files beside itself, and GraphiQL's self-contained page (4 MB of script) is imported
+ * from files beside itself, pg is what Prisma's PostgreSQL adapter (left there too) loads,
+ * and bundled it misreads its own options, and GraphiQL's self-contained page (4 MB of script) is imported
  * on the first visit only, not read at every start. Everything else is bundled: resolving
  * and reading the service's ~1,200 module files took about half of a start's CPU time.
  */
-const external = ['@prisma/*', 'better-sqlite3', '@graphql-yoga/render-graphiql'];
+const external = ['@prisma/*', 'better-sqlite3', '@graphql-yoga/render-graphiql', 'pg'];
 
 /** Installing or updating packages rewrites this file: a build older than it is stale. */
 const installed = 'node_modules/.package-lock.json';

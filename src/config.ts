@@ -6,10 +6,27 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
+export type Role = 'all' | 'api' | 'worker';
+
 export interface Config {
+  /** What this process does (SPEC rule 11): everything, the API only, or execution only. */
+  role: Role;
   port: number;
   host: string;
   databaseUrl: string;
+  /** From the DATABASE_URL scheme. */
+  databaseProvider: DatabaseProvider;
+  /** Live delivery across processes; without it, events reach this process's subscribers only. */
+  redisUrl: string | undefined;
+  /** PostgreSQL connections per process (Prisma's pool). */
+  databasePoolSize: number;
+  /** How often a worker heartbeats, and sweeps for dead workers. */
+  heartbeatMs: number;
+  /** A worker whose heartbeat is older than this is dead; its running tracks are settled. */
+  leaseMs: number;
+  /** Fallback polling for ready tracks, when no wake-up hint arrived. */
+  pollMs: number;
+  /** Scripts one worker process runs at once. */
   workers: number;
   outputLimitBytes: number;
   workDir: string;
@@ -36,7 +53,7 @@ export interface Limits {
 }
 
 /** Variables that hold the service's own secrets: never passed to a script. */
-const SERVICE_SECRETS = new Set(['DATABASE_URL']);
+const SERVICE_SECRETS = new Set(['DATABASE_URL', 'REDIS_URL']);
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost', '[::1]']);
 
@@ -45,6 +62,18 @@ export function isLoopback(host: string): boolean {
 }
 
 export const DEFAULT_DATABASE_URL = `file:${path.resolve('data/dagpipe.db')}`;
+
+export type DatabaseProvider = 'sqlite' | 'postgresql';
+
+/** The database a DATABASE_URL names, by its scheme; undefined for anything else. */
+export function databaseProviderOf(url: string): DatabaseProvider | undefined {
+  if (url.startsWith('file:')) return 'sqlite';
+  if (/^postgres(ql)?:\/\//.test(url)) return 'postgresql';
+  return undefined;
+}
+
+/** Default PORT per role: an API and a worker on one machine do not collide. */
+const DEFAULT_PORTS: Record<Role, number> = { all: 4000, api: 4000, worker: 4001 };
 
 const integer = (name: string, fallback: number, min: number, max: number) =>
   z
@@ -64,15 +93,26 @@ const integer = (name: string, fallback: number, min: number, max: number) =>
     });
 
 const schema = z.object({
-  PORT: integer('PORT', 4000, 0, 65535),
+  ROLE: z.enum(['all', 'api', 'worker'], { message: 'ROLE must be all, api or worker' }).default('all'),
+  PORT: integer('PORT', -1, 0, 65535),
   HOST: z.string().trim().min(1, 'HOST must not be empty').default('127.0.0.1'),
   DATABASE_URL: z
     .string()
     .default(DEFAULT_DATABASE_URL)
-    .refine((url) => url.startsWith('file:'), {
+    .refine((url) => databaseProviderOf(url) !== undefined, {
       message:
-        'DATABASE_URL must be a SQLite URL such as file:./data/dagpipe.db (PostgreSQL support is planned)',
+        'DATABASE_URL must be a SQLite URL such as file:./data/dagpipe.db or a PostgreSQL URL such as postgresql://user@host:5432/dagpipe',
     }),
+  REDIS_URL: z
+    .string()
+    .trim()
+    .optional()
+    .transform((url) => (url === '' ? undefined : url))
+    .refine((url) => url === undefined || /^rediss?:\/\//.test(url), { message: 'REDIS_URL must be a Redis URL such as redis://127.0.0.1:6379' }),
+  DATABASE_POOL_SIZE: integer('DATABASE_POOL_SIZE', 10, 1, 1000),
+  HEARTBEAT_INTERVAL_MS: integer('HEARTBEAT_INTERVAL_MS', 5000, 50, 3_600_000),
+  LEASE_MS: integer('LEASE_MS', -1, 150, 86_400_000),
+  POLL_INTERVAL_MS: integer('POLL_INTERVAL_MS', 1000, 10, 3_600_000),
   WORKERS: integer('WORKERS', availableParallelism(), 1, 1024),
   OUTPUT_LIMIT_BYTES: integer('OUTPUT_LIMIT_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
   WORK_DIR: z.string().min(1).default(path.resolve('data/work')),
@@ -102,6 +142,29 @@ const schema = z.object({
     }),
   SCRIPT_USER: z.string().trim().min(1, 'SCRIPT_USER must not be empty').default('nobody'),
 }).superRefine((env, ctx) => {
+  const provider = databaseProviderOf(env.DATABASE_URL);
+  if (provider === 'sqlite' && env.ROLE !== 'all') {
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        `ROLE=${env.ROLE} is refused with the embedded SQLite database: SQLite serves one process, which runs everything (ROLE=all). ` +
+        'To run API and worker processes apart, use PostgreSQL and Redis: DATABASE_URL=postgresql://... and REDIS_URL=redis://... (docs/deploy.md).',
+    });
+  }
+  if (provider === 'postgresql' && env.ROLE !== 'all' && env.REDIS_URL === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        `ROLE=${env.ROLE} needs REDIS_URL (e.g. redis://127.0.0.1:6379): API and worker processes pass live events and output through Redis. ` +
+        'Without Redis, run one process with ROLE=all.',
+    });
+  }
+  if (env.LEASE_MS !== -1 && env.LEASE_MS < 2 * env.HEARTBEAT_INTERVAL_MS) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `LEASE_MS (${env.LEASE_MS}) must be at least twice HEARTBEAT_INTERVAL_MS (${env.HEARTBEAT_INTERVAL_MS}), or a worker that is merely slow to heartbeat would be taken for dead; the default is three intervals.`,
+    });
+  }
   if (env.AUTH === 'off' && !isLoopback(env.HOST)) {
     ctx.addIssue({
       code: 'custom',
@@ -132,9 +195,16 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   const e = result.data;
   return {
-    port: e.PORT,
+    role: e.ROLE,
+    port: e.PORT === -1 ? DEFAULT_PORTS[e.ROLE] : e.PORT,
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
+    databaseProvider: databaseProviderOf(e.DATABASE_URL)!,
+    redisUrl: e.REDIS_URL,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
+    heartbeatMs: e.HEARTBEAT_INTERVAL_MS,
+    leaseMs: e.LEASE_MS === -1 ? 3 * e.HEARTBEAT_INTERVAL_MS : e.LEASE_MS,
+    pollMs: e.POLL_INTERVAL_MS,
     workers: e.WORKERS,
     outputLimitBytes: e.OUTPUT_LIMIT_BYTES,
     workDir: path.resolve(e.WORK_DIR),

@@ -1,11 +1,15 @@
 /**
- * DATABASE_URL -> driver adapter. Kept apart from db.ts because prisma.config.ts loads it
- * before the client is generated. Adding PostgreSQL means choosing another adapter here.
+ * DATABASE_URL -> driver adapter: better-sqlite3 for file: URLs, node-postgres for
+ * postgresql:// ones. Kept apart from db.ts because prisma.config.ts loads it before the
+ * clients are generated.
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { PrismaBetterSQLite3 } from '@prisma/adapter-better-sqlite3';
-import type { SqlDriverAdapter } from '@prisma/driver-adapter-utils';
+import { PrismaPg } from '@prisma/adapter-pg';
+import type { SqlDriverAdapter, SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
+import pg from 'pg';
+import { databaseProviderOf } from './config.ts';
 
 /**
  * SQLite since 3.32 binds up to 32,766 values per statement, but the adapter does not say
@@ -82,9 +86,40 @@ function serialised(adapter: SqlDriverAdapter): SqlDriverAdapter {
   });
 }
 
-export function createAdapter(databaseUrl: string): SqliteAdapterFactory {
+/**
+ * PostgreSQL through a pool of `poolSize` connections. adapter-pg 7.10 with Prisma 6.19:
+ * its 6.19 release fails `migrate deploy` on the type `name` (prisma/orm#27403), and its
+ * interfaces differ from 6.19's only in types the client does not use.
+ */
+export class PostgresAdapterFactory extends PrismaPg {
+  connected: SqlDriverAdapter | undefined;
+
+  constructor(
+    databaseUrl: string,
+    readonly pool = new pg.Pool({ connectionString: databaseUrl, max: 10 }),
+  ) {
+    super(pool);
+  }
+
+  override async connect() {
+    this.connected = (await super.connect()) as unknown as SqlDriverAdapter;
+    return this.connected as never;
+  }
+}
+
+export type AdapterFactory = SqliteAdapterFactory | PostgresAdapterFactory;
+
+export function createAdapter(databaseUrl: string, options: { poolSize?: number } = {}): AdapterFactory {
+  if (databaseProviderOf(databaseUrl) === 'postgresql') {
+    return new PostgresAdapterFactory(databaseUrl, new pg.Pool({ connectionString: databaseUrl, max: options.poolSize ?? 10 }));
+  }
   ensureSqliteDirectory(databaseUrl);
   return new SqliteAdapterFactory({ url: databaseUrl });
+}
+
+/** What prisma.config.ts hands the CLI. */
+export function migrationAdapter(databaseUrl: string): SqlMigrationAwareDriverAdapterFactory {
+  return createAdapter(databaseUrl) as unknown as SqlMigrationAwareDriverAdapterFactory;
 }
 
 /** SQLite creates the file but not its directory. */

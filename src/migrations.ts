@@ -12,10 +12,22 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Sqlite from 'better-sqlite3';
+import pg from 'pg';
+import { databaseProviderOf, type DatabaseProvider } from './config.ts';
+import { redactedUrl } from './database-url.ts';
 
 /** The repository root: this module sits one level down, in src/ or in dist/. */
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MIGRATIONS_DIR = path.join(ROOT, 'prisma', 'sqlite', 'migrations');
+
+/** prisma/<provider>/migrations: each database has its own. */
+export function migrationsDir(provider: DatabaseProvider): string {
+  return path.join(ROOT, 'prisma', provider, 'migrations');
+}
+
+interface AppliedMigration {
+  name: string;
+  checksum: string;
+}
 
 export class MigrationError extends Error {
   override name = 'MigrationError';
@@ -30,41 +42,61 @@ export function migrationsIn(dir: string): Array<{ name: string; checksum: strin
     .map((name) => ({ name, checksum: createHash('sha256').update(readFileSync(path.join(dir, name, 'migration.sql'))).digest('hex') }));
 }
 
-/** Names of the migrations that the SQLite database at `databaseUrl` has not applied as they are. */
-export function pendingMigrations(databaseUrl: string, dir = MIGRATIONS_DIR): string[] {
-  const wanted = migrationsIn(dir);
+/** Names of the migrations that the database at `databaseUrl` has not applied as they are. */
+export async function pendingMigrations(databaseUrl: string, dir?: string): Promise<string[]> {
+  const provider = databaseProviderOf(databaseUrl) ?? 'sqlite';
+  const wanted = migrationsIn(dir ?? migrationsDir(provider));
+  const applied = provider === 'postgresql' ? await appliedOnPostgres(databaseUrl) : appliedOnSqlite(databaseUrl);
+  if (applied === undefined) return wanted.map((m) => m.name);
+  const checksums = new Map(applied.map((row) => [row.name, row.checksum]));
+  return wanted.filter((m) => checksums.get(m.name) !== m.checksum).map((m) => m.name);
+}
+
+const APPLIED = 'SELECT migration_name AS name, checksum FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL';
+
+/** Undefined when the database has no migrations table (or, for SQLite, no file) yet. */
+function appliedOnSqlite(databaseUrl: string): AppliedMigration[] | undefined {
   const file = databaseUrl.slice('file:'.length).split('?')[0]!;
-  if (!existsSync(file)) return wanted.map((m) => m.name);
+  if (!existsSync(file)) return undefined;
   const db = new Sqlite(file, { readonly: true, fileMustExist: true });
   try {
     const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_prisma_migrations'").get();
-    if (!table) return wanted.map((m) => m.name);
-    const applied = new Map(
-      (db.prepare('SELECT migration_name AS name, checksum FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL').all() as Array<{
-        name: string;
-        checksum: string;
-      }>).map((row) => [row.name, row.checksum]),
-    );
-    return wanted.filter((m) => applied.get(m.name) !== m.checksum).map((m) => m.name);
+    return table ? (db.prepare(APPLIED).all() as AppliedMigration[]) : undefined;
   } finally {
     db.close();
   }
 }
 
+async function appliedOnPostgres(databaseUrl: string): Promise<AppliedMigration[] | undefined> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ table: string | null }>("SELECT to_regclass('_prisma_migrations')::text AS table");
+    if (rows[0]?.table == null) return undefined;
+    return (await client.query<AppliedMigration>(APPLIED)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
 /**
  * Brings the database up to date: nothing to do in a few milliseconds, else `prisma migrate
- * deploy`. Returns the migrations it applied. Prisma's output is shown only when it fails:
+ * deploy` (on PostgreSQL it takes an advisory lock, so processes starting together apply
+ * each migration once). Returns the migrations it applied. Prisma's output is shown only when it fails:
  * on success it is the list the caller logs, plus a warning that does not apply here (the
  * schema's datasource url, which the driver adapter replaces; Prisma needs it to work offline).
  */
-export function applyMigrations(databaseUrl: string): string[] {
+export async function applyMigrations(databaseUrl: string): Promise<string[]> {
   let pending: string[];
   try {
-    pending = pendingMigrations(databaseUrl);
+    pending = await pendingMigrations(databaseUrl);
   } catch (error) {
     throw new MigrationError(
-      `The database ${databaseUrl} cannot be read (${(error as Error).message}). DATABASE_URL must name a SQLite database file ` +
-        'that dagpipe made, or a new one; move this file aside, or point DATABASE_URL elsewhere.',
+      databaseProviderOf(databaseUrl) === 'postgresql'
+        ? `The PostgreSQL database ${redactedUrl(databaseUrl)} cannot be read (${(error as Error).message}). ` +
+            'Check that the server runs, that the database exists (createdb <name>), and the user and password in DATABASE_URL.'
+        : `The database ${databaseUrl} cannot be read (${(error as Error).message}). DATABASE_URL must name a SQLite database file ` +
+            'that dagpipe made, or a new one; move this file aside, or point DATABASE_URL elsewhere.',
     );
   }
   if (pending.length === 0) return pending;

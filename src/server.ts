@@ -4,6 +4,7 @@ import { buildApp } from './app.ts';
 import { createLogger } from './logger.ts';
 import { ScriptUserError } from './executor/script-user.ts';
 import { applyMigrations, MigrationError } from './migrations.ts';
+import { redactedUrl } from './database-url.ts';
 
 async function main(): Promise<void> {
   let config;
@@ -18,7 +19,7 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   try {
-    const applied = applyMigrations(config.databaseUrl);
+    const applied = await applyMigrations(config.databaseUrl);
     if (applied.length > 0) logger.info({ migrations: applied }, 'database migrations applied');
   } catch (error) {
     if (error instanceof MigrationError) {
@@ -51,7 +52,7 @@ async function main(): Promise<void> {
     );
     process.exit(1);
   }
-  logger.info({ url, workers: config.workers, database: config.databaseUrl }, 'dagpipe is listening');
+  logger.info({ url, workers: config.workers, database: redactedUrl(config.databaseUrl) }, 'dagpipe is listening');
   console.log(`GraphiQL: ${url}`);
   if (!config.auth) {
     console.log('Authentication is off (AUTH=off): anyone who can reach this address can run scripts as this user.');

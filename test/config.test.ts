@@ -120,9 +120,16 @@ describe('loadConfig parsing', () => {
         MUTATIONS_PER_MINUTE: '10',
       }),
     ).toStrictEqual({
+      role: 'all',
       port: 9000,
       host: '0.0.0.0',
       databaseUrl: 'file:/tmp/d.db',
+      databaseProvider: 'sqlite',
+      redisUrl: undefined,
+      databasePoolSize: 10,
+      heartbeatMs: 5000,
+      leaseMs: 15000,
+      pollMs: 1000,
       workers: 3,
       outputLimitBytes: 4096,
       workDir: '/tmp/work',
@@ -133,6 +140,48 @@ describe('loadConfig parsing', () => {
       scriptEnv: [],
       scriptUser: 'nobody',
     });
+  });
+});
+
+describe('processes and roles (SPEC rule 11)', () => {
+  it('PostgreSQL by the URL scheme, postgres:// or postgresql://', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgresql://u@db:5432/dagpipe' }).databaseProvider).toBe('postgresql');
+    expect(loadConfig({ DATABASE_URL: 'postgres://u@db/dagpipe' }).databaseProvider).toBe('postgresql');
+    expect(loadConfig({}).databaseProvider).toBe('sqlite');
+  });
+
+  it('ROLE=api and ROLE=worker on PostgreSQL with Redis; a worker listens on 4001 by default, beside an API on 4000', () => {
+    const env = { DATABASE_URL: 'postgresql://db/dagpipe', REDIS_URL: 'redis://127.0.0.1:6379' };
+    expect(loadConfig({ ...env, ROLE: 'api' })).toMatchObject({ role: 'api', port: 4000, redisUrl: 'redis://127.0.0.1:6379' });
+    expect(loadConfig({ ...env, ROLE: 'worker' })).toMatchObject({ role: 'worker', port: 4001 });
+    expect(loadConfig({ ...env, ROLE: 'worker', PORT: '9100' }).port).toBe(9100);
+  });
+
+  it('refuses another role than all on SQLite, saying why and what to use instead', () => {
+    for (const role of ['api', 'worker']) {
+      const error = configError({ ROLE: role });
+      expect(error.problems).toHaveLength(1);
+      expect(error.problems[0]).toContain(`ROLE=${role}`);
+      expect(error.problems[0]).toContain('SQLite serves one process');
+      expect(error.problems[0]).toContain('postgresql://');
+    }
+  });
+
+  it('refuses api and worker roles on PostgreSQL without REDIS_URL', () => {
+    const error = configError({ ROLE: 'worker', DATABASE_URL: 'postgresql://db/dagpipe' });
+    expect(error.problems).toEqual([expect.stringContaining('ROLE=worker needs REDIS_URL')]);
+    expect(loadConfig({ DATABASE_URL: 'postgresql://db/dagpipe' }).redisUrl).toBeUndefined();
+  });
+
+  it('the lease is three heartbeats by default and at least two when set', () => {
+    expect(loadConfig({ HEARTBEAT_INTERVAL_MS: '1000' }).leaseMs).toBe(3000);
+    expect(loadConfig({ HEARTBEAT_INTERVAL_MS: '1000', LEASE_MS: '2000' }).leaseMs).toBe(2000);
+    expect(configError({ HEARTBEAT_INTERVAL_MS: '1000', LEASE_MS: '1500' }).problems).toEqual([expect.stringContaining('LEASE_MS (1500) must be at least twice')]);
+  });
+
+  it('refuses a ROLE or REDIS_URL that is not one, naming it', () => {
+    expect(configError({ ROLE: 'both' }).problems).toEqual([expect.stringContaining('ROLE must be all, api or worker')]);
+    expect(configError({ REDIS_URL: 'localhost:6379' }).problems).toEqual([expect.stringContaining('REDIS_URL must be a Redis URL')]);
   });
 });
 
@@ -151,7 +200,7 @@ describe('loadConfig errors', () => {
     { name: 'OUTPUT_LIMIT_BYTES', value: '1MiB' },
     { name: 'HOST', value: '' },
     { name: 'HOST', value: '   ' },
-    { name: 'DATABASE_URL', value: 'postgres://localhost/dagpipe' },
+    { name: 'DATABASE_URL', value: 'mysql://localhost/dagpipe' },
     { name: 'DATABASE_URL', value: '' },
     { name: 'DATABASE_URL', value: './data/dagpipe.db' },
     { name: 'WORK_DIR', value: '' },
@@ -168,7 +217,7 @@ describe('loadConfig errors', () => {
     const error = configError({
       PORT: 'abc',
       HOST: ' ',
-      DATABASE_URL: 'postgres://localhost/dagpipe',
+      DATABASE_URL: 'mysql://localhost/dagpipe',
       WORKERS: '0',
       OUTPUT_LIMIT_BYTES: '5',
       WORK_DIR: '',

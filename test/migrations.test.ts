@@ -8,7 +8,7 @@ import path from 'node:path';
 import Sqlite from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { applyMigrations, migrationsIn, pendingMigrations } from '../src/migrations.ts';
-import { freshDatabase } from './helpers/test-app.ts';
+import { freshSqliteDatabase as freshDatabase } from './helpers/databases.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'dagpipe-migrations-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -27,38 +27,38 @@ describe('pending migrations', () => {
     expect(recorded).toEqual(migrations);
   });
 
-  it('none on a database that Prisma migrated', () => {
-    expect(pendingMigrations(freshDatabase(mkdtempSync(path.join(dir, 'done-'))))).toEqual([]);
+  it('none on a database that Prisma migrated', async () => {
+    expect(await pendingMigrations(freshDatabase(mkdtempSync(path.join(dir, 'done-'))))).toEqual([]);
   });
 
-  it('all on a missing file and on an empty database', () => {
-    expect(pendingMigrations(`file:${path.join(dir, 'missing.db')}`)).toEqual(all);
+  it('all on a missing file and on an empty database', async () => {
+    expect(await pendingMigrations(`file:${path.join(dir, 'missing.db')}`)).toEqual(all);
     const empty = path.join(dir, 'empty.db');
     new Sqlite(empty).close();
-    expect(pendingMigrations(`file:${empty}`)).toEqual(all);
+    expect(await pendingMigrations(`file:${empty}`)).toEqual(all);
   });
 
-  it('a migration that failed, was rolled back, or whose file changed since it was applied', () => {
+  it('a migration that failed, was rolled back, or whose file changed since it was applied', async () => {
     const url = freshDatabase(mkdtempSync(path.join(dir, 'changed-')));
     const db = new Sqlite(fileOf(url));
     db.prepare('UPDATE _prisma_migrations SET checksum = ? WHERE migration_name = ?').run('0'.repeat(64), all[0]);
     db.prepare('UPDATE _prisma_migrations SET finished_at = NULL WHERE migration_name = ?').run(all[1]);
     db.prepare("UPDATE _prisma_migrations SET rolled_back_at = '2026-01-01' WHERE migration_name = ?").run(all[2]);
     db.close();
-    expect(pendingMigrations(url)).toEqual(all.slice(0, 3));
+    expect(await pendingMigrations(url)).toEqual(all.slice(0, 3));
   });
 });
 
 describe('applying them', () => {
-  it('migrates a new database with Prisma, then has nothing to do', () => {
+  it('migrates a new database with Prisma, then has nothing to do', async () => {
     const url = `file:${path.join(dir, 'new', 'dagpipe.db')}`;
-    expect(applyMigrations(url)).toEqual(all);
-    expect(applyMigrations(url)).toEqual([]);
+    expect(await applyMigrations(url)).toEqual(all);
+    expect(await applyMigrations(url)).toEqual([]);
   }, 60_000);
 
-  it('a file that is not a database is a MigrationError naming the file and what to do', () => {
+  it('a file that is not a database is a MigrationError naming the file and what to do', async () => {
     const file = path.join(dir, 'not-a-database.db');
     writeFileSync(file, 'this is not SQLite, and it is long enough to have a header that SQLite reads and refuses.');
-    expect(() => applyMigrations(`file:${file}`)).toThrow(expect.objectContaining({ name: 'MigrationError', message: expect.stringContaining(file) }));
+    await expect(applyMigrations(`file:${file}`)).rejects.toThrow(expect.objectContaining({ name: 'MigrationError', message: expect.stringContaining(file) }));
   });
 });

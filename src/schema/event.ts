@@ -16,6 +16,10 @@ export const Event = builder.prismaObject('Event', {
         'What happened, as "domain:action": pipeline:started|finished|failed|cancelled|retried, track:created|ready|input|claimed|succeeded|failed|cancelled|retried.',
     }),
     pipelineId: t.exposeInt('pipelineId', { description: 'The pipeline.' }),
+    seq: t.exposeInt('seq', {
+      description:
+        "The event's position in its pipeline: 1, 2, 3, ... in commit order, without gaps (a missing number means a missed event). Ids grow in the same order within a pipeline.",
+    }),
     trackId: t.exposeInt('trackId', { nullable: true, description: 'The track, for track events.' }),
     pipelineState: t.field({
       type: PipelineStateEnum,

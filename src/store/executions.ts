@@ -15,7 +15,7 @@ import type { SealedGraph } from './dag-cache.ts';
 import { writeOutput } from './output.ts';
 import { sql, type SqlRunner } from './sql.ts';
 import { applyTrackChanges } from './track-changes.ts';
-import { fastTransition, type Journal, type Store } from './transaction.ts';
+import { fastTransition, lockPipeline, type Journal, type Store } from './transaction.ts';
 
 /** A track an executor holds: what it runs and what it needs to record the result. */
 export interface ClaimedTrack {
@@ -44,19 +44,32 @@ type ClaimedRow = Pick<ClaimedTrack, 'id' | 'pipelineId' | 'vertexId' | 'attempt
 /**
  * Claims up to `limit` PENDING tracks that have their inputs, oldest first. The claim is
  * one conditional `UPDATE ... WHERE state = PENDING`: of executors racing for a track,
- * exactly one gets it back.
+ * exactly one gets it back. A short transaction: the script runs after it committed.
  */
 async function claimInTransaction(runner: SqlRunner, journal: Journal, request: ClaimRequest): Promise<ClaimedRow[]> {
   if (request.limit <= 0) return [];
-  // On PostgreSQL the subquery would add FOR UPDATE SKIP LOCKED so that competing
-  // executors skip each other's rows instead of waiting for them.
-  const rows = await runner.query(sql`
-    UPDATE "track" SET "state" = ${TrackState.RUNNING}, "startedAt" = ${new Date()}, "executorId" = ${request.executorId}
-    WHERE "state" = ${TrackState.PENDING} AND "id" IN (
-      SELECT t."id" FROM "track" t JOIN "pipeline" p ON p."id" = t."p_id"
-      WHERE t."state" = ${TrackState.PENDING} AND t."script" IS NOT NULL AND p."state" = ${PipelineState.RUNNING}
-      ORDER BY t."id" LIMIT ${request.limit})
-    RETURNING "id", "p_id", "v_id", "attempt", "script", "input"`);
+  const rows =
+    runner.provider === 'postgres'
+      ? // Competing workers skip each other's rows instead of waiting (SKIP LOCKED); NO KEY
+        // UPDATE, not UPDATE, so that event inserts' foreign-key checks on these rows never
+        // wait for a claim (see the journal lock in transaction.ts). MATERIALIZED keeps the
+        // LIMIT where it is: the planner may otherwise lock more rows than it updates.
+        await runner.query(sql`
+          WITH ready AS MATERIALIZED (
+            SELECT t."id" FROM "track" t JOIN "pipeline" p ON p."id" = t."p_id"
+            WHERE t."state" = ${TrackState.PENDING} AND t."script" IS NOT NULL AND p."state" = ${PipelineState.RUNNING}
+            ORDER BY t."id" LIMIT ${request.limit}
+            FOR NO KEY UPDATE OF t SKIP LOCKED)
+          UPDATE "track" SET "state" = ${TrackState.RUNNING}, "startedAt" = ${new Date()}, "executorId" = ${request.executorId}
+          FROM ready WHERE "track"."id" = ready."id" AND "track"."state" = ${TrackState.PENDING}
+          RETURNING "track"."id", "p_id", "v_id", "attempt", "script", "input"`)
+      : await runner.query(sql`
+          UPDATE "track" SET "state" = ${TrackState.RUNNING}, "startedAt" = ${new Date()}, "executorId" = ${request.executorId}
+          WHERE "state" = ${TrackState.PENDING} AND "id" IN (
+            SELECT t."id" FROM "track" t JOIN "pipeline" p ON p."id" = t."p_id"
+            WHERE t."state" = ${TrackState.PENDING} AND t."script" IS NOT NULL AND p."state" = ${PipelineState.RUNNING}
+            ORDER BY t."id" LIMIT ${request.limit})
+          RETURNING "id", "p_id", "v_id", "attempt", "script", "input"`);
   const claimed = rows
     .map((r) => ({
       id: Number(r.id),
@@ -118,6 +131,7 @@ type HeldTrack = Pick<ClaimedTrack, 'id' | 'attempt' | 'pipelineId' | 'vertexId'
 export async function completeTrack(store: Store, track: HeldTrack, result: TrackResult, claimNext?: ClaimRequest): Promise<Completion> {
   const graph = await store.dags.get(store.db, track.graphId);
   const { result: completion } = await fastTransition(store, async (runner, journal) => {
+    await lockPipeline(runner, track.pipelineId);
     // Stored with the result, so a subscriber told that the track ended can read all of it.
     if (result.outputChunks) await writeOutput(runner, track.id, track.attempt, result.outputChunks);
     const to = result.succeeded ? TrackState.SUCCEED : TrackState.FAILED;

@@ -52,18 +52,19 @@ export async function readOutput(
 ): Promise<OutputSlice[]> {
   if (requests.length === 0) return [];
   const pending = requests.map(pendingOf);
-  const attempts = joinSql(requests.map((r) => sql`(${r.trackId}, ${r.attempt})`));
+  // Comparisons, not `IN (VALUES ...)`: PostgreSQL would type the VALUES' parameters as text.
+  const attempts = joinSql(requests.map((r) => sql`("t_id" = ${r.trackId} AND "attempt" = ${r.attempt})`), ' OR ');
   const from = Math.min(...requests.map((r) => r.offset));
   const [chunks, sizes] = await Promise.all([
     runner.query(sql`
       SELECT "t_id", "attempt", "offset", "bytes", "text", "streams" FROM (
         SELECT c.*, ROW_NUMBER() OVER (PARTITION BY "t_id", "attempt" ORDER BY "offset") AS "n"
         FROM "output_chunk" c
-        WHERE ("t_id", "attempt") IN (VALUES ${attempts}) AND "offset" + "bytes" > ${from}
+        WHERE (${attempts}) AND "offset" + "bytes" > ${from}
       ) AS page WHERE "n" <= ${CHUNKS_PER_PAGE} ORDER BY "t_id", "attempt", "offset"`),
     runner.query(sql`
       SELECT "t_id", "attempt", MAX("offset" + "bytes") AS "end", SUM("bytes") AS "stored"
-      FROM "output_chunk" WHERE ("t_id", "attempt") IN (VALUES ${attempts}) GROUP BY "t_id", "attempt"`),
+      FROM "output_chunk" WHERE (${attempts}) GROUP BY "t_id", "attempt"`),
   ]);
   const key = (trackId: unknown, attempt: unknown) => `${Number(trackId)}:${Number(attempt)}`;
   const chunksOf = new Map<string, Array<{ offset: number; bytes: number; text: string; streams: string }>>();

@@ -10,7 +10,7 @@ import { renderScript } from '../engine/template.ts';
 import { cancellationsForCancel, initialStates, retryChanges } from '../engine/transitions.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { applyTrackChanges } from './track-changes.ts';
-import { transition, type Store } from './transaction.ts';
+import { lockPipeline, transition, type Store } from './transaction.ts';
 
 export interface VertexParams {
   vertex: string;
@@ -160,6 +160,7 @@ async function pipelineOrThrow(store: Store, pipelineId: number) {
 export async function cancelPipeline(store: Store, pipelineId: number) {
   const pipeline = await pipelineOrThrow(store, pipelineId);
   const { result } = await transition(store, async (tx, journal, sql) => {
+    await lockPipeline(sql, pipelineId);
     const updated = await tx.pipeline.updateManyAndReturn({
       where: { id: pipelineId, state: PipelineState.RUNNING },
       data: { state: PipelineState.CANCELLED, finishedAt: new Date() },
@@ -188,6 +189,7 @@ export async function cancelPipeline(store: Store, pipelineId: number) {
 export async function retryPipeline(store: Store, pipelineId: number) {
   const pipeline = await pipelineOrThrow(store, pipelineId);
   const { result } = await transition(store, async (tx, journal, sql) => {
+    await lockPipeline(sql, pipelineId);
     const updated = await tx.pipeline.updateManyAndReturn({
       where: { id: pipelineId, state: { in: [PipelineState.FAILED, PipelineState.CANCELLED] } },
       data: { state: PipelineState.RUNNING, finishedAt: null },

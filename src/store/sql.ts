@@ -31,6 +31,11 @@ export function sql(strings: TemplateStringsArray, ...values: Array<SqlValue | r
   return new SqlFragment([...strings], values);
 }
 
+/** Literal SQL text (a constant, never a value from outside): spliced in as it is. */
+export function rawSql(text: string): SqlFragment {
+  return new SqlFragment([text], []);
+}
+
 /** Joins fragments with a separator, e.g. the rows of a multi-row VALUES. */
 export function joinSql(fragments: readonly SqlFragment[], separator = ', '): SqlFragment {
   return new SqlFragment(['', ...fragments.slice(1).map(() => separator), ''], fragments);
@@ -68,6 +73,8 @@ function argType(value: SqlValue): ArgType {
 export type Row = Record<string, unknown>;
 
 export interface SqlRunner {
+  /** The SQL dialect it runs. */
+  readonly provider: Provider;
   query(statement: SqlFragment): Promise<Row[]>;
   execute(statement: SqlFragment): Promise<number>;
 }
@@ -81,6 +88,7 @@ export function prismaRunner(
   provider: Provider,
 ): SqlRunner {
   return {
+    provider,
     async query(statement) {
       const { text, args } = render(statement, provider);
       return (await tx.$queryRawUnsafe(text, ...args)) as Row[];
@@ -98,6 +106,7 @@ function adapterRunner(tx: Transaction, provider: Provider): SqlRunner {
     return { sql: text, args, argTypes: args.map(argType) };
   };
   return {
+    provider,
     async query(statement) {
       const result = await tx.queryRaw(toQuery(statement));
       return result.rows.map((values) => Object.fromEntries(result.columnNames.map((name, i) => [name, values[i]])));

@@ -5,15 +5,15 @@
  */
 import type { Db } from '../db.ts';
 import type { Event, Prisma } from '../generated/prisma/client.ts';
-import type { EventType } from '../engine/states.ts';
+import { TrackState, type EventType } from '../engine/states.ts';
 import type { PubSub } from '../pubsub.ts';
 import type { DagCache } from './dag-cache.ts';
-import { joinSql, prismaRunner, sql, type FastSql, type SqlRunner } from './sql.ts';
+import { joinSql, prismaRunner, rawSql, sql, type FastSql, type SqlRunner } from './sql.ts';
 
 export type Tx = Prisma.TransactionClient;
 
-/** An event to append; `id` and `createdAt` come from the database. */
-export type EventDraft = Omit<Prisma.EventCreateManyInput, 'id' | 'createdAt' | 'type'> & { type: EventType };
+/** An event to append; `id`, `seq` and `createdAt` are assigned when it is appended. */
+export type EventDraft = Omit<Prisma.EventCreateManyInput, 'id' | 'seq' | 'createdAt' | 'type'> & { type: EventType };
 
 export interface Journal {
   /** Queue an event; it is inserted at the end of the transaction, in call order. */
@@ -83,36 +83,100 @@ function announce(store: Store, events: readonly Event[]): void {
   }
 }
 
-/** Rows per INSERT: 9 values each, well inside the bind-value limit. */
+/** Rows per INSERT: 10 values each, well inside the bind-value limit. */
 const EVENTS_PER_STATEMENT = 2000;
 
-/** Inserts the events in order and returns them as committed rows. */
+/**
+ * The first key of the advisory locks that order a pipeline's events (the second is the
+ * pipeline id): an arbitrary constant, so they meet no other advisory lock in the database.
+ */
+const JOURNAL_LOCK = 728_115;
+
+/** The first key of the locks that serialise a pipeline's transitions (see lockPipeline). */
+const TRANSITION_LOCK = 728_116;
+
+/**
+ * Serialises the transitions of one pipeline that decide from its tracks' states (a result
+ * that may finish the pipeline or promote a join, a cancel, a retry): on PostgreSQL, two
+ * predecessors of a join succeeding at once would each see the other still RUNNING under
+ * READ COMMITTED, and neither promote the join. Take it first in the transaction; it is held
+ * until commit. Claims do not take it (they change one track each, conditionally), so the
+ * only lock a claim waits for after its rows is the journal lock, whose holders wait for
+ * nothing. SQLite runs one transaction at a time: nothing to do.
+ */
+export async function lockPipeline(runner: SqlRunner, pipelineId: number): Promise<void> {
+  if (runner.provider === 'postgres') await runner.execute(sql`SELECT pg_advisory_xact_lock(${rawSql(String(TRANSITION_LOCK))}, ${pipelineId})`);
+}
+
+/** The channel that tells workers on PostgreSQL that a track may have become ready. */
+export const WORK_CHANNEL = 'dagpipe_work';
+
+/**
+ * Inserts the events in order and returns them as committed rows, each with its position
+ * in its pipeline (`seq`: 1, 2, 3, ... without gaps).
+ *
+ * SPEC rule 12 asks that positions grow in commit order. An id from a sequence is handed
+ * out at INSERT, and the row becomes visible at COMMIT, so with concurrent writers an event
+ * could commit after a later-numbered one, and a reader replaying "after N" skip it. On
+ * PostgreSQL every transaction therefore takes its pipelines' journal locks (transaction-
+ * scoped advisory locks, in pipeline order, so two writers never wait for each other in a
+ * circle) right before it appends, and holds them until it commits: the next writer of the
+ * same pipeline numbers its events only after this one is visible. The lock is taken last,
+ * after the transaction's other work, and nothing after it waits for a row lock (the
+ * foreign-key checks of the INSERT take KEY SHARE locks, which no claim or update blocks),
+ * so it is held for the INSERT and the COMMIT only. SQLite has one writer at a time: ids are
+ * in commit order already.
+ */
 async function appendEvents(runner: SqlRunner, drafts: readonly EventDraft[]): Promise<Event[]> {
+  if (drafts.length === 0) return [];
+  const pipelineIds = [...new Set(drafts.map((d) => d.pipelineId))].sort((a, b) => a - b);
+  if (runner.provider === 'postgres') {
+    // OFFSET 0 keeps the subquery's order for the calls: locks are taken in pipeline order.
+    await runner.execute(sql`
+      SELECT pg_advisory_xact_lock(${rawSql(String(JOURNAL_LOCK))}, s."id") FROM (
+        SELECT "id" FROM "pipeline" WHERE "id" IN (${pipelineIds}) ORDER BY "id" OFFSET 0) s`);
+    if (drafts.some(makesReady)) await runner.execute(sql`SELECT pg_notify(${WORK_CHANNEL}, '')`);
+  }
+  const lastSeq = new Map<number, number>(pipelineIds.map((id) => [id, 0]));
+  const rows = await runner.query(sql`
+    SELECT "p_id", MAX("seq") AS "seq" FROM "event" WHERE "p_id" IN (${pipelineIds}) GROUP BY "p_id"`);
+  for (const row of rows) lastSeq.set(Number(row.p_id), Number(row.seq));
   const events: Event[] = [];
   const createdAt = new Date();
   for (let start = 0; start < drafts.length; start += EVENTS_PER_STATEMENT) {
-    const batch = drafts.slice(start, start + EVENTS_PER_STATEMENT).map((d) => ({
-      pipelineId: d.pipelineId,
-      trackId: d.trackId ?? null,
-      type: d.type,
-      pipelineState: d.pipelineState ?? null,
-      trackState: d.trackState ?? null,
-      attempt: d.attempt ?? null,
-      exitCode: d.exitCode ?? null,
-      reason: d.reason ?? null,
-      createdAt,
-    }));
-    const rows = await runner.query(sql`
-      INSERT INTO "event" ("p_id", "t_id", "type", "pipelineState", "trackState", "attempt", "exitCode", "reason", "createdAt")
+    const batch = drafts.slice(start, start + EVENTS_PER_STATEMENT).map((d) => {
+      const seq = lastSeq.get(d.pipelineId)! + 1;
+      lastSeq.set(d.pipelineId, seq);
+      return {
+        pipelineId: d.pipelineId,
+        seq,
+        trackId: d.trackId ?? null,
+        type: d.type,
+        pipelineState: d.pipelineState ?? null,
+        trackState: d.trackState ?? null,
+        attempt: d.attempt ?? null,
+        exitCode: d.exitCode ?? null,
+        reason: d.reason ?? null,
+        createdAt,
+      };
+    });
+    const inserted = await runner.query(sql`
+      INSERT INTO "event" ("p_id", "seq", "t_id", "type", "pipelineState", "trackState", "attempt", "exitCode", "reason", "createdAt")
       VALUES ${joinSql(
         batch.map(
-          (e) => sql`(${e.pipelineId}, ${e.trackId}, ${e.type}, ${e.pipelineState}, ${e.trackState}, ${e.attempt}, ${e.exitCode}, ${e.reason}, ${e.createdAt})`,
+          (e) =>
+            sql`(${e.pipelineId}, ${e.seq}, ${e.trackId}, ${e.type}, ${e.pipelineState}, ${e.trackState}, ${e.attempt}, ${e.exitCode}, ${e.reason}, ${e.createdAt})`,
         ),
       )}
       RETURNING "id"`);
     // Ids are assigned in VALUES order; RETURNING itself promises no order.
-    const ids = rows.map((r) => Number(r.id)).sort((a, b) => a - b);
+    const ids = inserted.map((r) => Number(r.id)).sort((a, b) => a - b);
     batch.forEach((event, i) => events.push({ id: ids[i]!, ...event }));
   }
   return events;
+}
+
+/** Whether an event may let a worker claim something: a track became PENDING. */
+function makesReady(event: EventDraft): boolean {
+  return event.trackState === TrackState.PENDING;
 }

@@ -1,8 +1,8 @@
 /**
- * A real service for a test file: its own migrated SQLite file, its own work directory,
+ * A real service for a test file: its own migrated database (SQLite, or PostgreSQL: see databases.ts), its own work directory,
  * listening on a free port, with a typed GraphQL client over HTTP and graphql-ws.
  */
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
@@ -10,10 +10,10 @@ import { print, type ExecutionResult } from 'graphql';
 import { createClient as createSseClient, type Client as SseClient } from 'graphql-sse';
 import { createClient, type Client } from 'graphql-ws';
 import { pino, type Logger } from 'pino';
-import { inject } from 'vitest';
 import WebSocket from 'ws';
 import { buildApp, type App } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
+import { freshDatabase, suiteEnvironment } from './databases.ts';
 
 export interface GraphQLClient {
   execute<R, V>(document: TypedDocumentNode<R, V>, variables?: V): Promise<ExecutionResult<R>>;
@@ -55,12 +55,7 @@ export interface TestApp extends GraphQLClient {
   stop(): Promise<void>;
 }
 
-/** A fresh migrated database file in `dir`. */
-export function freshDatabase(dir: string): string {
-  const file = path.join(dir, 'test.db');
-  copyFileSync(inject('templateDatabase'), file);
-  return `file:${file}`;
-}
+export { freshDatabase } from './databases.ts';
 
 export async function startTestApp(
   options: { env?: Record<string, string>; countQueries?: boolean; logger?: Logger } = {},
@@ -71,6 +66,7 @@ export async function startTestApp(
     PORT: '0',
     WORKERS: '4',
     DATABASE_URL: databaseUrl,
+    ...suiteEnvironment(),
     WORK_DIR: path.join(dir, 'work'),
     LOG_LEVEL: 'silent',
     // Tests of other things run on loopback without authentication, and without the
