@@ -127,7 +127,7 @@ export const WORK_CHANNEL = 'dagpipe_work';
  * so it is held for the INSERT and the COMMIT only. SQLite has one writer at a time: ids are
  * in commit order already.
  */
-async function appendEvents(runner: SqlRunner, drafts: readonly EventDraft[]): Promise<Event[]> {
+export async function appendEvents(runner: SqlRunner, drafts: readonly EventDraft[]): Promise<Event[]> {
   if (drafts.length === 0) return [];
   const pipelineIds = [...new Set(drafts.map((d) => d.pipelineId))].sort((a, b) => a - b);
   if (runner.provider === 'postgres') {
