@@ -38,7 +38,9 @@
  * as `npm start` has it: the launcher is what spawns the scripts.
  *
  * BENCH_ONLY=fanout runs (e) alone (under two minutes; no ratio line then), for quick iteration;
- * BENCH_ONLY=startup runs (s) alone.
+ * BENCH_ONLY=startup runs (s) alone, BENCH_ONLY=scaleout (f) (bench/scale-out.ts: the 1,000-track
+ * DAG on SQLite in one process and on PostgreSQL with 1 and 2 worker processes, and the
+ * wake-up latency across processes; needs the local PostgreSQL and Redis).
  *
  * BENCH_CPU_PROF=<dir> writes CPU profiles of this process during the engine run of (a) and
  * the startPipeline of (b), makes the launcher process write its own profile there when it
@@ -64,6 +66,7 @@ import { CancelPipeline, PipelineTrackNames } from '../test/helpers/operations.t
 import { connectWs, GraphQLClient, pipelineEnd } from './client.ts';
 import { buildLayeredGraphViaApi, buildLayeredGraphWithPrisma, type LayeredShape } from './graphs.ts';
 import { runFanOut } from './fan-out.ts';
+import { runScaleOut } from './scale-out.ts';
 import { runStartup } from './startup.ts';
 import { BenchStartPipeline } from './operations.ts';
 
@@ -77,7 +80,7 @@ const RUN_TIMEOUT_MS = 120_000;
 /** BENCH_SETUP=prisma writes (a)'s graphs straight to the database: not the spec'd setup, but far faster. */
 const PRISMA_SETUP = process.env.BENCH_SETUP === 'prisma';
 const PROFILE_DIR = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : undefined;
-/** BENCH_ONLY=fanout runs (e) alone, BENCH_ONLY=startup (s). */
+/** BENCH_ONLY=fanout runs (e) alone, BENCH_ONLY=startup (s), BENCH_ONLY=scaleout (f). */
 const ONLY = process.env.BENCH_ONLY;
 
 const problems: string[] = [];
@@ -179,14 +182,19 @@ async function profiled<T>(name: string, work: () => Promise<T>): Promise<T> {
 async function main(): Promise<number> {
   const total = performance.now();
   if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
-  if (ONLY !== undefined && ONLY !== 'fanout' && ONLY !== 'startup') throw new Error(`BENCH_ONLY=${ONLY}: the values are "fanout" and "startup"`);
+  const sections: Record<string, { title: string; run: () => Promise<string[]> }> = {
+    fanout: { title: 'fan-out', run: () => runFanOut({ root: ROOT, dir, progress, problems }) },
+    startup: { title: 'start-up', run: () => runStartup({ root: ROOT, databaseUrl, dir, progress, problems }) },
+    scaleout: { title: 'scale-out', run: () => runScaleOut({ root: ROOT, dir, progress, problems }) },
+  };
+  if (ONLY !== undefined && !(ONLY in sections)) throw new Error(`BENCH_ONLY=${ONLY}: the values are ${Object.keys(sections).map((k) => `"${k}"`).join(', ')}`);
   await run(process.execPath, ['scripts/build.mjs', '--if-stale'], { cwd: ROOT });
   if (ONLY === 'startup') await migrate();
   if (ONLY !== undefined) {
-    const section = ONLY === 'fanout' ? await runFanOut({ root: ROOT, dir, progress, problems }) : await runStartup({ root: ROOT, databaseUrl, dir, progress, problems });
+    const section = await sections[ONLY]!.run();
     const lines = [
       '',
-      `dagpipe benchmark, ${ONLY === 'fanout' ? 'fan-out' : 'start-up'} only (BENCH_ONLY=${ONLY}; node ${process.version})`,
+      `dagpipe benchmark, ${sections[ONLY]!.title} only (BENCH_ONLY=${ONLY}; node ${process.version})`,
       '',
       ...section,
       '',
@@ -291,6 +299,9 @@ async function main(): Promise<number> {
   // ---- (e): its own server process and database; last, so nothing of it weighs on (a)-(d).
   const fanOut = await runFanOut({ root: ROOT, dir, progress, problems });
 
+  // ---- (f): the service as separate processes on SQLite and on PostgreSQL.
+  const scaleOut = await runScaleOut({ root: ROOT, dir, progress, problems });
+
   // ---- Report.
   const bareMs = (bareBefore.ms + bareAfter.ms) / 2;
   const ratio = engine.ms / bareMs;
@@ -323,6 +334,8 @@ async function main(): Promise<number> {
     '      (a worker was free: claimed in the same commit that made the track ready)',
     '',
     ...fanOut,
+    '',
+    ...scaleOut,
     '',
     ...startup,
     '',
