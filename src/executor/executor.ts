@@ -43,8 +43,7 @@ import {
   unregisterExecutor,
   type ExecutorRow,
 } from '../store/worker-registry.ts';
-import { CANCEL_HINT } from '../store/transaction.ts';
-import type { Store } from '../store/transaction.ts';
+import { CANCEL_HINT, type Store } from '../store/transaction.ts';
 import type { Logger } from '../logger.ts';
 import type { ExecutorObserver } from '../metrics.ts';
 import { Launcher, type LauncherEntry } from './launcher-client.ts';
