@@ -173,8 +173,9 @@ describe.runIf(TEST_PROVIDER === 'postgresql')('roles on PostgreSQL', () => {
     }, 15_000, 'the listener to reconnect');
     delays.push(await startDelay());
     console.log(`start delays after the start mutation's response (POLL_INTERVAL_MS=${pollMs}): ${delays.join(', ')} ms`);
-    // Expected: tens of milliseconds. Without LISTEN, up to a minute.
-    for (const delay of delays) expect(delay).toBeLessThan(1000);
+    // Tens of milliseconds here, a few hundred on a loaded machine; without LISTEN, up to
+    // the poll interval (the wait above gives up after 20 s).
+    for (const delay of delays) expect(delay).toBeLessThan(pollMs / 20);
   });
 
   it('a cancel on the API kills the script on the worker at once, not at its next heartbeat', async () => {
