@@ -155,8 +155,8 @@ async function quiesce(app: App, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let idleLooks = 0;
   while (idleLooks < 5) {
-    if (Date.now() > deadline) throw new Error(`the executor still runs ${app.executor.runningCount} track(s) after ${timeoutMs} ms`);
-    idleLooks = app.executor.runningCount === 0 ? idleLooks + 1 : 0;
+    if (Date.now() > deadline) throw new Error(`the executor still runs ${app.executor!.runningCount} track(s) after ${timeoutMs} ms`);
+    idleLooks = app.executor!.runningCount === 0 ? idleLooks + 1 : 0;
     await sleep(50);
   }
 }
@@ -241,7 +241,7 @@ async function main(): Promise<number> {
   });
   if (PROFILE_DIR) process.env.NODE_OPTIONS = nodeOptions ?? '';
   if (engine.end.state !== 'FINISH') problems.push(`(a) pipeline ${engine.pipelineId} ended ${engine.end.state}: ${engine.end.reason}`);
-  const latency = app.executor.latencyStats(); // (d): right after (a), before anything else runs
+  const latency = app.executor!.latencyStats(); // (d): right after (a), before anything else runs
 
   progress('baseline: 1,000 bare spawns (after)');
   await quiesce(app);
@@ -278,7 +278,7 @@ async function main(): Promise<number> {
   let counting = false;
   const statements: string[] = [];
   ({ app, client } = await startApp({ onQuery: (sql) => counting && statements.push(sql) }));
-  await app.executor.stop(); // no polling, no heartbeat: the request is all that runs SQL
+  await app.executor!.stop(); // no polling, no heartbeat: the request is all that runs SQL
   const countStatements = async (pipelineId: number) => {
     statements.length = 0;
     counting = true;

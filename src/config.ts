@@ -22,7 +22,10 @@ export interface Config {
   databasePoolSize: number;
   /** How often a worker heartbeats, and sweeps for dead workers. */
   heartbeatMs: number;
-  /** A worker whose heartbeat is older than this is dead; its running tracks are settled. */
+  /**
+   * A worker whose heartbeat is older than this is dead; its running tracks are settled by
+   * the next sweep of a live one, so at most leaseMs + heartbeatMs after its last heartbeat.
+   */
   leaseMs: number;
   /** Fallback polling for ready tracks, when no wake-up hint arrived. */
   pollMs: number;

@@ -5,9 +5,17 @@ import type { Executor } from './executor/executor.ts';
 import type { PubSub } from './pubsub.ts';
 import type { Store } from './store/transaction.ts';
 
+/**
+ * What resolvers ask of this process's executor: the output of attempts it runs, not all
+ * stored yet. An API process runs none (every page then comes from the database).
+ */
+export type LocalRuns = Pick<Executor, 'keptOutput' | 'unflushedOutput'>;
+
+export const NO_LOCAL_RUNS: LocalRuns = { keptOutput: () => undefined, unflushedOutput: () => undefined };
+
 export interface AppServices {
   store: Store;
-  executor: Executor;
+  executor: LocalRuns;
   /** OUTPUT_LIMIT_BYTES: what is kept of a track's output. */
   outputLimitBytes: number;
 }
@@ -16,7 +24,7 @@ export interface Context {
   db: Db;
   bus: PubSub;
   store: Store;
-  executor: Executor;
+  executor: LocalRuns;
   outputLimitBytes: number;
   /** Who is calling; null when no valid token came with the request. */
   identity: Identity | null;

@@ -109,9 +109,16 @@ export class PostgresAdapterFactory extends PrismaPg {
 
 export type AdapterFactory = SqliteAdapterFactory | PostgresAdapterFactory;
 
-export function createAdapter(databaseUrl: string, options: { poolSize?: number } = {}): AdapterFactory {
+export function createAdapter(databaseUrl: string, options: { poolSize?: number; idleInTransactionTimeoutMs?: number } = {}): AdapterFactory {
   if (databaseProviderOf(databaseUrl) === 'postgresql') {
-    return new PostgresAdapterFactory(databaseUrl, new pg.Pool({ connectionString: databaseUrl, max: options.poolSize ?? 10 }));
+    return new PostgresAdapterFactory(
+      databaseUrl,
+      new pg.Pool({
+        connectionString: databaseUrl,
+        max: options.poolSize ?? 10,
+        ...(options.idleInTransactionTimeoutMs !== undefined && { idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs }),
+      }),
+    );
   }
   ensureSqliteDirectory(databaseUrl);
   return new SqliteAdapterFactory({ url: databaseUrl });

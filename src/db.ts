@@ -17,6 +17,8 @@ export interface DbOptions {
   onQuery?: (sql: string) => void;
   /** PostgreSQL connections in the pool. */
   poolSize?: number;
+  /** PostgreSQL ends a transaction left idle (its process frozen) for longer than this. */
+  idleInTransactionTimeoutMs?: number;
 }
 
 export interface Database {
@@ -27,7 +29,7 @@ export interface Database {
 }
 
 export async function connectDb(databaseUrl: string, options: DbOptions = {}): Promise<Database> {
-  const adapter = createAdapter(databaseUrl, { poolSize: options.poolSize });
+  const adapter = createAdapter(databaseUrl, { poolSize: options.poolSize, idleInTransactionTimeoutMs: options.idleInTransactionTimeoutMs });
   const postgres = adapter instanceof PostgresAdapterFactory;
   const clientOptions = {
     adapter,

@@ -1,8 +1,9 @@
-/** main(): configuration -> app -> listen; SIGINT/SIGTERM stop it cleanly. */
+/** main(): configuration -> app (by ROLE) -> listen; SIGINT/SIGTERM stop it cleanly. */
 import { ConfigError, loadConfig } from './config.ts';
 import { buildApp } from './app.ts';
 import { createLogger } from './logger.ts';
 import { ScriptUserError } from './executor/script-user.ts';
+import { DatabaseInUseError } from './executor/executor.ts';
 import { applyMigrations, MigrationError } from './migrations.ts';
 import { redactedUrl } from './database-url.ts';
 
@@ -42,8 +43,12 @@ async function main(): Promise<void> {
   try {
     url = await app.start();
   } catch (error) {
-    logger.error({ err: error }, `could not start on ${config.host}:${config.port}`);
     await app.stop().catch(() => undefined);
+    if (error instanceof DatabaseInUseError) {
+      console.error(error.message);
+      process.exit(2);
+    }
+    logger.error({ err: error }, `could not start on ${config.host}:${config.port}`);
     const inUse = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
     console.error(
       inUse
@@ -52,8 +57,12 @@ async function main(): Promise<void> {
     );
     process.exit(1);
   }
-  logger.info({ url, workers: config.workers, database: redactedUrl(config.databaseUrl) }, 'dagpipe is listening');
-  console.log(`GraphiQL: ${url}`);
+  logger.info(
+    { url, role: config.role, ...(app.executor && { workers: config.workers, executorId: app.executor.id }), database: redactedUrl(config.databaseUrl) },
+    'dagpipe is listening',
+  );
+  if (config.role === 'worker') console.log(`Worker: ${url} (ROLE=worker serves /health and /metrics; GraphQL is served by ROLE=api processes)`);
+  else console.log(`GraphiQL: ${url}`);
   if (!config.auth) {
     console.log('Authentication is off (AUTH=off): anyone who can reach this address can run scripts as this user.');
   } else if ((await app.store.db.apiToken.count({ where: { revokedAt: null } })) === 0) {

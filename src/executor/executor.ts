@@ -1,23 +1,49 @@
 /**
  * The executor: claims ready tracks, has the launcher run them, records their results,
- * and keeps at most `workers` scripts running. It is woken after every commit that may
- * have made a track ready, and also polls, so tracks made ready by another process are
- * picked up too.
+ * and keeps at most `workers` scripts running. It is woken after every commit of this
+ * process that may have made a track ready, by hints from other processes (hinted(): on
+ * PostgreSQL, store/work-listener.ts), and by a poll, the fallback.
  *
- * Liveness: the executor registers itself with a heartbeat. Tracks RUNNING under an
- * executor that is gone (its heartbeat is stale, or it was on this host and its pid is
- * dead) are failed by reconciliation (SPEC rule 10).
+ * Liveness (SPEC rules 10, 11; store/worker-registry.ts): the executor registers a row and
+ * renews its heartbeat every HEARTBEAT_INTERVAL_MS. At start-up it settles what executors
+ * that are gone left RUNNING (on this host: a dead pid). On PostgreSQL every executor also
+ * sweeps, at the same interval: the rows of executors whose heartbeat is older than
+ * LEASE_MS (default three intervals) are deleted and their RUNNING tracks failed. A dead
+ * worker's tracks are therefore settled at most LEASE_MS + HEARTBEAT_INTERVAL_MS after its
+ * last heartbeat (four intervals by default), plus the time the sweep itself takes, while
+ * any executor lives; there is no leader. A worker that was only frozen, and finds at its
+ * next heartbeat that its row is gone, kills its scripts (their results would be
+ * discarded: completeTrack fences by attempt and owner) and registers again under a new id.
+ *
+ * On SQLite one process runs everything: a second one is refused at start-up.
  */
 import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Event } from '../generated/prisma/client.ts';
 import { TrackState } from '../engine/states.ts';
 import { inputEnvironment } from '../engine/template.ts';
 import type { ParamValue } from '../engine/inputs.ts';
-import { claimTracks, completeTrack, reconcileOrphans, type ClaimedTrack } from '../store/executions.ts';
-import type { Store } from '../store/transaction.ts';
+import {
+  claimTracks,
+  completeTrack,
+  heldAttempts,
+  settleOrphans,
+  STOPPED_REASON,
+  WORKER_LOST_REASON,
+  type ClaimedTrack,
+} from '../store/executions.ts';
+import {
+  listExecutors,
+  processAlive,
+  registerExecutor,
+  removeDeadExecutors,
+  renewHeartbeat,
+  THIS_PROCESS,
+  unregisterExecutor,
+  type ExecutorRow,
+} from '../store/worker-registry.ts';
+import { CANCEL_HINT, type Store } from '../store/transaction.ts';
 import type { Logger } from '../logger.ts';
 import type { ExecutorObserver } from '../metrics.ts';
 import { Launcher, type LauncherEntry } from './launcher-client.ts';
@@ -32,9 +58,12 @@ export interface ExecutorOptions {
   workers: number;
   outputLimitBytes: number;
   workDir: string;
-  /** How often to look for work made ready elsewhere, and to heartbeat. */
+  /** How often to look for work made ready elsewhere when no hint came (default 1 s). */
   pollMs?: number;
+  /** How often to heartbeat and, on PostgreSQL, sweep for dead workers (default 5 s). */
   heartbeatMs?: number;
+  /** An executor whose heartbeat is older than this is dead (default three heartbeats). */
+  leaseMs?: number;
   /** Environment variables passed through to scripts (values from the service's env). */
   baseEnv: Record<string, string>;
   /** Told of dispatch latencies and script durations (metrics). */
@@ -70,8 +99,16 @@ export interface LatencyStats {
 const LATENCY_SAMPLES = 100_000;
 const RESULT_RETRY_DELAYS_MS = [50, 250, 1000, 5000, 15000];
 
+/** Why a worker that was taken for dead kills what it still runs. */
+const TAKEN_FOR_DEAD = 'this worker was taken for dead and its tracks were settled by another one';
+
+/** Another process uses the SQLite database (SPEC rule 11: one process on SQLite). */
+export class DatabaseInUseError extends Error {
+  override name = 'DatabaseInUseError';
+}
+
 export class Executor {
-  readonly id = randomUUID();
+  private executorId = randomUUID();
   private readonly launcher: Launcher;
   /** By "trackId:attempt": a cancelled attempt may still be dying while the next one runs. */
   private readonly running = new Map<string, RunningTrack>();
@@ -83,9 +120,17 @@ export class Executor {
   private reserved = 0;
   private pumping = false;
   private pumpAgain = false;
+  /**
+   * A wake-up found every free slot reserved by a result being recorded (whose own claim
+   * may have looked before the new work committed): pump once that reservation is released.
+   */
+  private wakeWhenFreed = false;
   private stopped = true;
   private pollTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private beating = false;
+  private sweeping = false;
   private readonly inFlight = new Set<Promise<unknown>>();
 
   constructor(
@@ -96,16 +141,48 @@ export class Executor {
     this.launcher = new Launcher(options.launcher);
   }
 
-  /** Registers, reconciles what a dead process left, and starts dispatching. */
+  /** The id of its row in `executor`; a new one after it registered again (see rejoin). */
+  get id(): string {
+    return this.executorId;
+  }
+
+  private get heartbeatMs(): number {
+    return this.options.heartbeatMs ?? 5000;
+  }
+
+  private get leaseMs(): number {
+    return this.options.leaseMs ?? 3 * this.heartbeatMs;
+  }
+
+  /** Whether other processes may share the database (PostgreSQL), so that this one sweeps. */
+  private get shared(): boolean {
+    return this.store.fast.provider === 'postgres';
+  }
+
+  /**
+   * Registers, settles what dead executors left, and starts dispatching.
+   * @throws DatabaseInUseError on SQLite when another live process uses the database.
+   */
   async start(): Promise<void> {
+    await this.register();
     this.stopped = false;
     await this.launcher.start();
     this.store.commitListeners.push((events) => this.onCommit(events));
-    await this.store.db.executor.create({ data: { id: this.id, host: hostname(), pid: process.pid } });
-    await this.reconcile();
+    await this.settleLeftovers();
     this.pollTimer = setInterval(() => this.wake(), this.options.pollMs ?? 1000);
-    this.heartbeatTimer = setInterval(() => this.track(this.heartbeat()), this.options.heartbeatMs ?? 5000);
+    this.heartbeatTimer = setInterval(() => this.track(this.beat()), this.heartbeatMs);
+    if (this.shared) this.sweepTimer = setInterval(() => this.track(this.sweep()), this.heartbeatMs);
     this.wake();
+  }
+
+  /**
+   * A hint from another process (PostgreSQL NOTIFY): work may be ready, or a track was
+   * cancelled (the one running it kills it).
+   */
+  hinted(payload: string): void {
+    if (this.stopped) return;
+    if (payload === CANCEL_HINT) this.track(this.dropLostRuns());
+    else this.wake();
   }
 
   /**
@@ -117,12 +194,13 @@ export class Executor {
     this.stopped = true;
     clearInterval(this.pollTimer);
     clearInterval(this.heartbeatTimer);
+    clearInterval(this.sweepTimer);
     for (const run of this.running.values()) {
       if (run.runId) this.launcher.kill(run.runId, 'the service is shutting down');
     }
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
     await this.launcher.close();
-    await this.store.db.executor.deleteMany({ where: { id: this.id } }).catch(() => undefined);
+    await unregisterExecutor(this.store, this.id).catch(() => undefined);
   }
 
   /** Asks for a dispatch pass soon; passes never overlap. */
@@ -218,7 +296,10 @@ export class Executor {
         this.pumpAgain = false;
         for (;;) {
           const want = this.freeSlots();
-          if (want <= 0) break;
+          if (want <= 0) {
+            if (this.reserved > 0) this.wakeWhenFreed = true;
+            break;
+          }
           this.reserved += want;
           let claimed: ClaimedTrack[];
           try {
@@ -308,10 +389,15 @@ export class Executor {
       const next = await this.withRetries(`recording the result of track ${claimed.id}`, () =>
         completeTrack(this.store, claimed, result, { executorId: this.id, limit: want }),
       );
-      this.trackLog(claimed)[result.succeeded ? 'info' : 'warn'](
-        { exitCode: outcome.exitCode, durationMs: Math.round(outcome.durationMs), reason: result.reason ?? undefined, recorded: next.outcome },
-        result.succeeded ? 'track succeeded' : 'track failed',
-      );
+      const fields = { exitCode: outcome.exitCode, durationMs: Math.round(outcome.durationMs), reason: result.reason ?? undefined, recorded: next.outcome };
+      if (next.discarded === 'superseded') {
+        this.trackLog(claimed).warn(
+          { ...fields, succeeded: result.succeeded },
+          'result discarded: the track was settled without it (this worker was taken for dead) or has moved on to another attempt',
+        );
+      } else {
+        this.trackLog(claimed)[result.succeeded ? 'info' : 'warn'](fields, result.succeeded ? 'track succeeded' : 'track failed');
+      }
       for (const track of next.claimed) this.launch(track);
       // Fewer than asked means nothing else is ready now; a later commit or the poll wakes us.
       if (next.claimed.length === want && want > 0) this.pumpAgain = true;
@@ -321,7 +407,10 @@ export class Executor {
     } finally {
       this.ending.delete(key);
       this.reserved -= want;
-      if (this.pumpAgain) this.wake();
+      if (this.pumpAgain || this.wakeWhenFreed) {
+        this.wakeWhenFreed = false;
+        this.wake();
+      }
     }
   }
 
@@ -341,44 +430,140 @@ export class Executor {
     }
   }
 
-  private async heartbeat(): Promise<void> {
-    await this.store.db.executor.upsert({
-      where: { id: this.id },
-      update: { heartbeatAt: new Date() },
-      create: { id: this.id, host: hostname(), pid: process.pid },
-    });
-    await this.reconcile();
-  }
-
-  /** Fails tracks of executors that are gone, and forgets those executors. */
-  private async reconcile(): Promise<void> {
-    const staleBefore = new Date(Date.now() - 3 * (this.options.heartbeatMs ?? 5000));
-    const executors = await this.store.db.executor.findMany();
-    // On this host a dead pid settles it at once; our own pid under another id is an
-    // earlier incarnation (a restarted container reuses pids).
-    const dead = executors.filter(
+  /**
+   * Registers this executor. On SQLite, refuses to run beside another live process: same
+   * host, its pid alive and its heartbeat fresh; another host, a fresh heartbeat. (A pid
+   * alive with a stale heartbeat is taken for a reused pid: a crash must never block the
+   * restart.) Both of two processes starting at once see each other, and both refuse.
+   */
+  private async register(): Promise<void> {
+    await registerExecutor(this.store, this.id);
+    if (this.shared) return;
+    const now = Date.now();
+    const other = (await listExecutors(this.store)).find(
       (e) =>
         e.id !== this.id &&
-        (e.heartbeatAt < staleBefore || (e.host === hostname() && (e.pid === process.pid || !processAlive(e.pid)))),
+        now - e.heartbeatAt.getTime() < this.leaseMs &&
+        (e.host !== THIS_PROCESS.host || (e.pid !== THIS_PROCESS.pid && processAlive(e.pid))),
     );
-    const alive = executors.filter((e) => !dead.includes(e)).map((e) => e.id);
-    const failed = await reconcileOrphans(this.store, alive);
+    if (other === undefined) return;
+    await unregisterExecutor(this.store, this.id);
+    throw new DatabaseInUseError(
+      `Another dagpipe process (pid ${other.pid} on ${other.host}, last heartbeat ${Math.round((now - other.heartbeatAt.getTime()) / 1000)} s ago) uses this SQLite database. ` +
+        'SQLite serves one process, which runs everything (ROLE=all): stop the other process first. ' +
+        'To run several processes (API and workers), use PostgreSQL and Redis: DATABASE_URL=postgresql://... and REDIS_URL=redis://... (docs/deploy.md).',
+    );
+  }
+
+  /**
+   * At start-up: fails the tracks that executors which are gone left RUNNING (SPEC rule 10).
+   * Gone: on this host, a dead pid, or this very pid under another id (an earlier
+   * incarnation: a restarted container reuses pids); on PostgreSQL also a stale heartbeat;
+   * on SQLite every other one (a live one made register() refuse).
+   */
+  private async settleLeftovers(): Promise<void> {
+    const others = (await listExecutors(this.store)).filter((e) => e.id !== this.id);
+    const stoppedHere = others.filter(
+      (e) => !this.shared || (e.host === THIS_PROCESS.host && (e.pid === THIS_PROCESS.pid || !processAlive(e.pid))),
+    );
+    const stopped = new Set(stoppedHere.map((e) => e.id));
+    const removed = await removeDeadExecutors(this.store, {
+      except: this.id,
+      ids: [...stopped],
+      ...(this.shared && { leaseMs: this.leaseMs }),
+    });
+    const lost = new Set(removed.filter((e) => !stopped.has(e.id)).map((e) => e.id));
+    if (lost.size > 0) this.logDead(removed.filter((e) => lost.has(e.id)));
+    const failed = await settleOrphans(this.store, (owner) => (owner !== null && lost.has(owner) ? WORKER_LOST_REASON : STOPPED_REASON));
     if (failed > 0) this.log.warn({ failed }, 'failed tracks left running by a stopped executor');
-    if (dead.length > 0) await this.store.db.executor.deleteMany({ where: { id: { in: dead.map((e) => e.id) } } });
+  }
+
+  /** Renews the heartbeat; rejoins if this worker was taken for dead; drops runs it no longer holds. */
+  private async beat(): Promise<void> {
+    if (this.beating || this.stopped) return;
+    this.beating = true;
+    try {
+      const registered = await renewHeartbeat(this.store, this.id);
+      if (this.stopped) return;
+      if (!registered) await this.rejoin();
+      await this.dropLostRuns();
+    } catch (error) {
+      this.log.warn({ err: error }, 'the heartbeat could not be written; trying again at the next interval');
+    } finally {
+      this.beating = false;
+    }
+  }
+
+  /**
+   * This worker's row is gone: another executor took it for dead (no heartbeat for a lease:
+   * it was frozen, or could not reach the database) and settled its running tracks. What
+   * it still runs would be discarded: kill it, and register again to take new work.
+   */
+  private async rejoin(): Promise<void> {
+    const runs = [...this.running.values()];
+    this.log.warn(
+      { executorId: this.id, running: runs.length, leaseMs: this.leaseMs },
+      'this worker was taken for dead (no heartbeat for longer than LEASE_MS) and another one settled its running tracks: killing their scripts, whose results would be discarded, and registering again',
+    );
+    for (const run of runs) if (run.runId) this.launcher.kill(run.runId, TAKEN_FOR_DEAD);
+    const id = randomUUID();
+    await registerExecutor(this.store, id);
+    this.executorId = id;
+    this.log.info({ executorId: id }, 'registered again');
+    this.wake();
+  }
+
+  /**
+   * Kills the scripts of attempts this executor no longer holds in the database: cancelled
+   * by another process, or settled by a sweep. (Cancels committed in this process are
+   * killed at once, in onCommit.)
+   */
+  private async dropLostRuns(): Promise<void> {
+    // Only runs whose claim committed before the query: those launched later are held.
+    const runs = [...this.running.entries()].filter(([, run]) => run.runId !== undefined);
+    if (runs.length === 0) return;
+    try {
+      const held = await heldAttempts(this.store, this.id);
+      for (const [key, run] of runs) {
+        if (!held.has(key) && this.running.get(key) === run) {
+          this.launcher.kill(run.runId!, 'the track is no longer running on this worker (cancelled, or settled by another one)');
+        }
+      }
+    } catch (error) {
+      this.log.warn({ err: error }, 'could not check which running tracks are still this worker\'s; trying again at the next heartbeat');
+    }
+  }
+
+  /**
+   * PostgreSQL: deletes the rows of executors whose heartbeat is older than the lease
+   * (SKIP LOCKED: sweepers never wait for each other) and fails the tracks they, or any
+   * executor without a row, left RUNNING: each a short transaction of its own.
+   */
+  private async sweep(): Promise<void> {
+    if (this.sweeping || this.stopped) return;
+    this.sweeping = true;
+    try {
+      const dead = await removeDeadExecutors(this.store, { except: this.id, leaseMs: this.leaseMs });
+      if (dead.length > 0) this.logDead(dead);
+      const failed = await settleOrphans(this.store, () => WORKER_LOST_REASON);
+      if (failed > 0) this.log.warn({ failed }, 'failed the running tracks of workers taken for dead');
+    } catch (error) {
+      this.log.warn({ err: error }, 'sweeping for dead workers failed; trying again at the next interval');
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  private logDead(dead: readonly ExecutorRow[]): void {
+    this.log.warn(
+      { workers: dead.map((e) => ({ id: e.id, host: e.host, pid: e.pid })), leaseMs: this.leaseMs },
+      'workers taken for dead (no heartbeat for longer than LEASE_MS); settling their running tracks',
+    );
   }
 }
 
 function runKey(trackId: number, attempt: number): string {
   return `${trackId}:${attempt}`;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** The reason stored with a failed track, in the operator's terms; null on success. */

@@ -1,7 +1,12 @@
 /**
- * Executor-driven transitions (SPEC rules 7, 8, 10): claiming ready tracks, recording
+ * Executor-driven transitions (SPEC rules 7, 8, 10, 11): claiming ready tracks, recording
  * results, and failing tracks whose executor died. All conditional updates: correct
  * with several executor processes sharing one database.
+ *
+ * Fencing: a claim names its executor (`executorId`), and only a registered executor
+ * claims (worker-registry.ts). A result is recorded only while the track is RUNNING in the
+ * attempt that started it and held by the executor that claimed it, so a worker that was
+ * taken for dead, and whose track was settled meanwhile, records nothing when it comes back.
  *
  * This is the hot path, a handful of statements per track, so it runs as plain SQL on
  * the driver adapter (store/sql.ts): no Prisma call may happen inside these transactions.
@@ -13,7 +18,7 @@ import type { InputSchema } from '../engine/inputs.ts';
 import type { Flush } from '../engine/output-window.ts';
 import type { SealedGraph } from './dag-cache.ts';
 import { writeOutput } from './output.ts';
-import { sql, type SqlRunner } from './sql.ts';
+import { prismaRunner, sql, type SqlRunner } from './sql.ts';
 import { applyTrackChanges } from './track-changes.ts';
 import { fastTransition, lockPipeline, type Journal, type Store } from './transaction.ts';
 
@@ -24,6 +29,8 @@ export interface ClaimedTrack {
   vertexId: number;
   graphId: number;
   attempt: number;
+  /** The executor that claimed it (the owner its result is fenced by). */
+  executorId: string;
   script: string;
   /** Resolved parameters (JSON). */
   input: string;
@@ -39,12 +46,17 @@ export interface ClaimRequest {
   limit: number;
 }
 
-type ClaimedRow = Pick<ClaimedTrack, 'id' | 'pipelineId' | 'vertexId' | 'attempt' | 'script' | 'input'>;
+type ClaimedRow = Pick<ClaimedTrack, 'id' | 'pipelineId' | 'vertexId' | 'attempt' | 'executorId' | 'script' | 'input'>;
 
 /**
  * Claims up to `limit` PENDING tracks that have their inputs, oldest first. The claim is
  * one conditional `UPDATE ... WHERE state = PENDING`: of executors racing for a track,
  * exactly one gets it back. A short transaction: the script runs after it committed.
+ *
+ * Only an executor whose row exists claims: one taken for dead (its row deleted) claims
+ * nothing until it has registered again. The check takes no lock on that row (a frozen
+ * claim would otherwise keep the sweep from ever deleting it); a claim that commits just
+ * after its executor's row was deleted leaves an orphan, which the next sweep settles.
  */
 async function claimInTransaction(runner: SqlRunner, journal: Journal, request: ClaimRequest): Promise<ClaimedRow[]> {
   if (request.limit <= 0) return [];
@@ -58,6 +70,7 @@ async function claimInTransaction(runner: SqlRunner, journal: Journal, request: 
           WITH ready AS MATERIALIZED (
             SELECT t."id" FROM "track" t JOIN "pipeline" p ON p."id" = t."p_id"
             WHERE t."state" = ${TrackState.PENDING} AND t."script" IS NOT NULL AND p."state" = ${PipelineState.RUNNING}
+              AND EXISTS (SELECT 1 FROM "executor" WHERE "id" = ${request.executorId})
             ORDER BY t."id" LIMIT ${request.limit}
             FOR NO KEY UPDATE OF t SKIP LOCKED)
           UPDATE "track" SET "state" = ${TrackState.RUNNING}, "startedAt" = ${new Date()}, "executorId" = ${request.executorId}
@@ -68,6 +81,7 @@ async function claimInTransaction(runner: SqlRunner, journal: Journal, request: 
           WHERE "state" = ${TrackState.PENDING} AND "id" IN (
             SELECT t."id" FROM "track" t JOIN "pipeline" p ON p."id" = t."p_id"
             WHERE t."state" = ${TrackState.PENDING} AND t."script" IS NOT NULL AND p."state" = ${PipelineState.RUNNING}
+              AND EXISTS (SELECT 1 FROM "executor" WHERE "id" = ${request.executorId})
             ORDER BY t."id" LIMIT ${request.limit})
           RETURNING "id", "p_id", "v_id", "attempt", "script", "input"`);
   const claimed = rows
@@ -76,6 +90,7 @@ async function claimInTransaction(runner: SqlRunner, journal: Journal, request: 
       pipelineId: Number(r.p_id),
       vertexId: Number(r.v_id),
       attempt: Number(r.attempt),
+      executorId: request.executorId,
       script: String(r.script),
       input: r.input === null ? '{}' : String(r.input),
     }))
@@ -114,19 +129,26 @@ export interface TrackResult {
 }
 
 export interface Completion {
-  /** 'stale' when the attempt no longer held the track (cancelled, reconciled): nothing changed. */
+  /** 'stale' when the attempt no longer held the track (cancelled, settled elsewhere): nothing changed. */
   outcome: 'recorded' | 'stale';
+  /**
+   * Why a stale result was discarded: the track was cancelled while it ran, or it was
+   * settled without this result (its executor was taken for dead) or is in a later attempt.
+   */
+  discarded?: 'cancelled' | 'superseded';
   /** Tracks claimed in the same transaction (see `claimNext`). */
   claimed: ClaimedTrack[];
 }
 
-type HeldTrack = Pick<ClaimedTrack, 'id' | 'attempt' | 'pipelineId' | 'vertexId' | 'graphId' | 'vertexName'>;
+/** The running attempt a result is for; `executorId` null only for a claim of unknown owner. */
+type HeldTrack = Pick<ClaimedTrack, 'id' | 'attempt' | 'pipelineId' | 'vertexId' | 'graphId' | 'vertexName'> & { executorId: string | null };
 
 /**
- * Records a result, fenced by the attempt: written only if the track is still RUNNING in
- * the attempt that started it. Success promotes ready successors and may finish the
- * pipeline; failure fails the pipeline and cancels every track that can no longer run.
- * With `claimNext`, the freed worker claims its next tracks in the same transaction.
+ * Records a result, fenced by the attempt and the owner: written only if the track is
+ * still RUNNING in the attempt that started it, held by the executor that claimed it.
+ * Success promotes ready successors and may finish the pipeline; failure fails the
+ * pipeline and cancels every track that can no longer run. With `claimNext`, the freed
+ * worker claims its next tracks in the same transaction.
  */
 export async function completeTrack(store: Store, track: HeldTrack, result: TrackResult, claimNext?: ClaimRequest): Promise<Completion> {
   const graph = await store.dags.get(store.db, track.graphId);
@@ -135,17 +157,22 @@ export async function completeTrack(store: Store, track: HeldTrack, result: Trac
     // Stored with the result, so a subscriber told that the track ended can read all of it.
     if (result.outputChunks) await writeOutput(runner, track.id, track.attempt, result.outputChunks);
     const to = result.succeeded ? TrackState.SUCCEED : TrackState.FAILED;
+    const heldBy = sql`"id" = ${track.id} AND "attempt" = ${track.attempt} AND "executorId" ${track.executorId === null ? sql`IS NULL` : sql`= ${track.executorId}`}`;
     const count = await runner.execute(sql`
       UPDATE "track" SET "state" = ${to}, "exitCode" = ${result.exitCode}, "reason" = ${result.reason},
         "output" = ${result.output}, "finishedAt" = ${new Date()}
-      WHERE "id" = ${track.id} AND "attempt" = ${track.attempt} AND "state" = ${TrackState.RUNNING}`);
+      WHERE ${heldBy} AND "state" = ${TrackState.RUNNING}`);
     let outcome: Completion['outcome'] = 'recorded';
+    let discarded: Completion['discarded'];
     if (count === 0) {
       // Cancelled while running: keep what it printed, change nothing else.
-      await runner.execute(sql`
-        UPDATE "track" SET "output" = ${result.output}, "exitCode" = ${result.exitCode}
-        WHERE "id" = ${track.id} AND "attempt" = ${track.attempt} AND "state" = ${TrackState.CANCELLED} AND "output" = ''`);
+      const kept = await runner.query(sql`
+        UPDATE "track" SET "output" = CASE WHEN "output" = '' THEN ${result.output} ELSE "output" END,
+          "exitCode" = CASE WHEN "output" = '' THEN ${result.exitCode} ELSE "exitCode" END
+        WHERE ${heldBy} AND "state" = ${TrackState.CANCELLED}
+        RETURNING "id"`);
       outcome = 'stale';
+      discarded = kept.length === 1 ? 'cancelled' : 'superseded';
     } else {
       journal.record({
         pipelineId: track.pipelineId,
@@ -160,9 +187,13 @@ export async function completeTrack(store: Store, track: HeldTrack, result: Trac
       else await failPipeline(graph, runner, journal, track);
     }
     const claimed = claimNext ? await claimInTransaction(runner, journal, claimNext) : [];
-    return { outcome, claimed };
+    return { outcome, discarded, claimed };
   });
-  return { outcome: completion.outcome, claimed: await withVertexFacts(store, completion.claimed) };
+  return {
+    outcome: completion.outcome,
+    ...(completion.discarded && { discarded: completion.discarded }),
+    claimed: await withVertexFacts(store, completion.claimed),
+  };
 }
 
 async function afterSuccess({ dag }: SealedGraph, runner: SqlRunner, journal: Journal, done: HeldTrack): Promise<void> {
@@ -223,29 +254,50 @@ async function failPipeline({ dag }: SealedGraph, runner: SqlRunner, journal: Jo
   });
 }
 
+/** Why a track left RUNNING by a process that stopped failed (SPEC rule 10). */
+export const STOPPED_REASON = 'The service stopped while this track was running, so its outcome is unknown. Retry the pipeline to run it again.';
+
+/** Why a track whose worker was taken for dead failed (SPEC rule 11). */
+export const WORKER_LOST_REASON =
+  'The worker running this track stopped sending heartbeats (it died, hung or lost the database), so its outcome is unknown. Retry the pipeline to run it again.';
+
 /**
- * SPEC rule 10: tracks left RUNNING by executors that are gone fail with a clear reason
- * (retryPipeline resumes them). `alive` lists the executors known to be running.
+ * SPEC rules 10 and 11: tracks left RUNNING by executors that are gone (no row in
+ * `executor`, see worker-registry.ts) fail with a clear reason, through the ordinary result
+ * path (the pipeline fails, what can no longer run is cancelled; retryPipeline resumes
+ * them), each in its own short transaction fenced by attempt and owner: of several
+ * executors settling the same orphan, one records it. `reasonOf` gives the reason for an
+ * owner, e.g. one this caller found dead and removed itself.
  */
-export async function reconcileOrphans(store: Store, alive: readonly string[]): Promise<number> {
-  const orphans = await store.db.track.findMany({
-    where: { state: TrackState.RUNNING, OR: [{ executorId: null }, { executorId: { notIn: [...alive] } }] },
-    select: { id: true, attempt: true, pipelineId: true, vertexId: true },
-  });
+export async function settleOrphans(store: Store, reasonOf: (executorId: string | null) => string): Promise<number> {
+  const orphans = await prismaRunner(store.db, store.fast.provider).query(sql`
+    SELECT t."id", t."attempt", t."p_id", t."v_id", t."executorId" FROM "track" t
+    WHERE t."state" = ${TrackState.RUNNING}
+      AND (t."executorId" IS NULL OR NOT EXISTS (SELECT 1 FROM "executor" e WHERE e."id" = t."executorId"))
+    ORDER BY t."id"`);
   let failed = 0;
-  for (const orphan of orphans) {
+  for (const row of orphans) {
+    const orphan = {
+      id: Number(row.id),
+      attempt: Number(row.attempt),
+      pipelineId: Number(row.p_id),
+      vertexId: Number(row.v_id),
+      executorId: row.executorId === null ? null : String(row.executorId),
+    };
     const vertex = await store.dags.vertex(store.db, orphan.vertexId);
     const { outcome } = await completeTrack(
       store,
       { ...orphan, graphId: vertex.graphId, vertexName: vertex.name },
-      {
-        succeeded: false,
-        exitCode: null,
-        reason: 'The service stopped while this track was running, so its outcome is unknown. Retry the pipeline to run it again.',
-        output: '',
-      },
+      { succeeded: false, exitCode: null, reason: reasonOf(orphan.executorId), output: '' },
     );
     if (outcome === 'recorded') failed++;
   }
   return failed;
+}
+
+/** The attempts an executor holds RUNNING now, as "trackId:attempt". */
+export async function heldAttempts(store: Store, executorId: string): Promise<Set<string>> {
+  const rows = await prismaRunner(store.db, store.fast.provider).query(sql`
+    SELECT "id", "attempt" FROM "track" WHERE "state" = ${TrackState.RUNNING} AND "executorId" = ${executorId}`);
+  return new Set(rows.map((r) => `${Number(r.id)}:${Number(r.attempt)}`));
 }

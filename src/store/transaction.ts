@@ -108,8 +108,14 @@ export async function lockPipeline(runner: SqlRunner, pipelineId: number): Promi
   if (runner.provider === 'postgres') await runner.execute(sql`SELECT pg_advisory_xact_lock(${rawSql(String(TRANSITION_LOCK))}, ${pipelineId})`);
 }
 
-/** The channel that tells workers on PostgreSQL that a track may have become ready. */
+/**
+ * The channel that tells workers on PostgreSQL that a track may have become ready (payload
+ * '') or that a track was cancelled (CANCEL_HINT: the worker running it kills it). See
+ * store/work-listener.ts.
+ */
 export const WORK_CHANNEL = 'dagpipe_work';
+
+export const CANCEL_HINT = 'cancelled';
 
 /**
  * Inserts the events in order and returns them as committed rows, each with its position
@@ -136,6 +142,7 @@ export async function appendEvents(runner: SqlRunner, drafts: readonly EventDraf
       SELECT pg_advisory_xact_lock(${rawSql(String(JOURNAL_LOCK))}, s."id") FROM (
         SELECT "id" FROM "pipeline" WHERE "id" IN (${pipelineIds}) ORDER BY "id" OFFSET 0) s`);
     if (drafts.some(makesReady)) await runner.execute(sql`SELECT pg_notify(${WORK_CHANNEL}, '')`);
+    if (drafts.some((d) => d.type === 'track:cancelled')) await runner.execute(sql`SELECT pg_notify(${WORK_CHANNEL}, ${CANCEL_HINT})`);
   }
   const lastSeq = new Map<number, number>(pipelineIds.map((id) => [id, 0]));
   const rows = await runner.query(sql`

@@ -34,7 +34,7 @@ it('a retry that starts while the cancelled attempt is still dying keeps its own
   await eventually(async () => (alive(first) ? undefined : true), 10_000, 'attempt 1 to die');
   expect(alive(second)).toBe(true);
   // Once attempt 1's end is processed, attempt 2 still holds its slot.
-  const count = await eventually(async () => (t.app.executor.runningCount < 2 ? t.app.executor.runningCount : undefined));
+  const count = await eventually(async () => (t.app.executor!.runningCount < 2 ? t.app.executor!.runningCount : undefined));
   expect(count).toBe(1);
   expect(await trackOf(id)).toMatchObject({ state: 'RUNNING', attempt: 2 });
   await t.request(CancelPipeline, { id });
@@ -48,7 +48,7 @@ it('when the launcher dies, its scripts die too and their tracks fail saying why
   if (started.startPipeline.__typename !== 'Pipeline') throw new Error();
   await eventually(async () => (existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() ? true : undefined));
   const scriptPid = Number(readFileSync(pidFile, 'utf8'));
-  process.kill(t.app.executor.launcherPid!, 'SIGKILL');
+  process.kill(t.app.executor!.launcherPid!, 'SIGKILL');
   const track = await eventually(async () => {
     const current = await trackOf(started.startPipeline.__typename === 'Pipeline' ? started.startPipeline.id : 0);
     return current.state === 'FAILED' ? current : undefined;

@@ -48,7 +48,7 @@ it('a subscriber to a 1,500-track pipeline gets every event of a mass cancel, in
   const graph = await t.app.store.db.graph.create({
     data: { name: 'wide', checked: true, vertices: { create: Object.keys(vertices).map((name) => ({ name, script: 'sleep 5' })) } },
   });
-  await t.app.executor.stop(); // keep every track PENDING
+  await t.app.executor!.stop(); // keep every track PENDING
   const pipeline = await startPipeline(t.app.store, { graphId: graph.id });
   const events = collect(t.wsClient(), TrackUpdated, { pipelineId: pipeline.id, after: 0 }, (items) =>
     items.filter((i) => i.trackUpdated.type === 'track:cancelled').length === 1500,

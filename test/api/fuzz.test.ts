@@ -466,7 +466,7 @@ describe('fuzzed mutations through the HTTP API', () => {
     const logger = pino({ level: 'error' }, { write: (line: string) => void serverErrors.push(line) });
     t = await startTestApp({ env: ENV, logger });
     // Only the calls may change the database: nothing is dispatched.
-    await t.app.executor.stop();
+    await t.app.executor!.stop();
     await seedFixtures();
     lastDump = undefined;
   });

@@ -69,7 +69,7 @@ describe('cancelPipeline', () => {
     expect((await detail(pipeline.id)).tracks.find((x) => x.name === 'slow')!.state).toBe('CANCELLED');
     await new Promise((resolve) => setTimeout(resolve, 3500));
     expect(existsSync(marker)).toBe(false);
-    expect(t.app.executor.runningCount).toBe(0);
+    expect(t.app.executor!.runningCount).toBe(0);
   });
 
   it('refuses to cancel a finished pipeline', async () => {

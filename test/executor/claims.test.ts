@@ -1,17 +1,20 @@
 /**
- * The executor's transitions against a real database: claims are exclusive, results are
- * fenced by the attempt, and every transition commits with its event.
+ * The executor's transitions against a real database: claims are exclusive and only a
+ * registered executor claims, results are fenced by the attempt and the owner, and every
+ * transition commits with its event.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { claimTracks, completeTrack } from '../../src/store/executions.ts';
 import { startPipeline } from '../../src/store/pipelines.ts';
+import { registerExecutor, unregisterExecutor } from '../../src/store/worker-registry.ts';
 import { startTestApp, type TestApp } from '../helpers/test-app.ts';
 import { seedGraph } from '../helpers/seed.ts';
 
 let t: TestApp;
 beforeAll(async () => {
   t = await startTestApp();
-  await t.app.executor.stop(); // these tests claim by hand
+  await t.app.executor!.stop(); // these tests claim by hand
+  for (const id of [...Array.from({ length: 8 }, (_, i) => `executor-${i}`), 'fenced', 'owner', 'other']) await registerExecutor(t.app.store, id);
 });
 afterAll(() => t?.stop());
 
@@ -58,5 +61,28 @@ describe('claims and fencing', () => {
     // A second delivery of the same result is fenced too.
     expect((await completeTrack(t.app.store, claimed!, { succeeded: false, exitCode: 1, reason: 'x', output: '' })).outcome).toBe('stale');
     expect((await t.app.store.db.pipeline.findUniqueOrThrow({ where: { id: pipeline.id } })).state).toBe(5);
+  });
+
+  it('a result from another executor than the one that claimed the attempt changes nothing', async () => {
+    const pipeline = await pendingPipeline(1);
+    const [claimed] = await claimTracks(t.app.store, { executorId: 'owner', limit: 1 });
+    expect(claimed).toMatchObject({ pipelineId: pipeline.id, executorId: 'owner' });
+    const eventsBefore = await t.app.store.db.event.count({ where: { pipelineId: pipeline.id } });
+    const foreign = await completeTrack(t.app.store, { ...claimed!, executorId: 'other' }, { succeeded: true, exitCode: 0, reason: null, output: 'not mine' });
+    expect(foreign).toMatchObject({ outcome: 'stale', discarded: 'superseded' });
+    expect(await t.app.store.db.track.findUniqueOrThrow({ where: { id: claimed!.id } })).toMatchObject({ state: 2, output: '', executorId: 'owner' });
+    expect(await t.app.store.db.event.count({ where: { pipelineId: pipeline.id } })).toBe(eventsBefore);
+    expect((await completeTrack(t.app.store, claimed!, { succeeded: true, exitCode: 0, reason: null, output: 'ok\n' })).outcome).toBe('recorded');
+  });
+
+  it('an executor without a row (taken for dead, or never registered) claims nothing', async () => {
+    const pipeline = await pendingPipeline(1);
+    await registerExecutor(t.app.store, 'doomed');
+    await unregisterExecutor(t.app.store, 'doomed');
+    expect(await claimTracks(t.app.store, { executorId: 'doomed', limit: 5 })).toEqual([]);
+    expect(await claimTracks(t.app.store, { executorId: 'never-registered', limit: 5 })).toEqual([]);
+    expect((await t.app.store.db.track.findFirstOrThrow({ where: { pipelineId: pipeline.id } })).state).toBe(1);
+    const [claimed] = await claimTracks(t.app.store, { executorId: 'owner', limit: 5 });
+    expect(claimed?.pipelineId).toBe(pipeline.id);
   });
 });

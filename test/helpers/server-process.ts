@@ -21,8 +21,10 @@ export async function freePort(): Promise<number> {
 export interface ServerProcess {
   child: ChildProcess;
   pid: number;
-  /** The GraphQL endpoint (http://host:port/graphql). */
+  /** The GraphQL endpoint (http://host:port/graphql); a worker's (ROLE=worker) /health. */
   url: string;
+  /** What it printed so far, stdout and stderr (the last megabyte). */
+  output(): string;
   /** Resolves once the process has exited. */
   exited: Promise<void>;
   /** Sends `signal` and waits for the process to exit. */
@@ -30,8 +32,8 @@ export interface ServerProcess {
 }
 
 /**
- * Resolves with the GraphQL URL a starting server prints, or rejects with what it
- * printed if it exits or says nothing within `timeoutMs`.
+ * Resolves with the GraphQL URL a starting server prints (a worker's /health URL), or
+ * rejects with what it printed if it exits or says nothing within `timeoutMs`.
  */
 export function serverUrl(child: ChildProcess, timeoutMs: number): Promise<string> {
   let output = '';
@@ -43,7 +45,7 @@ export function serverUrl(child: ChildProcess, timeoutMs: number): Promise<strin
     const timer = setTimeout(() => reject(new Error(`the server did not start within ${timeoutMs / 1000} s: ${output}`)), timeoutMs);
     child.stdout!.on('data', (chunk: Buffer) => {
       keep(chunk);
-      const match = /GraphiQL: (\S+)/.exec(output);
+      const match = /^(?:GraphiQL|Worker): (\S+)/m.exec(output);
       if (match) {
         clearTimeout(timer);
         resolve(match[1]!);
@@ -67,6 +69,13 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   started.add(child);
+  let printed = '';
+  const keep = (chunk: Buffer) => {
+    printed += chunk.toString();
+    if (printed.length > 2_000_000) printed = printed.slice(-1_000_000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
   const exited = new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
     else child.once('exit', () => resolve());
@@ -77,6 +86,7 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
     child,
     pid: child.pid!,
     url,
+    output: () => printed,
     exited,
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
