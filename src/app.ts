@@ -25,6 +25,7 @@ import { FAVICON, servedGraphiQL } from './graphiql.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createBus } from './pubsub.ts';
+import { connectRedisBus } from './redis-bus.ts';
 import { schema } from './schema/index.ts';
 import { useSharedEventExecution } from './shared-execution.ts';
 import { DagCache } from './store/dag-cache.ts';
@@ -63,7 +64,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const store: Store = {
     db,
     fast,
-    bus: createBus(),
+    bus: config.redisUrl
+      ? await connectRedisBus({ redisUrl: config.redisUrl, databaseUrl: config.databaseUrl, log: logger.child({ component: 'bus' }) })
+      : createBus(),
     dags: new DagCache(),
     commitListeners: [],
     onListenerError: (error) => logger.error({ err: error }, 'commit listener failed'),
@@ -75,6 +78,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     db,
     runningTracks: () => executor.runningCount,
     subscriptions: () => store.bus.subscriptions,
+    busPublishFailures: () => store.bus.publishFailures,
     webSocketConnections: () => wss.clients.size,
   });
   const scriptUser = resolveScriptUser(config.scriptUser, process.getuid?.());
@@ -326,6 +330,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         await new Promise<void>((resolve) => server.close(() => resolve()));
       }
       await executor.stop();
+      await store.bus.close();
       await db.$disconnect();
     },
   };
