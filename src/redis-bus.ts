@@ -188,11 +188,19 @@ export async function connectRedisBus(options: RedisBusOptions): Promise<Bus> {
 
   // --- Liveness ---
   const pingMs = options.pingMs ?? 10_000;
+  const pinging = new Set<Redis>();
   const watchdog = setInterval(() => {
     for (const client of [publisher, subscriber]) {
-      if (client.status !== 'ready') continue;
+      if (client.status !== 'ready' || pinging.has(client)) continue;
+      pinging.add(client);
       const timer = setTimeout(() => closing || client.disconnect(true), pingMs).unref();
-      client.ping().then(noop, noop).finally(() => clearTimeout(timer));
+      client
+        .ping()
+        .then(noop, noop)
+        .finally(() => {
+          clearTimeout(timer);
+          pinging.delete(client);
+        });
     }
   }, pingMs);
   watchdog.unref();

@@ -1,9 +1,9 @@
 /**
  * A TCP proxy on loopback to stand between a service and Redis (or anything), to make its
  * connection fail the ways networks do: cut (every connection closed, new ones refused,
- * as when the server or the link goes down), black-holed (connections stay open and
- * nothing gets through, as behind a NAT that forgot them) or slow (what the service sends
- * arrives late).
+ * as when the server or the link goes down), black-holed (open connections stay open and
+ * nothing gets through, as behind a NAT that forgot them; new ones work) or slow (what
+ * the service sends arrives late).
  */
 import { connect, createServer, type Socket } from 'node:net';
 
@@ -12,11 +12,11 @@ export interface TcpProxy {
   url: string;
   /** Closes every connection and refuses new ones until restore(). */
   cut(): void;
-  /** Keeps every connection open and passes nothing through, new connections included, until restore(). */
+  /** Keeps the open connections open and passes nothing through them any more; new connections work. */
   blackhole(): void;
   /** Holds what clients send for `ms` before passing it on (in order), until restore(). */
   delay(ms: number): void;
-  /** Passes connections through again (black-holed ones are closed). */
+  /** Passes new connections through again, at once. */
   restore(): void;
   close(): Promise<void>;
 }
@@ -30,7 +30,7 @@ interface Pair {
 
 export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
   const target = new URL(targetUrl);
-  let mode: 'open' | 'cut' | 'blackhole' = 'open';
+  let mode: 'open' | 'cut' = 'open';
   let delayMs = 0;
   const pairs = new Set<Pair>();
   const end = (pair: Pair) => {
@@ -43,7 +43,6 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
     pairs.add(pair);
     client.on('error', () => end(pair)).on('close', () => end(pair));
     if (mode === 'cut') return end(pair);
-    if (mode === 'blackhole') return void client.pause();
     const upstream = connect(Number(target.port), target.hostname);
     pair.upstream = upstream;
     upstream.on('error', () => end(pair)).on('close', () => end(pair));
@@ -64,7 +63,6 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
       for (const pair of [...pairs]) end(pair);
     },
     blackhole() {
-      mode = 'blackhole';
       for (const { client, upstream } of pairs) {
         upstream?.unpipe();
         client.pause();
@@ -75,7 +73,6 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
       delayMs = ms;
     },
     restore() {
-      if (mode === 'blackhole') for (const pair of [...pairs]) end(pair);
       mode = 'open';
       delayMs = 0;
     },
