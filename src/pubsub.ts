@@ -11,6 +11,7 @@
  * client must not grow the server's memory, and publishing must never throw (a throwing
  * listener inside a commit path would take the service down).
  */
+import { setMaxListeners } from 'node:events';
 import type { OutputChunkData } from './engine/output-window.ts';
 import type { Event } from './generated/prisma/client.ts';
 
@@ -126,8 +127,11 @@ export interface Carrier {
 
 /** One process: messages go from publisher to subscribers in memory, none is lost. */
 export function memoryCarrier(): Carrier {
+  const target = new EventTarget();
+  // Any number of subscribers may follow one pipeline.
+  setMaxListeners(0, target);
   return {
-    target: new EventTarget() as unknown as MessageTarget,
+    target: target as unknown as MessageTarget,
     prefix: '',
     listening: () => undefined,
     onResumed: () => undefined,
