@@ -21,6 +21,7 @@ import { createProbes, notOnWorker } from './http/probes.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createBus } from './pubsub.ts';
+import { connectRedisBus } from './redis-bus.ts';
 import { DagCache } from './store/dag-cache.ts';
 import type { Store } from './store/transaction.ts';
 import { WorkListener } from './store/work-listener.ts';
@@ -67,7 +68,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const store: Store = {
     db,
     fast,
-    bus: createBus(),
+    bus: config.redisUrl
+      ? await connectRedisBus({ redisUrl: config.redisUrl, databaseUrl: config.databaseUrl, log: logger.child({ component: 'bus' }) })
+      : createBus(),
     dags: new DagCache(),
     commitListeners: [],
     onListenerError: (error) => logger.error({ err: error }, 'commit listener failed'),
@@ -77,6 +80,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     db,
     runningTracks: () => executor?.runningCount ?? 0,
     subscriptions: () => store.bus.subscriptions,
+    busPublishFailures: () => store.bus.publishFailures,
     webSocketConnections: () => api?.webSocketConnections() ?? 0,
   });
   const executor = config.role === 'api' ? undefined : createExecutor(deps, store, metrics);
@@ -145,6 +149,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       }
       await listener?.stop();
       await executor?.stop();
+      await store.bus.close();
       await db.$disconnect();
     },
   };

@@ -28,6 +28,8 @@ export interface MetricsSources {
   db: Db;
   runningTracks(): number;
   subscriptions(): number;
+  /** Live messages this process could not publish (Redis away). */
+  busPublishFailures(): number;
   webSocketConnections(): number;
 }
 
@@ -98,6 +100,16 @@ export function createMetrics(sources: MetricsSources): Metrics {
     registers: [registry],
     collect() {
       this.set(sources.webSocketConnections());
+    },
+  });
+
+  new Counter({
+    name: 'dagpipe_bus_publish_failures_total',
+    help: 'Live updates this process could not publish to Redis (it was away); subscribers caught up from the database instead.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(sources.busPublishFailures());
     },
   });
 

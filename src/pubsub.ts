@@ -1,12 +1,17 @@
 /**
- * The in-process event bus. Topics are "domain:action" and keyed by the id subscribers
- * filter on. Only src/store/transaction.ts publishes transitions, after commit.
+ * The event bus. Topics are "domain:action" and keyed by the id subscribers filter on.
+ * Only src/store/transaction.ts publishes transitions, after commit.
+ *
+ * Messages travel on an EventTarget: this process's memory, or Redis to every process of
+ * the deployment (src/redis-bus.ts). Redis may lose messages, so subscribers treat the bus
+ * as a hint of what is new and read the database whenever their feed says they may have
+ * missed something (SPEC rule 12).
  *
  * Subscribers get a bounded {@link Feed}, never an unbounded queue: a slow or stalled
  * client must not grow the server's memory, and publishing must never throw (a throwing
  * listener inside a commit path would take the service down).
  */
-import { EventEmitter } from 'node:events';
+import { setMaxListeners } from 'node:events';
 import type { OutputChunkData } from './engine/output-window.ts';
 import type { Event } from './generated/prisma/client.ts';
 
@@ -35,7 +40,8 @@ type Payload<T extends Topic> = Topics[T][1];
  * `weigh` (one per item by default; output counts its bytes, since a piece may hold one
  * line or thousands). When a subscriber falls behind, the newest items are dropped and
  * counted, and the reader is told how many it missed (it can then re-read the persisted
- * history). An item heavier than the whole capacity still gets into an empty feed.
+ * history); {@link missed} says the same when the carrier lost an unknown number. An item
+ * heavier than the whole capacity still gets into an empty feed.
  */
 export class Feed<P> {
   private items: P[] = [];
@@ -61,15 +67,30 @@ export class Feed<P> {
     this.wake?.();
   }
 
+  /** Items after those waiting may have been lost on the way: the reader is told as for drops. */
+  missed(): void {
+    if (this.closed) return;
+    this.dropped++;
+    this.wake?.();
+  }
+
   close(): void {
     this.closed = true;
     this.wake?.();
   }
 
-  /** Waits for items (or a close); returns them with the count dropped since last time. */
-  async take(): Promise<{ items: P[]; dropped: number; closed: boolean }> {
-    while (this.items.length === 0 && this.dropped === 0 && !this.closed) {
-      await new Promise<void>((resolve) => (this.wake = resolve));
+  /**
+   * Waits for items (or a close); returns them with the count dropped since last time.
+   * With `waitMs`, returns after that long at the latest, possibly with nothing.
+   */
+  async take(waitMs?: number): Promise<{ items: P[]; dropped: number; closed: boolean }> {
+    if (this.items.length === 0 && this.dropped === 0 && !this.closed && waitMs !== 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        if (waitMs !== undefined) timer = setTimeout(resolve, waitMs);
+      });
+      clearTimeout(timer);
       this.wake = undefined;
     }
     const taken = { items: this.items, dropped: this.dropped, closed: this.closed };
@@ -80,23 +101,83 @@ export class Feed<P> {
   }
 }
 
+/** The part of an EventTarget the bus uses; a message is a CustomEvent named by its channel. */
+export interface MessageTarget {
+  addEventListener(channel: string, listener: (message: CustomEvent) => void): void;
+  removeEventListener(channel: string, listener: (message: CustomEvent) => void): void;
+  dispatchEvent(message: CustomEvent): boolean;
+}
+
+/** What carries the bus's messages: memory ({@link memoryCarrier}) or Redis (src/redis-bus.ts). */
+export interface Carrier {
+  readonly target: MessageTarget;
+  /** Put before every channel name: deployments sharing a Redis never meet. */
+  readonly prefix: string;
+  /**
+   * Undefined when messages on `channel` reach its listeners already; otherwise resolves
+   * once they do (Redis confirmed the subscription).
+   */
+  listening(channel: string): Promise<void> | undefined;
+  /** Calls `resumed` whenever delivery works again after messages may have been lost. */
+  onResumed(resumed: () => void): void;
+  /** Messages that could not be sent. */
+  readonly publishFailures: number;
+  close(): Promise<void>;
+}
+
+/** One process: messages go from publisher to subscribers in memory, none is lost. */
+export function memoryCarrier(): Carrier {
+  const target = new EventTarget();
+  // Any number of subscribers may follow one pipeline.
+  setMaxListeners(0, target);
+  return {
+    target: target as unknown as MessageTarget,
+    prefix: '',
+    listening: () => undefined,
+    onResumed: () => undefined,
+    publishFailures: 0,
+    close: async () => undefined,
+  };
+}
+
 export class Bus {
-  private readonly emitter = new EventEmitter().setMaxListeners(0);
   private open = 0;
+  private readonly feeds = new Set<Feed<unknown>>();
+  private failures = 0;
+
+  constructor(private readonly carrier: Carrier = memoryCarrier()) {
+    carrier.onResumed(() => {
+      for (const feed of this.feeds) feed.missed();
+    });
+  }
 
   /** Subscriptions listening now. */
   get subscriptions(): number {
     return this.open;
   }
 
+  /** Messages that could not be sent (the carrier's failures, and ones it refused outright). */
+  get publishFailures(): number {
+    return this.failures + this.carrier.publishFailures;
+  }
+
+  /** Never throws: the caller has committed already, and subscribers fill gaps from the database. */
   publish<T extends Topic>(topic: T, key: Key<T>, payload: Payload<T>): void {
-    this.emitter.emit(`${topic}:${key}`, payload);
+    try {
+      this.carrier.target.dispatchEvent(new CustomEvent(this.channel(topic, key), { detail: payload }));
+    } catch {
+      this.failures++;
+    }
   }
 
   /**
    * Starts listening now; call `stop` when the subscriber goes away. See Feed for `capacity`
    * and `weigh`. `counted: false` for a further topic of one subscription (trackOutput also
    * follows its pipeline's events), so that `subscriptions` counts subscribers.
+   *
+   * Where listening takes a moment to begin (Redis confirms a new channel a round trip
+   * later), the feed reports a miss once it has: the subscriber read the database before
+   * that, or will, and reads again for what was published in between.
    */
   subscribe<T extends Topic>(
     topic: T,
@@ -105,9 +186,11 @@ export class Bus {
     { weigh, counted = true }: { weigh?: (payload: Payload<T>) => number; counted?: boolean } = {},
   ): { feed: Feed<Payload<T>>; stop(): void } {
     const feed = new Feed<Payload<T>>(capacity, weigh);
-    const name = `${topic}:${key}`;
-    const listener = (payload: Payload<T>) => feed.push(payload);
-    this.emitter.on(name, listener);
+    const channel = this.channel(topic, key);
+    const listener = (message: CustomEvent) => feed.push(message.detail as Payload<T>);
+    this.carrier.target.addEventListener(channel, listener);
+    this.feeds.add(feed as Feed<unknown>);
+    void this.carrier.listening(channel)?.then(() => feed.missed());
     const count = counted ? 1 : 0;
     this.open += count;
     let stopped = false;
@@ -117,15 +200,26 @@ export class Bus {
         if (stopped) return;
         stopped = true;
         this.open -= count;
-        this.emitter.off(name, listener);
+        this.carrier.target.removeEventListener(channel, listener);
+        this.feeds.delete(feed as Feed<unknown>);
         feed.close();
       },
     };
+  }
+
+  /** Stops carrying messages (closes the Redis connections). */
+  close(): Promise<void> {
+    return this.carrier.close();
+  }
+
+  private channel(topic: Topic, key: number): string {
+    return `${this.carrier.prefix}${topic}:${key}`;
   }
 }
 
 export type PubSub = Bus;
 
+/** A bus in this process's memory. */
 export function createBus(): Bus {
   return new Bus();
 }

@@ -54,7 +54,8 @@ const PAGE = 1000;
  * Persisted events after `after` (when given), then live ones, without gap or duplicate,
  * until the pipeline can have no more (see endsPipelineStreams). Listening starts before
  * the first read, so nothing committed in between is missed; a subscriber that falls
- * behind the live feed catches up from the event table.
+ * behind the live feed, or misses an event on the way (Redis drops messages), catches up
+ * from the event table.
  */
 function replayThenLive(
   ctx: Context,
@@ -73,12 +74,15 @@ async function* replay(
   after: number | null | undefined,
   keep: (event: EventRow) => boolean,
 ): AsyncGenerator<EventRow> {
+  /** The id and the seq of the last event handled (seq unknown until needed, when resuming after an id). */
   let last: number;
+  let lastSeq: number | undefined;
   if (after != null) {
     last = after;
   } else {
-    const newest = await ctx.db.event.findFirst({ where: { pipelineId }, orderBy: { id: 'desc' }, select: { id: true } });
+    const newest = await ctx.db.event.findFirst({ where: { pipelineId }, orderBy: { id: 'desc' }, select: { id: true, seq: true } });
     last = newest?.id ?? 0;
+    lastSeq = newest?.seq ?? 0;
   }
   // Read after listening started and after `last` was fixed: a pipeline finished now has
   // all its events in the table; otherwise its pipeline:finished event is still to come,
@@ -91,6 +95,7 @@ async function* replay(
       const page = await ctx.db.event.findMany({ where: { pipelineId, id: { gt: last } }, orderBy: { id: 'asc' }, take: PAGE });
       for (const event of page) {
         last = event.id;
+        lastSeq = event.seq;
         if (endsPipelineStreams(event.pipelineState)) final = true;
         if (keep(event)) yield event;
       }
@@ -99,17 +104,32 @@ async function* replay(
     if (final) return;
     const { items, dropped, closed } = await feed.take();
     if (closed) return;
+    let gap = false;
     for (const event of items) {
-      if (endsPipelineStreams(event.pipelineState)) final = true;
       if (event.id <= last) continue;
+      // Seqs run 1, 2, 3, ... in commit order: one skipped is an event missed on the way
+      // (or still on its way from another process); the table has it, and this one.
+      lastSeq ??= await seqUpTo(ctx, pipelineId, last);
+      if (event.seq !== lastSeq + 1) {
+        gap = true;
+        break;
+      }
       last = event.id;
+      lastSeq = event.seq;
+      if (endsPipelineStreams(event.pipelineState)) final = true;
       if (keep(event)) yield event;
     }
     // Missed live events are in the table: read them from there. A commit's events are
     // published together and none can follow pipeline:finished, so without a miss the
     // stream is complete when that event was handled.
-    catchUp = dropped > 0;
+    catchUp = gap || dropped > 0;
   }
+}
+
+/** The seq of the pipeline's newest event with an id up to `id` (0: none). */
+async function seqUpTo(ctx: Context, pipelineId: number, id: number): Promise<number> {
+  const event = await ctx.db.event.findFirst({ where: { pipelineId, id: { lte: id } }, orderBy: { id: 'desc' }, select: { seq: true } });
+  return event?.seq ?? 0;
 }
 
 /**

@@ -186,8 +186,19 @@ builder.prismaObjectField('Track', 'output', (t) =>
 );
 
 /**
+ * How long a gap in the live lines may wait for the store: the process that runs the
+ * attempt stores its lines a moment after they are printed (OutputRecorder: 250 ms and a
+ * write), and a subscriber elsewhere reads them from there.
+ */
+const GAP_WAIT_MS = 3000;
+const GAP_RETRY_MS = 100;
+/** After a miss of unknown extent, when to read the store once more for lines not stored yet at the first read. */
+const RECHECK_MS = 1500;
+
+/**
  * Lines of the track from `offset` (when given) of its current attempt, then live ones. A
- * gap in what arrives live (this subscriber fell behind) is filled from the stored output.
+ * gap in what arrives live (this subscriber fell behind, or Redis lost lines on the way) is
+ * filled from the stored output, waiting briefly for lines that are not stored yet.
  * When `end` settles (the track succeeded: nothing more can come) the line feed is closed:
  * the lines queued in it were published before the result committed, and the store has
  * the rest, the tail stored with the result included.
@@ -202,6 +213,8 @@ async function* followOutput(
   let attempt = track.attempt;
   /** Everything of `attempt` before this was delivered; null: following live only. */
   let position: number | null = null;
+  /** Set after a miss whose extent is unknown: read the store again then, unless live lines show nothing is missing. */
+  let recheckAt: number | undefined;
 
   async function* catchUp(from: number): AsyncGenerator<DeliveredLine> {
     for (;;) {
@@ -213,9 +226,31 @@ async function* followOutput(
     }
   }
 
+  /** Delivers the lines before offset `to` from the store, or says they cannot be delivered. */
+  async function* fillGap(to: number): AsyncGenerator<DeliveredLine> {
+    const deadline = Date.now() + GAP_WAIT_MS;
+    for (;;) {
+      yield* catchUp(position!);
+      if (position! >= to) return;
+      if (Date.now() >= deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, GAP_RETRY_MS));
+    }
+    // Not stored in time: past the first half of OUTPUT_LIMIT_BYTES a running attempt's
+    // lines are stored only when it ends (or dropped, if more follow), or its process is away.
+    const from = position!;
+    position = to;
+    yield {
+      trackId: track.id,
+      attempt,
+      stream: 'stderr',
+      offset: null,
+      line: `[${to - from} bytes of output (from offset ${from}) could not be delivered live here; once stored, Track.output(offset: ${from}, attempt: ${attempt}) has them]`,
+    };
+  }
+
   if (offset !== null) yield* catchUp(offset);
   for (;;) {
-    const { items, dropped, closed } = await feed.take();
+    const { items, dropped, closed } = await feed.take(recheckAt === undefined ? undefined : Math.max(0, recheckAt - Date.now()));
     for (let i = 0; i < items.length; i++) {
       const chunk = items[i]!;
       // Let go of each piece once sent: its lines (and their shared results) can then die young.
@@ -227,14 +262,22 @@ async function* followOutput(
         if (position !== null) position = 0;
       }
       if (position !== null && chunk.offset + chunk.bytes <= position) continue; // delivered already
-      if (position !== null && chunk.offset > position) yield* catchUp(position);
+      if (position !== null && chunk.offset > position) yield* fillGap(chunk.offset);
+      recheckAt = undefined; // this piece follows what was delivered: nothing before it is missing
       for (const line of linesOf(chunk)) {
         if (position !== null && line.offset < position) continue; // delivered already
         position = line.offset + lineBytes(line.line);
         yield line;
       }
     }
-    if (dropped > 0 && position !== null) yield* catchUp(position);
+    if (dropped > 0 && position !== null) {
+      yield* catchUp(position);
+      // Lines printed just before the miss may not be stored yet where another process runs the attempt.
+      recheckAt = Date.now() + RECHECK_MS;
+    } else if (recheckAt !== undefined && Date.now() >= recheckAt) {
+      recheckAt = undefined;
+      if (position !== null) yield* catchUp(position);
+    }
     if (closed) {
       const ended = await end; // null: the subscriber went away
       if (ended === null) return;

@@ -57,11 +57,15 @@ export interface TestApp extends GraphQLClient {
 
 export { freshDatabase } from './databases.ts';
 
+/**
+ * `databaseUrl`: another app's database (a second process of one deployment, on PostgreSQL);
+ * by default a fresh one.
+ */
 export async function startTestApp(
-  options: { env?: Record<string, string>; countQueries?: boolean; logger?: Logger } = {},
+  options: { env?: Record<string, string>; countQueries?: boolean; logger?: Logger; databaseUrl?: string } = {},
 ): Promise<TestApp> {
   const dir = mkdtempSync(path.join(tmpdir(), 'dagpipe-app-'));
-  const databaseUrl = freshDatabase(dir);
+  const databaseUrl = options.databaseUrl ?? freshDatabase(dir);
   const config: Config = loadConfig({
     PORT: '0',
     WORKERS: '4',

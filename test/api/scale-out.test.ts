@@ -1,0 +1,289 @@
+/**
+ * Two processes of one deployment (SPEC rules 11-12): two apps on one PostgreSQL database
+ * and one Redis, each reaching Redis through its own TCP proxy. The worker runs every track;
+ * the API process runs none (its executor is stopped, as with ROLE=api) and serves
+ * subscribers, who see every event and every line exactly once, also when Redis drops
+ * messages: its connection cut on the API side, or on the worker's side.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { graphql } from '../../src/generated/gql/index.ts';
+import { FinishInput, StartPipeline } from '../helpers/operations.ts';
+import { freshPostgresDatabase, TEST_PROVIDER, TEST_REDIS_URL } from '../helpers/databases.ts';
+import { eventually, seedGraph, type GraphSpec } from '../helpers/seed.ts';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+import { collectAll, startTestApp, type TestApp } from '../helpers/test-app.ts';
+
+const Updates = graphql(`
+  subscription ScaleOutUpdates($pipelineId: Int!) {
+    trackUpdated(pipelineId: $pipelineId, after: 0) { id seq }
+  }
+`);
+
+const Live = graphql(`
+  subscription ScaleOutLive($pipelineId: Int!) {
+    pipelineLive(pipelineId: $pipelineId) {
+      snapshot { cursor }
+      event { id seq pipelineState }
+    }
+  }
+`);
+
+const Lines = graphql(`
+  subscription ScaleOutLines($trackId: Int!) {
+    trackOutput(trackId: $trackId, offset: 0) { attempt offset line }
+  }
+`);
+
+const Output = graphql(`
+  query ScaleOutOutput($id: Int!) {
+    pipeline(id: $id) { state tracks { name state output { text size } } }
+  }
+`);
+
+type Line = { trackOutput: { attempt: number; offset: number | null; line: string } };
+
+describe.runIf(TEST_PROVIDER === 'postgresql')('an API process and a worker on one database and one Redis', () => {
+  let api: TestApp;
+  let worker: TestApp;
+  let apiRedis: TcpProxy;
+  let workerRedis: TcpProxy;
+  const workerLogs: Array<{ level: number; msg: string; component?: string }> = [];
+  let graphs = 0;
+
+  beforeAll(async () => {
+    [apiRedis, workerRedis] = await Promise.all([startTcpProxy(TEST_REDIS_URL), startTcpProxy(TEST_REDIS_URL)]);
+    const databaseUrl = freshPostgresDatabase();
+    // An API process runs no script: only the worker's executor claims.
+    api = await startTestApp({ databaseUrl, env: { REDIS_URL: apiRedis.url, ROLE: 'api' } });
+    const logger = pino({ level: 'info' }, { write: (line: string) => void workerLogs.push(JSON.parse(line)) });
+    worker = await startTestApp({ databaseUrl, env: { REDIS_URL: workerRedis.url }, logger });
+  });
+  afterAll(async () => {
+    await Promise.all([api?.stop(), worker?.stop()]);
+    await Promise.all([apiRedis?.close(), workerRedis?.close()]);
+  });
+
+  /** Starts a pipeline through the API process; its tracks by name. */
+  async function start(spec: GraphSpec) {
+    const { graphId } = await seedGraph(api, { ...spec, name: `scale-out-${++graphs}` });
+    const started = await api.request(StartPipeline, { graphId });
+    if (started.startPipeline.__typename !== 'Pipeline') throw new Error(JSON.stringify(started));
+    const tracks = Object.fromEntries(started.startPipeline.tracks.map((t) => [t.name, t.id]));
+    return { pipelineId: started.startPipeline.id, tracks };
+  }
+
+  /** Every stream a UI opens on `app`, each collected until the server completes it. */
+  function watch(app: TestApp, pipelineId: number, trackIds: number[]) {
+    const client = app.wsClient();
+    const completed = new Set<string>();
+    const lines = new Map<number, Line[]>();
+    const received: { updates: Array<{ trackUpdated: { id: number } }> } = { updates: [] };
+    const done = <T>(name: string, items: Promise<T[]>) => items.then((all) => (completed.add(name), all));
+    return {
+      completed,
+      lines,
+      received,
+      updates: done('updates', collectAll(client, Updates, { pipelineId }, (items) => (received.updates = items))),
+      live: done('live', collectAll(client, Live, { pipelineId })),
+      output: Promise.all(
+        trackIds.map((trackId) => done(`lines ${trackId}`, collectAll(client, Lines, { trackId }, (items) => lines.set(trackId, items)))),
+      ),
+    };
+  }
+
+  const journal = (pipelineId: number) =>
+    worker.app.store.db.event.findMany({ where: { pipelineId }, orderBy: { id: 'asc' }, select: { id: true, seq: true, trackId: true } });
+
+  /** What each stream received equals the event table, with no gap and no duplicate. */
+  async function expectJournal(pipelineId: number, watched: ReturnType<typeof watch>) {
+    const [updates, live] = await Promise.all([watched.updates, watched.live]);
+    const events = await journal(pipelineId);
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    expect(updates.map((u) => u.trackUpdated.id)).toEqual(events.filter((e) => e.trackId !== null).map((e) => e.id));
+    const [first, ...rest] = live.map((m) => m.pipelineLive);
+    const cursor = first!.snapshot!.cursor;
+    expect(rest.map((m) => m.event!.id)).toEqual(events.filter((e) => e.id > cursor).map((e) => e.id));
+    expect(rest.at(-1)!.event!.pipelineState).toBe('FINISH');
+  }
+
+  const lineTexts = (items: Line[]) => items.map((i) => i.trackOutput.line);
+  const numbered = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix} ${i + 1}`);
+
+  const state = async (pipelineId: number) => (await worker.request(Output, { id: pipelineId })).pipeline!;
+
+  it('a pipeline started on the API process and run by the worker: both processes stream exactly the journal and every line once; Track.output on the API process is at most about a second behind', async () => {
+    const gate = path.join(worker.dir, 'gate-1');
+    const run = await start({
+      vertices: {
+        talk: { script: `for i in $(seq 1 10); do echo "talk $i"; done; while [ ! -e ${gate} ]; do sleep 0.02; done; for i in $(seq 11 150); do echo "talk $i"; sleep 0.02; done` },
+        side: { script: 'echo side; echo "side err" >&2' },
+        last: { script: 'echo last' },
+      },
+      edges: [
+        ['talk', 'last'],
+        ['side', 'last'],
+      ],
+    });
+    const trackIds = Object.values(run.tracks);
+    const onApi = watch(api, run.pipelineId, trackIds);
+    const onWorker = watch(worker, run.pipelineId, trackIds);
+    const talk = run.tracks.talk!;
+    // Lines reach the API process while the track waits at the gate: they are live, not read at the end.
+    await eventually(async () => ((onApi.lines.get(talk)?.length ?? 0) >= 10 && (onWorker.lines.get(talk)?.length ?? 0) >= 10 ? true : undefined));
+    writeFileSync(gate, '');
+
+    // While it runs: what the API process stores catches up with what the worker has printed.
+    const lags: number[] = [];
+    let liveOnApi = 0;
+    for (let sample = 0; sample < 3; sample++) {
+      const printed = (await worker.request(Output, { id: run.pipelineId })).pipeline!.tracks.find((t) => t.name === 'talk')!;
+      if (printed.state !== 'RUNNING') break;
+      const since = Date.now();
+      await eventually(async () => {
+        const stored = (await api.request(Output, { id: run.pipelineId })).pipeline!.tracks.find((t) => t.name === 'talk')!;
+        if (stored.output.size < printed.output.size) return undefined;
+        expect(stored.output.text.startsWith(printed.output.text)).toBe(true);
+        return true;
+      });
+      lags.push(Date.now() - since);
+      if ((await state(run.pipelineId)).tracks.find((t) => t.name === 'talk')!.state === 'RUNNING') liveOnApi = onApi.lines.get(talk)!.length;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    console.log(`Track.output on the API process behind the worker's: ${lags.join(', ')} ms`);
+    expect(lags.length).toBeGreaterThan(0);
+    expect(Math.max(...lags)).toBeLessThan(1500);
+    // Redis carried lines while the track ran (not only the catch-up at its end).
+    expect(liveOnApi).toBeGreaterThan(10);
+
+    const expected = { [talk]: numbered('talk', 150), [run.tracks.side!]: ['side', 'side err'], [run.tracks.last!]: ['last'] };
+    for (const watched of [onApi, onWorker]) {
+      await expectJournal(run.pipelineId, watched);
+      const output = await watched.output;
+      trackIds.forEach((trackId, i) => expect(lineTexts(output[i]!)).toEqual(expected[trackId]));
+    }
+    // Read on the process that did not run it, the output is the one stored with the results.
+    const final = await api.request(Output, { id: run.pipelineId });
+    expect(final.pipeline!.tracks.find((t) => t.name === 'talk')!.output.text).toBe(`${numbered('talk', 150).join('\n')}\n`);
+  });
+
+  it('the API process loses Redis mid-run: its subscribers miss what is published meanwhile, then catch up from the database (lines not stored yet included) and complete, each event and line once', async () => {
+    const gate = path.join(worker.dir, 'gate-2');
+    const stop = path.join(worker.dir, 'stop-2');
+    const run = await start({
+      vertices: {
+        // Prints all along, before, during and after the outage: the lines printed just
+        // before Redis is back are neither received nor stored yet when the subscriber
+        // catches up, and are read once they are.
+        talk: { script: `echo start; i=0; while [ ! -e ${stop} ]; do i=$((i+1)); echo "tick $i"; sleep 0.03; done; echo end` },
+        side: { script: `while [ ! -e ${gate} ]; do sleep 0.02; done; echo side` },
+        last: { script: 'echo last' },
+      },
+      edges: [
+        ['talk', 'last'],
+        ['side', 'last'],
+      ],
+    });
+    const trackIds = [run.tracks.talk!, run.tracks.side!, run.tracks.last!];
+    const watched = watch(api, run.pipelineId, trackIds);
+    const talkLines = () => watched.lines.get(run.tracks.talk!)?.length ?? 0;
+    await eventually(async () => (talkLines() >= 3 ? true : undefined));
+
+    apiRedis.cut();
+    writeFileSync(gate, '');
+    await eventually(async () => ((await state(run.pipelineId)).tracks.find((t) => t.name === 'side')!.state === 'SUCCEED' ? true : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Without Redis nothing told the API process that side ended.
+    expect(watched.received.updates.length).toBeLessThan((await journal(run.pipelineId)).filter((e) => e.trackId !== null).length);
+
+    apiRedis.restore();
+    const restoredWith = talkLines();
+    await eventually(async () => (talkLines() >= restoredWith + 20 ? true : undefined), 10_000, 'live lines after the outage');
+    writeFileSync(stop, '');
+    await expectJournal(run.pipelineId, watched);
+    const output = await watched.output;
+    const ticks = output[0]!.length - 2;
+    expect(lineTexts(output[0]!)).toEqual(['start', ...numbered('tick', ticks), 'end']);
+    const stored = (await api.request(Output, { id: run.pipelineId })).pipeline!.tracks.find((t) => t.name === 'talk')!.output.text;
+    expect(stored).toBe(`${lineTexts(output[0]!).join('\n')}\n`);
+    expect(output.slice(1).map(lineTexts)).toEqual([['side'], ['last']]);
+    expect(output.flat().every((l) => l.trackOutput.offset !== null)).toBe(true);
+  });
+
+  it('the worker loses Redis mid-run: it runs the pipeline to FINISH without blocking, counts and logs the failures once; a later event from elsewhere shows the gap, and once Redis is back every subscriber catches up and completes', async () => {
+    const gate = path.join(worker.dir, 'gate-3');
+    const run = await start({
+      vertices: {
+        talk: { script: `echo start; while [ ! -e ${gate} ]; do sleep 0.02; done; for i in $(seq 1 2000); do echo "line $i"; done` },
+        next: { script: 'echo next' },
+        ask: { script: 'echo hello {who}', inputs: [{ name: 'who', type: 'STRING', required: true }] },
+      },
+      edges: [['talk', 'next']],
+    });
+    const trackIds = [run.tracks.talk!, run.tracks.next!, run.tracks.ask!];
+    const onApi = watch(api, run.pipelineId, trackIds);
+    await eventually(async () => (onApi.lines.get(run.tracks.talk!)?.length === 1 ? true : undefined));
+    const failuresBefore = worker.app.store.bus.publishFailures;
+    const logsBefore = workerLogs.length;
+
+    workerRedis.cut();
+    const cutAt = Date.now();
+    writeFileSync(gate, '');
+    const trackState = async (name: string) => (await state(run.pipelineId)).tracks.find((t) => t.name === name)!.state;
+    await eventually(async () => ((await trackState('next')) === 'SUCCEED' ? true : undefined));
+    // What the worker committed meanwhile did not reach the API process; the next event
+    // that does (this input, committed there) has a later seq, and the gap is read at once.
+    expect(onApi.received.updates.length).toBeLessThan((await journal(run.pipelineId)).filter((e) => e.trackId !== null).length);
+    expect((await api.request(FinishInput, { trackId: run.tracks.ask!, params: { who: 'you' } })).finishInput.__typename).toBe('Track');
+    const input = (await journal(run.pipelineId)).filter((e) => e.trackId !== null);
+    await eventually(async () => (onApi.received.updates.length >= input.length ? true : undefined), 5000, 'the gap to be filled');
+    expect(onApi.received.updates.slice(0, input.length).map((u) => u.trackUpdated.id)).toEqual(input.map((e) => e.id));
+
+    await eventually(async () => ((await state(run.pipelineId)).state === 'FINISH' ? true : undefined));
+    const ranFor = Date.now() - cutAt;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(onApi.completed.size).toBe(0);
+    const failed = worker.app.store.bus.publishFailures - failuresBefore;
+    // What it published meanwhile (its events, its lines) failed at once, with no queue,
+    // and one warning per connection said so, not one per message.
+    expect(failed).toBeGreaterThan(3);
+    const warnings = workerLogs.slice(logsBefore).filter((l) => l.level === 40 && l.component === 'bus').map((l) => l.msg);
+    expect(warnings.sort()).toEqual([
+      'live updates cannot be published to Redis: subscribers on other processes will catch up from the database once it is back',
+      'lost the Redis subscription connection: live updates from other processes wait until it is back',
+    ]);
+    const metrics = await (await fetch(worker.url.replace('/graphql', '/metrics'))).text();
+    expect(Number(/^dagpipe_bus_publish_failures_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(failed);
+    console.log(`with its Redis cut, the worker ran the pipeline to FINISH in ${ranFor} ms; ${failed} messages failed`);
+
+    workerRedis.restore();
+    await expectJournal(run.pipelineId, onApi);
+    const output = await onApi.output;
+    expect(output.map(lineTexts)).toEqual([['start', ...numbered('line', 2000)], ['next'], ['hello you']]);
+    await eventually(async () => (workerLogs.slice(logsBefore).some((l) => l.msg.startsWith('live updates are published to Redis again')) ? true : undefined));
+  });
+
+  it('a subscription that Redis confirms late still gets what was published before: it reads the database again once confirmed', async () => {
+    const gate = path.join(worker.dir, 'gate-4');
+    const run = await start({
+      vertices: { talk: { script: `echo start; while [ ! -e ${gate} ]; do sleep 0.02; done; echo done` }, next: { script: 'echo next' } },
+      edges: [['talk', 'next']],
+    });
+    await eventually(async () => ((await state(run.pipelineId)).tracks.find((t) => t.name === 'talk')!.state === 'RUNNING' ? true : undefined));
+    // The subscriptions below reach Redis 3 s late; the run ends well before that.
+    apiRedis.delay(3000);
+    const delayedAt = Date.now();
+    const watched = watch(api, run.pipelineId, [run.tracks.talk!, run.tracks.next!]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    writeFileSync(gate, '');
+    await eventually(async () => ((await state(run.pipelineId)).state === 'FINISH' ? true : undefined));
+    expect(Date.now() - delayedAt).toBeLessThan(2500);
+    expect(watched.completed.size).toBe(0);
+    await expectJournal(run.pipelineId, watched);
+    expect(Date.now() - delayedAt).toBeGreaterThan(3000);
+    expect((await watched.output).map(lineTexts)).toEqual([['start', 'done'], ['next']]);
+    apiRedis.restore();
+  });
+});
