@@ -48,7 +48,7 @@ export async function transition<T>(
       const result = await work(tx, { record: (event) => drafts.push(event) }, runner);
       return { result, events: await appendEvents(runner, drafts) };
     },
-    // Starting a 10,000-vertex pipeline is one transaction too.
+    // Cancelling a 10,000-track pipeline is one transaction too.
     { timeout: 120_000, maxWait: 30_000 },
   );
   announce(store, committed.events);
