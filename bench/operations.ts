@@ -43,3 +43,14 @@ export const BenchFinishInput = graphql(`
     }
   }
 `);
+
+/** (h) The same start, asking for every track in the response. */
+export const BenchStartPipelineWithTracks = graphql(`
+  mutation BenchStartPipelineWithTracks($graphId: Int!, $name: String) {
+    startPipeline(graphId: $graphId, name: $name) {
+      __typename
+      ... on Pipeline { id state tracks { id state } }
+      ... on Error { message field }
+    }
+  }
+`);

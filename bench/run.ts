@@ -23,11 +23,16 @@
  *     (from Event.createdAt, ms precision, and from the instant the server published the event
  *     after its commit, seen by a probe preloaded into the server: bench/fan-out-probe.ts), and
  *     the server's RSS and heap before, with 1,000 subscribed, at the peak of the run, and after
- *     they disconnect. Runs last, after (c), on its own database and server.
+ *     they disconnect. Runs last, after (h), on its own database and server.
+ *  h. startPipeline on 10,000 vertices on SQLite and on PostgreSQL (bench/big-start.ts): fresh
+ *     databases of its own (the PostgreSQL one created and dropped on BENCH_POSTGRES_URL's server,
+ *     Redis at BENCH_REDIS_URL), an in-process app each, the median of 5 starts through the HTTP
+ *     API, against the target (<= 1 s) and the figure before startPipeline became plain SQL.
  *
  * The last line printed is `ratio engine/bare-spawn: <x>`. Exits non-zero if a pipeline does
  * not FINISH, cancelPipeline fails in (b), (c)'s counts differ, or in (e) a subscriber misses,
- * repeats or reorders an event, or listeners outlive their subscribers.
+ * repeats or reorders an event, or listeners outlive their subscribers, or (h) cannot run on
+ * PostgreSQL.
  *
  *  s. Start-up and footprint (bench/startup.ts): `pipectl --help`, server start to healthy on
  *     an existing database and idle RSS of the server and its launcher, built (dist/) beside
@@ -40,7 +45,8 @@
  * BENCH_ONLY=fanout runs (e) alone (under two minutes; no ratio line then), for quick iteration;
  * BENCH_ONLY=startup runs (s) alone, BENCH_ONLY=scaleout (f) (bench/scale-out.ts: the 1,000-track
  * DAG on SQLite in one process and on PostgreSQL with 1 and 2 worker processes, and the
- * wake-up latency across processes; needs the local PostgreSQL and Redis).
+ * wake-up latency across processes; needs the local PostgreSQL and Redis), BENCH_ONLY=bigstart (h)
+ * (about a minute).
  *
  * BENCH_CPU_PROF=<dir> writes CPU profiles of this process during the engine run of (a) and
  * the startPipeline of (b), makes the launcher process write its own profile there when it
@@ -57,18 +63,16 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import type { ResultOf } from '@graphql-typed-document-node/core';
 import { print } from 'graphql';
-import { pino } from 'pino';
-import { buildApp, type App } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
-import { builtLauncherEntry } from '../src/executor/launcher-client.ts';
+import type { App } from '../src/app.ts';
 import type { DbOptions } from '../src/db.ts';
 import { CancelPipeline, PipelineTrackNames } from '../test/helpers/operations.ts';
+import { migrateDatabase, quiesce, startBenchApp, startPipeline } from './app.ts';
+import { runBigStart } from './big-start.ts';
 import { connectWs, GraphQLClient, pipelineEnd } from './client.ts';
 import { buildLayeredGraphViaApi, buildLayeredGraphWithPrisma, type LayeredShape } from './graphs.ts';
 import { runFanOut } from './fan-out.ts';
 import { runScaleOut } from './scale-out.ts';
 import { runStartup } from './startup.ts';
-import { BenchStartPipeline } from './operations.ts';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -80,7 +84,7 @@ const RUN_TIMEOUT_MS = 120_000;
 /** BENCH_SETUP=prisma writes (a)'s graphs straight to the database: not the spec'd setup, but far faster. */
 const PRISMA_SETUP = process.env.BENCH_SETUP === 'prisma';
 const PROFILE_DIR = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : undefined;
-/** BENCH_ONLY=fanout runs (e) alone, BENCH_ONLY=startup (s), BENCH_ONLY=scaleout (f). */
+/** BENCH_ONLY=fanout runs (e) alone, BENCH_ONLY=startup (s), BENCH_ONLY=scaleout (f), BENCH_ONLY=bigstart (h). */
 const ONLY = process.env.BENCH_ONLY;
 
 const problems: string[] = [];
@@ -88,19 +92,12 @@ const benchStart = performance.now();
 const progress = (message: string) => process.stderr.write(`· [${((performance.now() - benchStart) / 1000).toFixed(1)} s] ${message}\n`);
 const ms = (value: number) => `${value.toFixed(0)} ms`;
 const since = (t0: number) => performance.now() - t0;
-const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis));
 
 const dir = mkdtempSync(path.join(tmpdir(), 'dagpipe-bench-'));
 const databaseFile = path.join(dir, 'bench.db');
 const databaseUrl = `file:${databaseFile}`;
 
-async function migrate(): Promise<void> {
-  await run('npx', ['prisma', 'migrate', 'deploy'], {
-    cwd: ROOT,
-    env: { ...process.env, DATABASE_URL: databaseUrl },
-    timeout: 120_000,
-  });
-}
+const migrate = () => migrateDatabase(ROOT, databaseUrl);
 
 interface BareResult {
   count: number;
@@ -121,44 +118,8 @@ async function bareSpawn(count: number): Promise<BareResult> {
   return result;
 }
 
-async function startApp(db?: DbOptions): Promise<{ app: App; client: GraphQLClient }> {
-  const config = loadConfig({
-    PORT: '0',
-    WORKERS: String(WORKERS),
-    DATABASE_URL: databaseUrl,
-    WORK_DIR: path.join(dir, 'work'),
-    LOG_LEVEL: 'silent',
-    // The bench measures the engine, not the limits that protect a public service.
-    AUTH: 'off',
-    SCRIPT_USER: 'root', // as the bare-spawn baseline runs
-    MUTATIONS_PER_MINUTE: '100000000',
-    MAX_ALIASES: '1000000',
-    MAX_TOKENS: '10000000',
-    MAX_QUERY_COST: '100000000',
-  });
-  // Service errors go to stderr (BENCH_LOG_LEVEL=silent|error|warn|info|debug; default error).
-  const logger = pino({ level: process.env.BENCH_LOG_LEVEL ?? 'error' }, pino.destination(2));
-  const launcher = builtLauncherEntry(path.join(ROOT, 'dist'));
-  const app = await buildApp({ config, logger, env: process.env, launcher, ...(db && { db }) });
-  const url = await app.start();
-  return { app, client: new GraphQLClient(url) };
-}
-
-async function startPipeline(client: GraphQLClient, graphId: number, name: string): Promise<number> {
-  const { startPipeline: started } = await client.request(BenchStartPipeline, { graphId, name });
-  if (started.__typename !== 'Pipeline') throw new Error(`startPipeline failed: ${JSON.stringify(started)}`);
-  return started.id;
-}
-
-/** Until the executor has had nothing running for a few consecutive looks. */
-async function quiesce(app: App, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let idleLooks = 0;
-  while (idleLooks < 5) {
-    if (Date.now() > deadline) throw new Error(`the executor still runs ${app.executor!.runningCount} track(s) after ${timeoutMs} ms`);
-    idleLooks = app.executor!.runningCount === 0 ? idleLooks + 1 : 0;
-    await sleep(50);
-  }
+function startApp(db?: DbOptions): Promise<{ app: App; client: GraphQLClient }> {
+  return startBenchApp({ root: ROOT, databaseUrl, workDir: path.join(dir, 'work'), workers: WORKERS, ...(db && { db }) });
 }
 
 async function profiled<T>(name: string, work: () => Promise<T>): Promise<T> {
@@ -184,12 +145,14 @@ async function main(): Promise<number> {
   if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
   const sections: Record<string, { title: string; run: () => Promise<string[]> }> = {
     fanout: { title: 'fan-out', run: () => runFanOut({ root: ROOT, dir, progress, problems }) },
-    startup: { title: 'start-up', run: () => runStartup({ root: ROOT, databaseUrl, dir, progress, problems }) },
+    startup: { title: 'start-up', run: async () => (await migrate(), runStartup({ root: ROOT, databaseUrl, dir, progress, problems })) },
     scaleout: { title: 'scale-out', run: () => runScaleOut({ root: ROOT, dir, progress, problems }) },
+    bigstart: { title: 'large start', run: () => runBigStart({ root: ROOT, dir, progress, problems }) },
   };
-  if (ONLY !== undefined && !(ONLY in sections)) throw new Error(`BENCH_ONLY=${ONLY}: the values are ${Object.keys(sections).map((k) => `"${k}"`).join(', ')}`);
+  if (ONLY !== undefined && !(ONLY in sections)) {
+    throw new Error(`BENCH_ONLY=${ONLY}: the values are ${Object.keys(sections).map((name) => `"${name}"`).join(', ')}`);
+  }
   await run(process.execPath, ['scripts/build.mjs', '--if-stale'], { cwd: ROOT });
-  if (ONLY === 'startup') await migrate();
   if (ONLY !== undefined) {
     const section = await sections[ONLY]!.run();
     const lines = [
@@ -296,7 +259,10 @@ async function main(): Promise<number> {
   const countsEqual = at10.sql.length === at1000.sql.length;
   if (!countsEqual) problems.push(`(c) ${at10.sql.length} statements at 10 tracks but ${at1000.sql.length} at 1,000`);
 
-  // ---- (e): its own server process and database; last, so nothing of it weighs on (a)-(d).
+  // ---- (h): its own databases and apps.
+  const bigStart = await runBigStart({ root: ROOT, dir, progress, problems });
+
+  // ---- (e): its own server process and database; last, so nothing of it weighs on (a)-(d), (h).
   const fanOut = await runFanOut({ root: ROOT, dir, progress, problems });
 
   // ---- (f): the service as separate processes on SQLite and on PostgreSQL.
@@ -332,6 +298,8 @@ async function main(): Promise<number> {
     '      (includes waiting for a free worker: 4 tracks become ready at once, 2 workers)',
     `    claimed at once (${String(latency.immediate.count).padEnd(5)} samples) p50 ${latency.immediate.p50.toFixed(2)} ms, p99 ${latency.immediate.p99.toFixed(2)} ms`,
     '      (a worker was free: claimed in the same commit that made the track ready)',
+    '',
+    ...bigStart,
     '',
     ...fanOut,
     '',

@@ -49,10 +49,19 @@ export class DagCache {
           { graphId, name: v.name, timeoutSeconds: v.timeoutSeconds, inputs: parseInputSchema(v.input, `vertex ${v.name} input`) },
         ])),
     };
+    this.remember(graphId, graph);
+    return graph;
+  }
+
+  /**
+   * Caches a graph read by someone who knows it is sealed: startPipeline, once its
+   * transaction committed, so that the executor it wakes does not read the graph again.
+   */
+  remember(graphId: number, graph: SealedGraph): void {
+    this.graphs.delete(graphId);
     this.graphs.set(graphId, graph);
     for (const id of graph.vertices.keys()) this.graphOfVertex.set(id, graphId);
     if (this.graphs.size > this.capacity) this.evict(this.graphs.keys().next().value!);
-    return graph;
   }
 
   /** The facts of one vertex of a sealed graph. */

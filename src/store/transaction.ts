@@ -8,7 +8,7 @@ import type { Event, Prisma } from '../generated/prisma/client.ts';
 import { TrackState, type EventType } from '../engine/states.ts';
 import type { PubSub } from '../pubsub.ts';
 import type { DagCache } from './dag-cache.ts';
-import { joinSql, prismaRunner, rawSql, sql, type FastSql, type SqlRunner } from './sql.ts';
+import { insertRows, prismaRunner, rawSql, sql, type FastSql, type InsertColumn, type SqlRunner } from './sql.ts';
 
 export type Tx = Prisma.TransactionClient;
 
@@ -48,7 +48,7 @@ export async function transition<T>(
       const result = await work(tx, { record: (event) => drafts.push(event) }, runner);
       return { result, events: await appendEvents(runner, drafts) };
     },
-    // Starting a 10,000-vertex pipeline is one transaction too.
+    // Cancelling a 10,000-track pipeline is one transaction too.
     { timeout: 120_000, maxWait: 30_000 },
   );
   announce(store, committed.events);
@@ -82,9 +82,6 @@ function announce(store: Store, events: readonly Event[]): void {
     }
   }
 }
-
-/** Rows per INSERT: 10 values each, well inside the bind-value limit. */
-const EVENTS_PER_STATEMENT = 2000;
 
 /**
  * The first key of the advisory locks that order a pipeline's events (the second is the
@@ -148,40 +145,47 @@ export async function appendEvents(runner: SqlRunner, drafts: readonly EventDraf
   const rows = await runner.query(sql`
     SELECT "p_id", MAX("seq") AS "seq" FROM "event" WHERE "p_id" IN (${pipelineIds}) GROUP BY "p_id"`);
   for (const row of rows) lastSeq.set(Number(row.p_id), Number(row.seq));
-  const events: Event[] = [];
   const createdAt = new Date();
-  for (let start = 0; start < drafts.length; start += EVENTS_PER_STATEMENT) {
-    const batch = drafts.slice(start, start + EVENTS_PER_STATEMENT).map((d) => {
-      const seq = lastSeq.get(d.pipelineId)! + 1;
-      lastSeq.set(d.pipelineId, seq);
-      return {
-        pipelineId: d.pipelineId,
-        seq,
-        trackId: d.trackId ?? null,
-        type: d.type,
-        pipelineState: d.pipelineState ?? null,
-        trackState: d.trackState ?? null,
-        attempt: d.attempt ?? null,
-        exitCode: d.exitCode ?? null,
-        reason: d.reason ?? null,
-        createdAt,
-      };
-    });
-    const inserted = await runner.query(sql`
-      INSERT INTO "event" ("p_id", "seq", "t_id", "type", "pipelineState", "trackState", "attempt", "exitCode", "reason", "createdAt")
-      VALUES ${joinSql(
-        batch.map(
-          (e) =>
-            sql`(${e.pipelineId}, ${e.seq}, ${e.trackId}, ${e.type}, ${e.pipelineState}, ${e.trackState}, ${e.attempt}, ${e.exitCode}, ${e.reason}, ${e.createdAt})`,
-        ),
-      )}
-      RETURNING "id"`);
-    // Ids are assigned in VALUES order; RETURNING itself promises no order.
-    const ids = inserted.map((r) => Number(r.id)).sort((a, b) => a - b);
-    batch.forEach((event, i) => events.push({ id: ids[i]!, ...event }));
-  }
-  return events;
+  const events = drafts.map((d) => {
+    const seq = lastSeq.get(d.pipelineId)! + 1;
+    lastSeq.set(d.pipelineId, seq);
+    return {
+      pipelineId: d.pipelineId,
+      seq,
+      trackId: d.trackId ?? null,
+      type: d.type,
+      pipelineState: d.pipelineState ?? null,
+      trackState: d.trackState ?? null,
+      attempt: d.attempt ?? null,
+      exitCode: d.exitCode ?? null,
+      reason: d.reason ?? null,
+      createdAt,
+    };
+  });
+  const inserted = await insertRows(
+    runner,
+    'event',
+    EVENT_COLUMNS,
+    events.map((e) => [e.pipelineId, e.seq, e.trackId, e.type, e.pipelineState, e.trackState, e.attempt, e.exitCode, e.reason, e.createdAt]),
+    '"id"',
+  );
+  // Ids are drawn in the order given (insertRows); RETURNING itself promises no order.
+  const ids = inserted.map((r) => Number(r.id)).sort((a, b) => a - b);
+  return events.map((event, i) => ({ id: ids[i]!, ...event }));
 }
+
+const EVENT_COLUMNS: readonly InsertColumn[] = [
+  { name: 'p_id', type: 'integer' },
+  { name: 'seq', type: 'integer' },
+  { name: 't_id', type: 'integer' },
+  { name: 'type', type: 'text' },
+  { name: 'pipelineState', type: 'integer' },
+  { name: 'trackState', type: 'integer' },
+  { name: 'attempt', type: 'integer' },
+  { name: 'exitCode', type: 'integer' },
+  { name: 'reason', type: 'text' },
+  { name: 'createdAt', type: 'timestamp(3)' },
+];
 
 /** Whether an event may let a worker claim something: a track became PENDING. */
 function makesReady(event: EventDraft): boolean {
