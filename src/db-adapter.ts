@@ -98,7 +98,9 @@ export class PostgresAdapterFactory extends PrismaPg {
     databaseUrl: string,
     readonly pool = new pg.Pool({ connectionString: databaseUrl, max: 10 }),
   ) {
-    super(pool);
+    // $disconnect ends the pool: its idle connections would otherwise keep the process
+    // (and the server's connection slots) for another 10 s.
+    super(pool, { disposeExternalPool: true });
   }
 
   override async connect() {
