@@ -8,7 +8,6 @@ import { EnvelopArmor } from '@escape.tech/graphql-armor';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
 import { GraphQLError, Kind, type DefinitionNode, type OperationDefinitionNode } from 'graphql';
-import { useServer } from 'graphql-ws/use/ws';
 import { createGraphQLError, createYoga, type Plugin } from 'graphql-yoga';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { WebSocketServer } from 'ws';
@@ -27,6 +26,7 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { createBus } from './pubsub.ts';
 import { schema } from './schema/index.ts';
 import { useSharedEventExecution } from './shared-execution.ts';
+import { serveGraphqlWs, type SocketExtra } from './ws-transport.ts';
 import { DagCache } from './store/dag-cache.ts';
 import type { Store } from './store/transaction.ts';
 
@@ -238,8 +238,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
 
   // maxPayload: one graphql-ws message is a subscription request, never a body-sized upload.
   const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, maxPayload: config.limits.bodyBytes });
-  type SocketExtra = { request: IncomingMessage; socket: unknown; caller?: Caller };
-  const wsServer = useServer<Record<string, unknown>, SocketExtra>(
+  const wsServer = serveGraphqlWs<Record<string, unknown>, SocketExtra & { caller?: Caller }>(
     {
       // The token comes in connectionParams ({"authorization": "Bearer <token>"}); a
       // connection without a valid one is closed with 4403 Forbidden.
@@ -297,6 +296,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       },
     },
     wss,
+    logger.child({ component: 'graphql-ws' }),
   );
 
   let started = false;
