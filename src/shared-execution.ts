@@ -27,12 +27,12 @@ export function useSharedEventExecution(observe: SharingObserver = () => {}): Pl
         if (!(Symbol.asyncIterator in stream)) return stream; // errors: nothing to follow
         const context = args.contextValue as Partial<Context> | undefined;
         const key = `${context?.identity?.role ?? '-'}\n${JSON.stringify(args.variableValues ?? {})}\n${args.operationName ?? ''}\n${print(args.document)}`;
+        const run = (event: unknown) => {
+          observe(true);
+          return execute({ ...args, rootValue: event });
+        };
         return mapStream(stream, (event: unknown) => {
-          const run = () => {
-            observe(true);
-            return execute({ ...args, rootValue: event });
-          };
-          if (typeof event !== 'object' || event === null) return run();
+          if (typeof event !== 'object' || event === null) return run(event);
           let results = byEvent.get(event);
           if (!results) byEvent.set(event, (results = new Map()));
           const shared = results.get(key);
@@ -40,8 +40,10 @@ export function useSharedEventExecution(observe: SharingObserver = () => {}): Pl
             observe(false);
             return shared;
           }
-          const result = run();
+          const result = run(event);
           results.set(key, result);
+          // Once settled, later subscribers take the result itself, without a turn to await it.
+          if (isPromiseLike(result)) result.then((settled) => results.set(key, settled), () => undefined);
           return result;
         });
       });
@@ -49,34 +51,47 @@ export function useSharedEventExecution(observe: SharingObserver = () => {}): Pl
   };
 }
 
-/** `source` mapped item by item; ending the result ends the source (unsubscribes at once). */
+/**
+ * `source` mapped item by item; ending the result ends the source (unsubscribes at once).
+ * Runs once per subscriber and event, so it takes no extra turn for a result that is
+ * already there (a shared one): no async function, no await of a plain value.
+ */
 function mapStream<T, R>(source: AsyncIterable<T>, map: (item: T) => R | Promise<R>): AsyncGenerator<R, void, void> {
   const iterator = source[Symbol.asyncIterator]();
   const close = async () => {
     await iterator.return?.();
   };
+  const fail = async (error: unknown): Promise<never> => {
+    await close();
+    throw error;
+  };
   const mapped: AsyncGenerator<R, void, void> = {
-    async next() {
-      const step = await iterator.next();
-      if (step.done) return { value: undefined, done: true };
-      try {
-        return { value: await map(step.value), done: false };
-      } catch (error) {
-        await close();
-        throw error;
-      }
+    next() {
+      return iterator.next().then((step): IteratorResult<R, void> | Promise<IteratorResult<R, void>> => {
+        if (step.done) return { value: undefined, done: true };
+        let value: R | Promise<R>;
+        try {
+          value = map(step.value);
+        } catch (error) {
+          return fail(error);
+        }
+        return isPromiseLike(value) ? value.then((result) => ({ value: result, done: false }), fail) : { value, done: false };
+      });
     },
     async return() {
       await close();
       return { value: undefined, done: true };
     },
     async throw(error: unknown) {
-      await close();
-      throw error;
+      return fail(error);
     },
     [Symbol.asyncIterator]() {
       return mapped;
     },
   };
   return mapped;
+}
+
+function isPromiseLike<R>(value: R | Promise<R>): value is Promise<R> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
 }

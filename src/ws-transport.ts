@@ -14,7 +14,7 @@
  *    by the messages per batch. Sparse traffic goes out at once, a busy stream waits at most
  *    the interval.
  *  - A result is serialised once, not once per socket: subscribers of the same operation
- *    share the result object (see shared-execution.ts), and the text of its `next` payload
+ *    share the result object (see shared-execution.ts), and the JSON of its `next` payload
  *    is kept beside it. Results are sent here as soon as the stream yields them, without
  *    graphql-ws's per-message machinery; results with errors (which graphql-ws formats)
  *    still go through graphql-ws.
@@ -32,7 +32,7 @@ import type { WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from './logger.ts';
 
 /** Longest a frame waits for others to share its write, when the socket is busy. */
-export const FLUSH_INTERVAL_MS = 10;
+export const FLUSH_INTERVAL_MS = 25;
 /** Bytes a socket may have waiting before a send waits for them to be written. */
 export const HIGH_WATER_BYTES = 64 * 1024;
 /** As useServer: a ping every 12 s; no pong within another 12 s ends the connection. */
@@ -126,7 +126,7 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<ExecutionResult
  */
 function sendingResults(results: AsyncIterable<ExecutionResult>, id: string, writer: SocketWriter): AsyncGenerator<ExecutionResult> {
   const iterator = results[Symbol.asyncIterator]();
-  const prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+  const prefix = Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`);
   let ended = false;
   const done = (): IteratorResult<ExecutionResult> => ({ value: undefined, done: true });
   const stream: AsyncGenerator<ExecutionResult> = {
@@ -134,9 +134,9 @@ function sendingResults(results: AsyncIterable<ExecutionResult>, id: string, wri
       for (;;) {
         const step = await iterator.next();
         if (step.done || ended) return ended ? done() : step;
-        const text = payloadText(step.value);
-        if (text === undefined) return step;
-        const written = writer.send(`${prefix}${text}}`);
+        const payload = payloadBytes(step.value);
+        if (payload === undefined) return step;
+        const written = writer.send(Buffer.concat([prefix, payload, CLOSING_BRACE], prefix.length + payload.length + 1));
         if (written) await written;
       }
     },
@@ -157,15 +157,24 @@ function sendingResults(results: AsyncIterable<ExecutionResult>, id: string, wri
   return stream;
 }
 
-/** The JSON of each result without errors, made once for all the sockets it goes to. */
-const payloadTexts = new WeakMap<ExecutionResult, string>();
+const CLOSING_BRACE = Buffer.from('}');
 
-function payloadText(result: ExecutionResult): string | undefined {
+/**
+ * The JSON of each result without errors, as UTF-8, made once for all the sockets it goes
+ * to. Bytes rather than text: the frame is then copied once (Buffer.concat), not joined,
+ * flattened, measured and encoded for every socket.
+ */
+const payloads = new WeakMap<ExecutionResult, Buffer>();
+
+function payloadBytes(result: ExecutionResult): Buffer | undefined {
   if (result.errors !== undefined) return undefined;
-  let text = payloadTexts.get(result);
-  if (text === undefined) payloadTexts.set(result, (text = JSON.stringify(result)));
-  return text;
+  let bytes = payloads.get(result);
+  if (bytes === undefined) payloads.set(result, (bytes = Buffer.from(JSON.stringify(result))));
+  return bytes;
 }
+
+/** ws sends a Buffer as a binary frame unless told otherwise; graphql-ws speaks in text frames. */
+const TEXT_FRAME = { binary: false } as const;
 
 /**
  * One socket's outgoing frames: corked until the flush (see the top of this file), through
@@ -181,7 +190,7 @@ class SocketWriter {
   ) {}
 
   /** Undefined when the frame may be taken as sent; a promise to wait for otherwise. */
-  send(data: string): Promise<void> | undefined {
+  send(data: string | Buffer): Promise<void> | undefined {
     if (this.socket.readyState !== this.socket.OPEN) return undefined;
     if (!this.corked && !this.tcp.destroyed) {
       this.corked = true;
@@ -190,10 +199,10 @@ class SocketWriter {
     }
     if (this.socket.bufferedAmount < HIGH_WATER_BYTES) {
       // A failed write errors the socket, which closes it and ends its subscriptions.
-      this.socket.send(data);
+      this.socket.send(data, TEXT_FRAME);
       return undefined;
     }
-    return new Promise((resolve, reject) => this.socket.send(data, (error) => (error ? reject(error) : resolve())));
+    return new Promise((resolve, reject) => this.socket.send(data, TEXT_FRAME, (error) => (error ? reject(error) : resolve())));
   }
 
   flush(): void {
