@@ -30,6 +30,9 @@ import { serveGraphqlWs, type SocketExtra } from './ws-transport.ts';
 import { DagCache } from './store/dag-cache.ts';
 import type { Store } from './store/transaction.ts';
 
+/** What a client sees of an error that is the service's fault. */
+const UNEXPECTED_ERROR = 'Unexpected error.';
+
 /**
  * Variables a script may inherit from the service's environment, plus those SCRIPT_ENV
  * names; nothing else leaks (DATABASE_URL is refused even there).
@@ -128,6 +131,29 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     log();
   };
 
+  // Unexpected errors reach clients as "Unexpected error." and are logged with their
+  // stack, at error level: they are the service's fault. Expected ones (a domain error
+  // outside a result union: no token, a role too low, an unknown id) keep their message
+  // and are logged at info, without a stack: they are the client's.
+  const maskError = (error: unknown, message: string): GraphQLError => {
+    const original = error instanceof GraphQLError ? error.originalError : error;
+    if (original instanceof DomainError) {
+      const code =
+        original instanceof UnauthenticatedError ? 'UNAUTHENTICATED' : original instanceof ForbiddenError ? 'FORBIDDEN' : original.name;
+      const requiredRole = original instanceof UnauthenticatedError || original instanceof ForbiddenError ? original.requiredRole : undefined;
+      const path = error instanceof GraphQLError ? error.path : undefined;
+      logOnce(error, () => requestLog.info({ code, field: original.field, path: path?.join('.'), requiredRole }, `request refused: ${original.message}`));
+      return createGraphQLError(original.message, {
+        ...(error instanceof GraphQLError && { nodes: error.nodes, path: error.path }),
+        extensions: { code, field: original.field, ...(requiredRole && { requiredRole }) },
+      });
+    }
+    if (error instanceof GraphQLError && !error.originalError) return error;
+    if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) return error;
+    logOnce(error, () => logger.error({ err: original }, 'unexpected error'));
+    return createGraphQLError(message);
+  };
+
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     context: async (initial) => {
@@ -153,32 +179,11 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf', 'authorization'] }),
       ...(config.introspection ? [] : [useDisableIntrospection()]),
       mutationRateLimit(config.limits.mutationsPerMinute),
-      useSharedEventExecution((executed) => metrics.subscriptionEvent(executed)),
+      // The last with an onSubscribe hook: it ends the subscribe phase and masks
+      // subscription results itself (see src/shared-execution.ts).
+      useSharedEventExecution({ observe: (executed) => metrics.subscriptionEvent(executed), maskError: (error) => maskError(error, UNEXPECTED_ERROR) }),
     ],
-    // Unexpected errors reach clients as "Unexpected error." and are logged with their
-    // stack, at error level: they are the service's fault. Expected ones (a domain error
-    // outside a result union: no token, a role too low, an unknown id) keep their message
-    // and are logged at info, without a stack: they are the client's.
-    maskedErrors: {
-      maskError: (error, message) => {
-        const original = error instanceof GraphQLError ? error.originalError : error;
-        if (original instanceof DomainError) {
-          const code =
-            original instanceof UnauthenticatedError ? 'UNAUTHENTICATED' : original instanceof ForbiddenError ? 'FORBIDDEN' : original.name;
-          const requiredRole = original instanceof UnauthenticatedError || original instanceof ForbiddenError ? original.requiredRole : undefined;
-          const path = error instanceof GraphQLError ? error.path : undefined;
-          logOnce(error, () => requestLog.info({ code, field: original.field, path: path?.join('.'), requiredRole }, `request refused: ${original.message}`));
-          return createGraphQLError(original.message, {
-            ...(error instanceof GraphQLError && { nodes: error.nodes, path: error.path }),
-            extensions: { code, field: original.field, ...(requiredRole && { requiredRole }) },
-          });
-        }
-        if (error instanceof GraphQLError && !error.originalError) return error;
-        if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) return error;
-        logOnce(error, () => logger.error({ err: original }, 'unexpected error'));
-        return createGraphQLError(message);
-      },
-    },
+    maskedErrors: { maskError, errorMessage: UNEXPECTED_ERROR },
     logging: {
       debug: (...args) => logger.debug(args.map(String).join(' ')),
       info: (...args) => logger.info(args.map(String).join(' ')),
