@@ -19,10 +19,11 @@
  *    graphql-ws's per-message machinery; results with errors (which graphql-ws formats)
  *    still go through graphql-ws.
  *
- * Backpressure stays: a send resolves at once while the socket has less than
- * HIGH_WATER_BYTES waiting, and only once its frame is written otherwise, so a client that
- * stops reading holds at most that much here; its subscription then stops taking events,
- * its bounded feed drops them, and it catches up from the journal when it reads again.
+ * Backpressure stays: a send resolves at once while the socket has less waiting than its
+ * high-water mark (what makes a stream's write() say "wait": 16 KiB), otherwise the socket
+ * is flushed at once and the send resolves when its frame is written. A client that stops
+ * reading holds at most that much here; its subscription then stops taking events, its
+ * bounded feed drops them, and it catches up from the journal when it reads again.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -33,8 +34,6 @@ import type { Logger } from './logger.ts';
 
 /** Longest a frame waits for others to share its write, when the socket is busy. */
 export const FLUSH_INTERVAL_MS = 25;
-/** Bytes a socket may have waiting before a send waits for them to be written. */
-export const HIGH_WATER_BYTES = 64 * 1024;
 /** As useServer: a ping every 12 s; no pong within another 12 s ends the connection. */
 const KEEP_ALIVE_MS = 12_000;
 
@@ -197,12 +196,15 @@ class SocketWriter {
       this.tcp.cork();
       flushes.add(this);
     }
-    if (this.socket.bufferedAmount < HIGH_WATER_BYTES) {
+    if (this.socket.bufferedAmount < this.tcp.writableHighWaterMark) {
       // A failed write errors the socket, which closes it and ends its subscriptions.
       this.socket.send(data, TEXT_FRAME);
       return undefined;
     }
-    return new Promise((resolve, reject) => this.socket.send(data, TEXT_FRAME, (error) => (error ? reject(error) : resolve())));
+    const written = new Promise<void>((resolve, reject) => this.socket.send(data, TEXT_FRAME, (error) => (error ? reject(error) : resolve())));
+    // Waiting on the client, not on the next flush: a fast one (a long replay) goes on at once.
+    this.flush();
+    return written;
   }
 
   flush(): void {
