@@ -337,8 +337,10 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
     watcher = await connectWs(server.url);
     const warm = await startHeld(api, graph.graphId, 'fan-out-warm-up');
     const warmEnd = pipelineEnd(watcher, warm.pipelineId, RUN_TIMEOUT_MS);
+    const warmCpuBefore = cpuSeconds(pid);
     await release(api, warm.held);
     if ((await warmEnd).state !== 'FINISH') problems.push(`(e) warm-up pipeline ${warm.pipelineId} did not FINISH`);
+    const warmCpu = cpuSeconds(pid) - warmCpuBefore;
     const warmRunMs = runMs((await journalOf(api, warm.pipelineId, 0)).events);
 
     const measured = await startHeld(api, graph.graphId, 'fan-out');
@@ -473,6 +475,7 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
       `${pad('latency publish -> receipt')}${latencyLine(precise)}`,
       `${pad('bench-process event-loop delay')}p50 ${eld(loopDelay.percentile(50))}, p99 ${eld(loopDelay.percentile(99))}, max ${eld(loopDelay.max)}  (inflates both latencies)`,
       `${pad('CPU during the run, server / bench')}${cpuRun.toFixed(1)} s / ${ownCpuRun.toFixed(1)} s  (user + system; the server process alone / the 1,000 subscribers' process)`,
+      `${pad('server CPU per delivery')}${(((cpuRun - warmCpu) / delivered) * 1e6).toFixed(1)} us  (the run's server CPU less the warm-up's, ${warmCpu.toFixed(1)} s with no subscriber, over the deliveries)`,
       '    server memory                      RSS        heap used',
       `      before subscribers (after GC)    ${rss(before).padEnd(11)}${mb(before.probe.memory.heapUsed)}`,
       `      1,000 subscribed (after GC)      ${rss(connected).padEnd(11)}${mb(connected.probe.memory.heapUsed)}  (${(perSubscriberRss / 1024).toFixed(1)} KB RSS, ${(perSubscriber / 1024).toFixed(1)} KB heap per subscriber)`,

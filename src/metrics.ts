@@ -128,16 +128,26 @@ export function createMetrics(sources: MetricsSources): Metrics {
     registers: [registry],
   });
 
-  const subscriptionEvents = new Counter({
+  // Counted once per subscriber and event, a million times in a big fan-out: plain numbers,
+  // handed to the counter when scraped (its inc hashes the labels on every call).
+  const delivered = { executed: 0, shared: 0 };
+  new Counter({
     name: 'dagpipe_subscription_events_total',
     help: 'Events delivered to subscribers, by whether they were executed for that subscriber or shared with another of the same operation.',
     labelNames: ['execution'],
     registers: [registry],
+    collect() {
+      this.reset();
+      for (const [execution, count] of Object.entries(delivered)) this.inc({ execution }, count);
+    },
   });
 
   return {
     registry,
-    subscriptionEvent: (executed) => subscriptionEvents.inc({ execution: executed ? 'executed' : 'shared' }),
+    subscriptionEvent: (executed) => {
+      if (executed) delivered.executed++;
+      else delivered.shared++;
+    },
     dispatched: (seconds) => dispatchLatency.observe(seconds),
     finished: (seconds, outcome) => trackDuration.observe({ outcome }, seconds),
     async render() {

@@ -8,7 +8,6 @@ import { EnvelopArmor } from '@escape.tech/graphql-armor';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
 import { GraphQLError, Kind, type DefinitionNode, type OperationDefinitionNode } from 'graphql';
-import { useServer } from 'graphql-ws/use/ws';
 import { createGraphQLError, createYoga, type Plugin } from 'graphql-yoga';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { WebSocketServer } from 'ws';
@@ -20,7 +19,11 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { schema } from '../schema/index.ts';
 import { useSharedEventExecution } from '../shared-execution.ts';
+import { serveGraphqlWs, type SocketExtra } from '../ws-transport.ts';
 import type { Identify } from './identify.ts';
+
+/** What a client sees of an error that is the service's fault. */
+const UNEXPECTED_ERROR = 'Unexpected error.';
 
 export type Yoga = ReturnType<typeof createYoga<Record<string, unknown>, Context>>;
 
@@ -69,6 +72,29 @@ export function createGraphQLApi(deps: GraphQLApiDeps): GraphQLApi {
     log();
   };
 
+  // Unexpected errors reach clients as "Unexpected error." and are logged with their
+  // stack, at error level: they are the service's fault. Expected ones (a domain error
+  // outside a result union: no token, a role too low, an unknown id) keep their message
+  // and are logged at info, without a stack: they are the client's.
+  const maskError = (error: unknown, message: string): GraphQLError => {
+    const original = error instanceof GraphQLError ? error.originalError : error;
+    if (original instanceof DomainError) {
+      const code =
+        original instanceof UnauthenticatedError ? 'UNAUTHENTICATED' : original instanceof ForbiddenError ? 'FORBIDDEN' : original.name;
+      const requiredRole = original instanceof UnauthenticatedError || original instanceof ForbiddenError ? original.requiredRole : undefined;
+      const path = error instanceof GraphQLError ? error.path : undefined;
+      logOnce(error, () => requestLog.info({ code, field: original.field, path: path?.join('.'), requiredRole }, `request refused: ${original.message}`));
+      return createGraphQLError(original.message, {
+        ...(error instanceof GraphQLError && { nodes: error.nodes, path: error.path }),
+        extensions: { code, field: original.field, ...(requiredRole && { requiredRole }) },
+      });
+    }
+    if (error instanceof GraphQLError && !error.originalError) return error;
+    if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) return error;
+    logOnce(error, () => logger.error({ err: original }, 'unexpected error'));
+    return createGraphQLError(message);
+  };
+
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     context: async (initial) => {
@@ -94,32 +120,11 @@ export function createGraphQLApi(deps: GraphQLApiDeps): GraphQLApi {
       useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf', 'authorization'] }),
       ...(config.introspection ? [] : [useDisableIntrospection()]),
       mutationRateLimit(config.limits.mutationsPerMinute),
-      useSharedEventExecution((executed) => metrics.subscriptionEvent(executed)),
+      // The last with an onSubscribe hook: it ends the subscribe phase and masks
+      // subscription results itself (see src/shared-execution.ts).
+      useSharedEventExecution({ observe: (executed) => metrics.subscriptionEvent(executed), maskError: (error) => maskError(error, UNEXPECTED_ERROR) }),
     ],
-    // Unexpected errors reach clients as "Unexpected error." and are logged with their
-    // stack, at error level: they are the service's fault. Expected ones (a domain error
-    // outside a result union: no token, a role too low, an unknown id) keep their message
-    // and are logged at info, without a stack: they are the client's.
-    maskedErrors: {
-      maskError: (error, message) => {
-        const original = error instanceof GraphQLError ? error.originalError : error;
-        if (original instanceof DomainError) {
-          const code =
-            original instanceof UnauthenticatedError ? 'UNAUTHENTICATED' : original instanceof ForbiddenError ? 'FORBIDDEN' : original.name;
-          const requiredRole = original instanceof UnauthenticatedError || original instanceof ForbiddenError ? original.requiredRole : undefined;
-          const path = error instanceof GraphQLError ? error.path : undefined;
-          logOnce(error, () => requestLog.info({ code, field: original.field, path: path?.join('.'), requiredRole }, `request refused: ${original.message}`));
-          return createGraphQLError(original.message, {
-            ...(error instanceof GraphQLError && { nodes: error.nodes, path: error.path }),
-            extensions: { code, field: original.field, ...(requiredRole && { requiredRole }) },
-          });
-        }
-        if (error instanceof GraphQLError && !error.originalError) return error;
-        if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) return error;
-        logOnce(error, () => logger.error({ err: original }, 'unexpected error'));
-        return createGraphQLError(message);
-      },
-    },
+    maskedErrors: { maskError, errorMessage: UNEXPECTED_ERROR },
     logging: {
       debug: (...args) => logger.debug(args.map(String).join(' ')),
       info: (...args) => logger.info(args.map(String).join(' ')),
@@ -136,8 +141,7 @@ export function createGraphQLApi(deps: GraphQLApiDeps): GraphQLApi {
 
   // maxPayload: one graphql-ws message is a subscription request, never a body-sized upload.
   const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, maxPayload: config.limits.bodyBytes });
-  type SocketExtra = { request: IncomingMessage; socket: unknown; caller?: Caller };
-  const wsServer = useServer<Record<string, unknown>, SocketExtra>(
+  const wsServer = serveGraphqlWs<Record<string, unknown>, SocketExtra & { caller?: Caller }>(
     {
       // The token comes in connectionParams ({"authorization": "Bearer <token>"}); a
       // connection without a valid one is closed with 4403 Forbidden.
@@ -195,6 +199,7 @@ export function createGraphQLApi(deps: GraphQLApiDeps): GraphQLApi {
       },
     },
     wss,
+    logger.child({ component: 'graphql-ws' }),
   );
 
   return {

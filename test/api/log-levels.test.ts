@@ -15,10 +15,10 @@ import WebSocket from 'ws';
 import { createToken } from '../../src/auth/tokens.ts';
 import { connectDb } from '../../src/db.ts';
 import { graphql } from '../../src/generated/gql/index.ts';
-import { CreateGraph, StartPipeline } from '../helpers/operations.ts';
-import { eventually } from '../helpers/seed.ts';
+import { CreateGraph, PipelineDetail, StartPipeline } from '../helpers/operations.ts';
+import { eventually, seedGraph } from '../helpers/seed.ts';
 import { freePort, killServerProcesses, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
-import { freshDatabase, httpClient, startTestApp } from '../helpers/test-app.ts';
+import { freshDatabase, httpClient, startTestApp, type SubscribingClient } from '../helpers/test-app.ts';
 
 const Graphs = graphql(`query LogGraphs { graphs { id } }`);
 const Tokens = graphql(`query LogTokens { tokens { id } }`);
@@ -166,6 +166,58 @@ describe('an unexpected error', () => {
       expect(errors).toHaveLength(1);
       expect(errors[0]!.msg).toBe('unexpected error');
       expect(errors[0]!.err?.stack).toContain('graph');
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('in a subscription, reaches graphql-ws and SSE subscribers masked, and is logged at error level with its stack', async () => {
+    let captured = '';
+    const logger = pino({ level: 'info' }, { write: (line: string) => void (captured += line) });
+    const t = await startTestApp({ logger });
+    try {
+      const { graphId } = await seedGraph(t, { vertices: { only: { script: 'true' } } });
+      const started = await t.request(StartPipeline, { graphId });
+      if (started.startPipeline.__typename !== 'Pipeline') throw new Error(JSON.stringify(started));
+      const pipelineId = started.startPipeline.id;
+      await eventually(async () => ((await t.request(PipelineDetail, { id: pipelineId })).pipeline?.state === 'FINISH' ? true : undefined));
+      // Only the subscriptions meet the broken tables: the executor (which polls for work on
+      // PostgreSQL) would log its own failures.
+      await t.app.executor!.stop();
+      /** What a subscriber gets first: a result's errors, the stream's error, or its end. */
+      const firstOutcome = (client: SubscribingClient, query: string) =>
+        new Promise<unknown>((resolve) => {
+          const dispose = client.subscribe(
+            { query, variables: { pipelineId } },
+            {
+              next: (value) => {
+                dispose();
+                resolve(value.errors ?? value);
+              },
+              error: resolve,
+              complete: () => resolve('complete'),
+            },
+          );
+        });
+      const ids = 'subscription ($pipelineId: Int!) { trackUpdated(pipelineId: $pipelineId, after: 0) { id } }';
+      const withTrack = 'subscription ($pipelineId: Int!) { trackUpdated(pipelineId: $pipelineId, after: 0) { id track { name } } }';
+      // The service's own fault, in each place a subscription can meet it: subscribing (the
+      // pipeline is looked up), following (the journal is read), executing an event.
+      for (const [table, query] of [['pipeline', ids], ['event', ids], ['track', withTrack]] as const) {
+        await t.app.store.db.$executeRawUnsafe(`ALTER TABLE "${table}" RENAME TO "${table}_gone"`);
+        for (const [transport, client] of [['graphql-ws', t.wsClient()], ['SSE', t.sseClient()]] as const) {
+          const outcome = JSON.stringify(await firstOutcome(client, query));
+          expect(outcome, `${transport}, without the ${table} table`).toContain('Unexpected error.');
+          expect(outcome, `${transport}, without the ${table} table`).not.toMatch(/exist|no such|relation/i);
+        }
+        await t.app.store.db.$executeRawUnsafe(`ALTER TABLE "${table}_gone" RENAME TO "${table}"`);
+      }
+      const errors = parseLines(captured).filter((l) => l.level >= 50);
+      expect(errors.length).toBeGreaterThanOrEqual(6);
+      for (const error of errors) {
+        expect(error.msg).toBe('unexpected error');
+        expect(error.err?.stack).toBeDefined();
+      }
     } finally {
       await t.stop();
     }

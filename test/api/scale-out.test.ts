@@ -165,7 +165,7 @@ describe.runIf(TEST_PROVIDER === 'postgresql')('an API process and a worker on o
       trackIds.forEach((trackId, i) => expect(lineTexts(output[i]!)).toEqual(expected[trackId]));
     }
     const runBy = await worker.app.store.db.track.findMany({ where: { pipelineId: run.pipelineId }, select: { executorId: true } });
-    expect(runBy.map((t) => t.executorId)).toEqual(trackIds.map(() => worker.app.executor.id));
+    expect(runBy.map((t) => t.executorId)).toEqual(trackIds.map(() => worker.app.executor!.id));
     // Read on the process that did not run it, the output is the one stored with the results.
     const final = await api.request(Output, { id: run.pipelineId });
     expect(final.pipeline!.tracks.find((t) => t.name === 'talk')!.output.text).toBe(`${numbered('talk', 150).join('\n')}\n`);

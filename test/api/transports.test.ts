@@ -2,9 +2,11 @@
  * The same live stream over both transports, with the official clients on real sockets:
  * graphql-ws (WebSocket) and graphql-sse (Server-Sent Events), plus GraphiQL and /health.
  */
+import { print } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { collect, startTestApp, type TestApp } from '../helpers/test-app.ts';
-import { seedGraph, seedScenario } from '../helpers/seed.ts';
+import { eventually, seedGraph, seedScenario } from '../helpers/seed.ts';
 import { FinishInput, StartPipeline, TrackUpdated } from '../helpers/operations.ts';
 import type { TrackUpdatedSubscription } from '../../src/generated/gql/graphql.ts';
 
@@ -36,6 +38,47 @@ describe('transports', () => {
     expect(sse).toEqual(expected);
     // created x5; A: input, claimed, succeeded; B, C, D: ready, claimed, succeeded; E: claimed, succeeded
     expect(expected).toHaveLength(5 + 3 + 3 * 3 + 2);
+  });
+
+  it('graphql-ws messages on the wire are text frames, each exactly the JSON graphql-ws makes of it, in order, however the id is spelt', async () => {
+    const spec = seedScenario();
+    spec.vertices.A!.inputs = [{ name: 'go', type: 'BOOLEAN', required: true }];
+    const { graphId } = await seedGraph(t, spec);
+    const started = await t.request(StartPipeline, { graphId });
+    if (started.startPipeline.__typename !== 'Pipeline') throw new Error();
+    const pipelineId = started.startPipeline.id;
+    // Subscribed before the run goes on: the replayed events and the live ones (shared
+    // among subscribers, sent without graphql-ws's own serialisation) both arrive.
+    const id = 'a "quoted" id\\ with \u2028 and é';
+    const socket = new WebSocket(t.url.replace(/^http/, 'ws'), 'graphql-transport-ws');
+    const frames: Array<{ text: string; binary: boolean }> = [];
+    socket.on('message', (data, binary) => frames.push({ text: String(data), binary }));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => {
+        socket.send(JSON.stringify({ type: 'connection_init' }));
+        resolve();
+      });
+      socket.once('error', reject);
+    });
+    await eventually(async () => (frames.length > 0 ? true : undefined));
+    socket.send(JSON.stringify({ id, type: 'subscribe', payload: { query: print(TrackUpdated), variables: { pipelineId, after: 0 } } }));
+    const a = started.startPipeline.tracks.find((x) => x.name === 'A')!;
+    await eventually(async () => (frames.length > 1 ? true : undefined)); // listening
+    await t.request(FinishInput, { trackId: a.id, params: { go: true } });
+    // The stream completes after pipeline:finished, which only trackUpdated's filter hides.
+    await eventually(async () => (frames.at(-1)!.text.includes('"complete"') ? true : undefined), 20_000, 'the complete message');
+    socket.close();
+
+    expect(frames.every((frame) => !frame.binary)).toBe(true);
+    const messages = frames.map((frame) => JSON.parse(frame.text) as { id?: string; type: string; payload?: { data: { trackUpdated: { id: number } } } });
+    // Byte for byte what JSON.stringify gives for the message graphql-ws builds: its keys in its order.
+    for (const [index, message] of messages.entries()) expect(frames[index]!.text).toBe(JSON.stringify(message));
+    expect(messages[0]).toEqual({ type: 'connection_ack' });
+    expect(messages.at(-1)).toEqual({ id, type: 'complete' });
+    const nexts = messages.slice(1, -1);
+    expect(nexts.every((message) => message.type === 'next' && message.id === id && Object.keys(message).join() === 'id,type,payload')).toBe(true);
+    const journal = await t.app.store.db.event.findMany({ where: { pipelineId, trackId: { not: null } }, orderBy: { id: 'asc' } });
+    expect(nexts.map((message) => message.payload!.data.trackUpdated.id)).toEqual(journal.map((e) => e.id));
   });
 
   it('serves GraphiQL at /graphql and health at /health', async () => {
