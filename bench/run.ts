@@ -43,7 +43,7 @@
  * as `npm start` has it: the launcher is what spawns the scripts.
  *
  * BENCH_ONLY=fanout runs (e) alone (under two minutes; no ratio line then), for quick iteration;
- * BENCH_ONLY=startup runs (s) alone, BENCH_ONLY=bigstart (h) (about a minute).
+ * BENCH_ONLY=startup runs (s) alone, BENCH_ONLY=bigstart (h) (1.5-2.5 minutes on this loaded machine).
  *
  * BENCH_CPU_PROF=<dir> writes CPU profiles of this process during the engine run of (a) and
  * the startPipeline of (b), makes the launcher process write its own profile there when it
