@@ -46,7 +46,7 @@
  * BENCH_ONLY=startup runs (s) alone, BENCH_ONLY=scaleout (f) (bench/scale-out.ts: the 1,000-track
  * DAG on SQLite in one process and on PostgreSQL with 1 and 2 worker processes, and the
  * wake-up latency across processes; needs the local PostgreSQL and Redis), BENCH_ONLY=bigstart (h)
- * (about a minute).
+ * (1.5-2.5 minutes on a loaded machine).
  *
  * BENCH_CPU_PROF=<dir> writes CPU profiles of this process during the engine run of (a) and
  * the startPipeline of (b), makes the launcher process write its own profile there when it

@@ -204,7 +204,7 @@ export interface InsertColumn {
  * one statement binding one array per column (unnest; multi-row VALUES would be longer to
  * send and to parse, and bounded by 65,535 parameters); on SQLite, multi-row VALUES filling
  * its bind limit. Rows take their ids in the order given; the returned rows come in no
- * promised order.
+ * promised order. `table`, the column names and `returning` are SQL text: constants.
  */
 export async function insertRows(
   runner: SqlRunner,

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { graphql } from '../../src/generated/gql/index.ts';
-import { CheckGraph } from '../helpers/operations.ts';
+import { CheckGraph, PipelineDetail } from '../helpers/operations.ts';
 import { startTestApp, type TestApp } from '../helpers/test-app.ts';
 
 const VERTICES = 10_000;
@@ -130,5 +130,26 @@ describe('startPipeline on 10,000 vertices', () => {
     }
 
     expect((await t.request(BigGraphSealed, { id: graphId })).graph).toEqual({ sealed: true });
+  });
+
+  it('keeps every character of scripts and values as written (PostgreSQL binds them in arrays)', async () => {
+    const value = `He said "hi", {x} \\ back\\slash\nNULL 'q' é`;
+    const script = `printf '%s' {v} # a,b {c} "NULL" \\ end`;
+    const created = await t.request(CreateBigGraph, {
+      name: 'hostile-text',
+      vertices: [
+        { name: 'plain', script, inputs: [{ name: 'v', type: 'STRING', default: value }] },
+        { name: 'NULL', script: 'NULL', inputs: [{ name: 'w', type: 'STRING', required: true }] },
+      ],
+    });
+    if (created.createGraph.__typename !== 'Graph') throw new Error(JSON.stringify(created.createGraph));
+    await t.request(CheckGraph, { id: created.createGraph.id });
+    const started = await t.request(StartBigPipeline, { graphId: created.createGraph.id });
+    if (started.startPipeline.__typename !== 'Pipeline') throw new Error(JSON.stringify(started.startPipeline));
+    const { tracks } = (await t.request(PipelineDetail, { id: started.startPipeline.id })).pipeline!;
+    const byName = new Map(tracks.map((track) => [track.name, track]));
+    expect(byName.get('plain')!.input).toEqual({ v: value });
+    expect(byName.get('plain')!.script).toBe(`printf '%s' '${value.replaceAll("'", `'\\''`)}' # a,b {c} "NULL" \\ end`);
+    expect(byName.get('NULL')).toMatchObject({ input: null, script: null, needsInput: true });
   });
 });
