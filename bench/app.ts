@@ -3,8 +3,10 @@
  * port, with a GraphQL client over HTTP; and what the sections do with it.
  */
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { pino } from 'pino';
 import { buildApp, type App } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
@@ -12,6 +14,12 @@ import type { DbOptions } from '../src/db.ts';
 import { builtLauncherEntry } from '../src/executor/launcher-client.ts';
 import { GraphQLClient } from './client.ts';
 import { BenchStartPipeline } from './operations.ts';
+
+/** Where the bench may create and drop databases (the machine's PostgreSQL). */
+export const POSTGRES_ADMIN_URL = process.env.BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+
+/** The machine's Redis. */
+export const BENCH_REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** Applies the real migrations (the prisma config picks the schema by the URL's scheme). */
 export async function migrateDatabase(root: string, databaseUrl: string): Promise<void> {
@@ -73,4 +81,43 @@ export async function quiesce(app: App, timeoutMs = 30_000): Promise<void> {
     idleLooks = app.executor!.runningCount === 0 ? idleLooks + 1 : 0;
     await sleep(50);
   }
+}
+
+export async function adminQuery(statement: string, values: unknown[] = []): Promise<pg.QueryResult> {
+  const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+  await client.connect();
+  try {
+    return await client.query(statement, values);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * A fresh, migrated PostgreSQL database. `drop` removes it once nobody is connected: the
+ * app's pool keeps its idle connections after app.stop() (until pg's idle timeout, 10 s),
+ * and ending them from outside (DROP ... WITH (FORCE)) would make that pool emit an error
+ * this process cannot catch.
+ */
+export async function freshPostgres(root: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `dagpipe_bench_${randomBytes(6).toString('hex')}`;
+  await adminQuery(`CREATE DATABASE "${name}"`);
+  const url = new URL(POSTGRES_ADMIN_URL);
+  url.pathname = `/${name}`;
+  const drop = async () => {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const { rows } = await adminQuery('SELECT COUNT(*)::int AS "n" FROM pg_stat_activity WHERE datname = $1', [name]);
+      if (rows[0].n === 0 || Date.now() > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    await adminQuery(`DROP DATABASE IF EXISTS "${name}"`);
+  };
+  try {
+    await migrateDatabase(root, url.toString());
+  } catch (error) {
+    await drop();
+    throw error;
+  }
+  return { url: url.toString(), drop };
 }

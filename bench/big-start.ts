@@ -15,12 +15,10 @@
  * same start asking for every track (`tracks { id state }`) in the response: 10,000 tracks of
  * JSON, for scale, not a target.
  */
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { print } from 'graphql';
-import pg from 'pg';
 import { CancelPipeline } from '../test/helpers/operations.ts';
-import { migrateDatabase, quiesce, startBenchApp, startPipeline } from './app.ts';
+import { freshPostgres, migrateDatabase, POSTGRES_ADMIN_URL, quiesce, startBenchApp, startPipeline } from './app.ts';
 import type { GraphQLClient } from './client.ts';
 import { buildLayeredGraphWithPrisma, layeredShape, type LayeredShape } from './graphs.ts';
 import { BenchStartPipelineWithTracks } from './operations.ts';
@@ -44,7 +42,6 @@ const TARGET_MS = 1000;
  * PostgreSQL 2,474 / 3,279 ms before, 798 / 526 ms after. The lower "before" is printed.
  */
 const BEFORE_MS = { sqlite: 2680, postgresql: 2474 };
-const POSTGRES_ADMIN_URL = process.env.BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 type Provider = keyof typeof BEFORE_MS;
@@ -109,45 +106,6 @@ async function measure(options: BigStartOptions, provider: Provider, databaseUrl
     await app.stop();
   }
   return measured;
-}
-
-async function adminQuery(statement: string, values: unknown[] = []): Promise<pg.QueryResult> {
-  const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-  await client.connect();
-  try {
-    return await client.query(statement, values);
-  } finally {
-    await client.end();
-  }
-}
-
-/**
- * A fresh, migrated PostgreSQL database. `drop` removes it once nobody is connected: the
- * app's pool keeps its idle connections after app.stop() (until pg's idle timeout, 10 s),
- * and ending them from outside (DROP ... WITH (FORCE)) would make that pool emit an error
- * this process cannot catch.
- */
-async function freshPostgres(root: string): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `dagpipe_bench_${randomBytes(6).toString('hex')}`;
-  await adminQuery(`CREATE DATABASE "${name}"`);
-  const url = new URL(POSTGRES_ADMIN_URL);
-  url.pathname = `/${name}`;
-  const drop = async () => {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const { rows } = await adminQuery('SELECT COUNT(*)::int AS "n" FROM pg_stat_activity WHERE datname = $1', [name]);
-      if (rows[0].n === 0 || Date.now() > deadline) break;
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-    await adminQuery(`DROP DATABASE IF EXISTS "${name}"`);
-  };
-  try {
-    await migrateDatabase(root, url.toString());
-  } catch (error) {
-    await drop();
-    throw error;
-  }
-  return { url: url.toString(), drop };
 }
 
 export async function runBigStart(options: BigStartOptions): Promise<string[]> {

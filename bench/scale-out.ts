@@ -22,9 +22,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import pg from 'pg';
+import { BENCH_REDIS_URL as REDIS_URL, freshPostgres, migrateDatabase } from './app.ts';
 import { CheckGraph, CreateWholeGraph } from '../test/helpers/operations.ts';
 import { freePort, serverUrl } from '../test/helpers/server-process.ts';
 import { connectWs, GraphQLClient, pipelineEnd } from './client.ts';
@@ -38,12 +36,9 @@ export interface ScaleOutOptions {
   problems: string[];
 }
 
-const run = promisify(execFile);
 const SHAPE = { vertices: 1000, width: 4 };
 const WORKERS_PER_PROCESS = 2;
 const RUN_TIMEOUT_MS = 300_000;
-const POSTGRES_ADMIN_URL = process.env.BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
-const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const TICKS_PER_SECOND = 100;
 /** Single-track pipelines for the wake-up figure. */
 const WAKE_UPS = 100;
@@ -63,22 +58,6 @@ interface Measured {
   wakeUp: Percentiles;
   databaseCpuMs: number | undefined;
   serviceCpuMs: number;
-}
-
-function postgresUrl(name: string): string {
-  const url = new URL(POSTGRES_ADMIN_URL);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-async function adminQuery(statement: string): Promise<void> {
-  const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-  await client.connect();
-  try {
-    await client.query(statement);
-  } finally {
-    await client.end();
-  }
 }
 
 /** utime + stime of a process, in ms; 0 when it is gone. */
@@ -294,22 +273,19 @@ export async function runScaleOut(options: ScaleOutOptions): Promise<string[]> {
   const sqliteFile = path.join(options.dir, 'scale-out.db');
   const sqliteUrl = `file:${sqliteFile}`;
   options.progress('(f) SQLite, one process: migrating');
-  await run('npx', ['prisma', 'migrate', 'deploy'], { cwd: options.root, env: { ...process.env, DATABASE_URL: sqliteUrl }, timeout: 120_000 });
+  await migrateDatabase(options.root, sqliteUrl);
   options.progress('(f) SQLite, one process: running 1,000 tracks');
   results.push(await measure(options, 'SQLite, 1 process (ROLE=all)', sqliteUrl, 0));
   rmSync(sqliteFile, { force: true });
 
   for (const workers of [1, 2]) {
-    const name = `dagpipe_bench_${process.pid}_${workers}`;
-    await adminQuery(`DROP DATABASE IF EXISTS "${name}"`);
-    await adminQuery(`CREATE DATABASE "${name}"`);
+    options.progress(`(f) PostgreSQL, ${workers} worker process(es): a fresh database`);
+    const database = await freshPostgres(options.root);
     try {
-      options.progress(`(f) PostgreSQL, ${workers} worker process(es): migrating`);
-      await run('npx', ['prisma', 'migrate', 'deploy'], { cwd: options.root, env: { ...process.env, DATABASE_URL: postgresUrl(name) }, timeout: 120_000 });
       options.progress(`(f) PostgreSQL, ${workers} worker process(es): running 1,000 tracks`);
-      results.push(await measure(options, `PostgreSQL, 1 API + ${workers} worker${workers > 1 ? 's' : ''}`, postgresUrl(name), workers));
+      results.push(await measure(options, `PostgreSQL, 1 API + ${workers} worker${workers > 1 ? 's' : ''}`, database.url, workers));
     } finally {
-      await adminQuery(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await database.drop();
     }
   }
 
