@@ -4,7 +4,8 @@
  * with its own execArgv, so it does not inherit it. It observes without changing server code:
  *
  *  - the instant each committed event is published on the bus (src/store/transaction.ts
- *    publishes right after the commit): EventEmitter.prototype.emit is wrapped to note
+ *    publishes right after the commit): EventTarget.prototype.dispatchEvent (the bus's
+ *    in-memory carrier) and EventEmitter.prototype.emit are wrapped to note
  *    `process.hrtime` (CLOCK_MONOTONIC, the same clock in every process of the machine) when
  *    an event named `pipeline:event:<pipelineId>` is emitted, before its listeners run;
  *  - the bus's emitter (captured when something listens to `pipeline:event:*`), so the bench
@@ -50,6 +51,16 @@ EventEmitter.prototype.emit = function emit(this: EventEmitter, name: string | s
   }
   // eslint-disable-next-line prefer-rest-params
   return Reflect.apply(originalEmit, this, arguments) as boolean;
+};
+
+// The bus dispatches on an EventTarget (src/pubsub.ts), its channels prefixed per deployment.
+const originalDispatch = EventTarget.prototype.dispatchEvent;
+EventTarget.prototype.dispatchEvent = function dispatchEvent(this: EventTarget, event: Event): boolean {
+  if (event.type.includes(TOPIC)) {
+    const id = ((event as CustomEvent).detail as { id?: unknown } | undefined)?.id;
+    if (typeof id === 'number') published.push(id, hrMs());
+  }
+  return originalDispatch.call(this, event);
 };
 
 const originalOn = EventEmitter.prototype.on;

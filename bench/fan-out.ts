@@ -45,7 +45,8 @@ import { promisify } from 'node:util';
 import { print } from 'graphql';
 import type { Client } from 'graphql-ws';
 import { CheckGraph, CreateWholeGraph } from '../test/helpers/operations.ts';
-import { serverUrl } from '../test/helpers/server-process.ts';
+import { childPids, freePort, serverUrl } from '../test/helpers/server-process.ts';
+import { BENCH_REDIS_URL, freshPostgres, migrateDatabase } from './app.ts';
 import { connectWs, GraphQLClient, pipelineEnd } from './client.ts';
 import type { ProbePublished, ProbeRequest, ProbeStats } from './fan-out-probe.ts';
 import { layeredShape, type LayeredShape } from './graphs.ts';
@@ -60,6 +61,12 @@ const RUN_TIMEOUT_MS = 300_000;
 const DRAIN_TIMEOUT_MS = 120_000;
 
 export interface FanOutOptions {
+  /**
+   * 'one-process' (e): the service as one process on SQLite. 'api-and-worker' (g): a ROLE=api
+   * process (the subscribers' server, with the probe) and a ROLE=worker process (the scripts)
+   * on a fresh PostgreSQL database, events passing through Redis.
+   */
+  mode?: 'one-process' | 'api-and-worker';
   root: string;
   /** A fresh temporary directory of this bench run. */
   dir: string;
@@ -88,12 +95,15 @@ function summary(samples: number[]): { count: number; p50: number; p99: number; 
 
 interface Server {
   child: ChildProcess;
+  /** ROLE=worker, in 'api-and-worker' mode. */
+  worker?: ChildProcess;
   url: string;
   ask<T>(request: Omit<ProbeRequest, 'id'>): Promise<T>;
   stop(): Promise<void>;
 }
 
 async function startServer(options: FanOutOptions, databaseUrl: string): Promise<Server> {
+  const separate = options.mode === 'api-and-worker';
   // BENCH_CPU_PROF=<dir>: the server writes CPU profiles of its whole life there when it exits
   // (CPU.<date>.<pid>.<thread>...: one per thread; tsx's loader hooks run in a worker thread).
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_CPU_PROF)}`] : [];
@@ -110,6 +120,7 @@ async function startServer(options: FanOutOptions, databaseUrl: string): Promise
         DATABASE_URL: databaseUrl,
         WORKERS: String(FAN_OUT_WORKERS),
         WORK_DIR: path.join(options.dir, 'fan-out-work'),
+        ...(separate && { ROLE: 'api', REDIS_URL: BENCH_REDIS_URL }),
         LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'error',
         // The bench measures delivery, not the limits that protect a public service.
         AUTH: 'off',
@@ -123,6 +134,37 @@ async function startServer(options: FanOutOptions, databaseUrl: string): Promise
     },
   );
   const url = await serverUrl(child, 60_000);
+  let worker: ChildProcess | undefined;
+  if (separate) {
+    const port = await freePort();
+    worker = spawn(process.execPath, ['--enable-source-maps', 'dist/server.js'], {
+      cwd: options.root,
+      env: {
+        ...process.env,
+        NODE_OPTIONS: '',
+        ROLE: 'worker',
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        DATABASE_URL: databaseUrl,
+        REDIS_URL: BENCH_REDIS_URL,
+        WORKERS: String(FAN_OUT_WORKERS),
+        WORK_DIR: path.join(options.dir, 'fan-out-worker-work'),
+        LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'error',
+        AUTH: 'off',
+        SCRIPT_USER: 'root',
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    worker.stderr!.on('data', (chunk: Buffer) => process.stderr.write(`[fan-out worker] ${chunk.toString()}`));
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (worker.exitCode !== null) throw new Error(`the fan-out worker process exited (${worker.exitCode})`);
+      const healthy = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false);
+      if (healthy) break;
+      if (Date.now() > deadline) throw new Error('the fan-out worker process did not answer /health within 60 s');
+      await sleep(50);
+    }
+  }
   // From now on its logs (LOG_LEVEL, default error) go to our stderr.
   child.stdout!.removeAllListeners('data');
   child.stderr!.removeAllListeners('data');
@@ -147,15 +189,18 @@ async function startServer(options: FanOutOptions, databaseUrl: string): Promise
       child.send({ ...request, id });
     });
 
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  const stopOne = async (process: ChildProcess) => {
+    if (process.exitCode !== null || process.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => process.once('exit', () => resolve()));
+    process.kill('SIGTERM');
+    const timer = setTimeout(() => process.kill('SIGKILL'), 20_000);
     await exited;
     clearTimeout(timer);
   };
-  return { child, url, ask, stop };
+  const stop = async () => {
+    await Promise.all([stopOne(child), ...(worker ? [stopOne(worker)] : [])]);
+  };
+  return { child, ...(worker && { worker }), url, ask, stop };
 }
 
 interface ProcMemory {
@@ -186,6 +231,13 @@ function resetPeakRss(pid: number): boolean {
 
 let clockTicks: number | undefined;
 /** User + system CPU seconds of the process itself (not its children), or NaN. */
+/** A process's CPU and its descendants' (a worker's launcher, scripts still running). */
+function treeCpuSeconds(pid: number): number {
+  let total = cpuSeconds(pid);
+  for (const child of childPids(pid)) total += treeCpuSeconds(child);
+  return total;
+}
+
 function cpuSeconds(pid: number): number {
   try {
     clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
@@ -314,11 +366,23 @@ async function within<T>(promise: Promise<T>, millis: number, what: string): Pro
 
 export async function runFanOut(options: FanOutOptions): Promise<string[]> {
   const { progress, problems } = options;
-  const databaseUrl = `file:${path.join(options.dir, 'fan-out.db')}`;
-  progress('(e) fan-out: fresh database, then the server as its own process');
-  await run('npx', ['prisma', 'migrate', 'deploy'], { cwd: options.root, env: { ...process.env, DATABASE_URL: databaseUrl }, timeout: 120_000 });
+  const separate = options.mode === 'api-and-worker';
+  const section = separate ? '(g)' : '(e)';
+  let databaseUrl = `file:${path.join(options.dir, 'fan-out.db')}`;
+  let dropDatabase = async () => {};
+  if (separate) {
+    progress('(g) fan-out, API and worker apart: a fresh PostgreSQL database, then an API and a worker process');
+    const database = await freshPostgres(options.root);
+    databaseUrl = database.url;
+    dropDatabase = database.drop;
+  } else {
+    progress(`${section} fan-out: fresh database, then the server as its own process`);
+    await migrateDatabase(options.root, databaseUrl);
+  }
   const server = await startServer(options, databaseUrl);
   const pid = server.child.pid!;
+  /** CPU of the service: the API process, and in (g) the worker and its launcher too. */
+  const serviceCpu = () => cpuSeconds(pid) + (server.worker ? treeCpuSeconds(server.worker.pid!) : 0);
   const api = new GraphQLClient(server.url);
   const subscribers: Subscriber[] = [];
   const clients: Client[] = [];
@@ -333,14 +397,14 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
     const stats = (request: Omit<Extract<ProbeRequest, { probe: 'stats' }>, 'id' | 'probe'>) => server.ask<ProbeStats>({ probe: 'stats', ...request });
     const graph = await buildGraph(api);
 
-    progress('(e) warm-up: the same pipeline with no subscriber');
+    progress(`${section} warm-up: the same pipeline with no subscriber`);
     watcher = await connectWs(server.url);
     const warm = await startHeld(api, graph.graphId, 'fan-out-warm-up');
     const warmEnd = pipelineEnd(watcher, warm.pipelineId, RUN_TIMEOUT_MS);
-    const warmCpuBefore = cpuSeconds(pid);
+    const warmCpuBefore = serviceCpu();
     await release(api, warm.held);
-    if ((await warmEnd).state !== 'FINISH') problems.push(`(e) warm-up pipeline ${warm.pipelineId} did not FINISH`);
-    const warmCpu = cpuSeconds(pid) - warmCpuBefore;
+    if ((await warmEnd).state !== 'FINISH') problems.push(`${section} warm-up pipeline ${warm.pipelineId} did not FINISH`);
+    const warmCpu = serviceCpu() - warmCpuBefore;
     const warmRunMs = runMs((await journalOf(api, warm.pipelineId, 0)).events);
 
     const measured = await startHeld(api, graph.graphId, 'fan-out');
@@ -349,7 +413,7 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
     const after = created.at(-2)!.id; // replay exactly one event: the last track:created
     const before = { proc: procMemory(pid), probe: await stats({ gc: true, pipelineId }) };
 
-    progress(`(e) connecting ${num(FAN_OUT_SUBSCRIBERS)} graphql-ws clients (${CONNECT_BATCH} at a time) and subscribing`);
+    progress(`${section} connecting ${num(FAN_OUT_SUBSCRIBERS)} graphql-ws clients (${CONNECT_BATCH} at a time) and subscribing`);
     let t0 = performance.now();
     while (clients.length < FAN_OUT_SUBSCRIBERS) {
       const batch = Math.min(CONNECT_BATCH, FAN_OUT_SUBSCRIBERS - clients.length);
@@ -362,16 +426,16 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
     const subscribeMs = performance.now() - t0;
     const notListening = subscribers.filter((s) => s.ids.length !== 1 || s.ids[0] !== created.at(-1)!.id || s.errors.length > 0);
     if (notListening.length > 0) {
-      throw new Error(`(e) ${notListening.length} subscriber(s) did not start as expected: ${notListening[0]!.errors.join('; ') || JSON.stringify(notListening[0]!.ids)}`);
+      throw new Error(`${section} ${notListening.length} subscriber(s) did not start as expected: ${notListening[0]!.errors.join('; ') || JSON.stringify(notListening[0]!.ids)}`);
     }
     const connected = { proc: procMemory(pid), probe: await stats({ gc: true, pipelineId, resetPeak: true }) };
     if (connected.probe.listeners !== null && connected.probe.listeners !== FAN_OUT_SUBSCRIBERS) {
-      throw new Error(`(e) the server counts ${connected.probe.listeners} listeners on pipeline ${pipelineId}, expected ${FAN_OUT_SUBSCRIBERS}`);
+      throw new Error(`${section} the server counts ${connected.probe.listeners} listeners on pipeline ${pipelineId}, expected ${FAN_OUT_SUBSCRIBERS}`);
     }
 
-    progress('(e) releasing the pipeline and following it');
+    progress(`${section} releasing the pipeline and following it`);
     const peakReset = resetPeakRss(pid);
-    const cpuBefore = cpuSeconds(pid);
+    const cpuBefore = serviceCpu();
     const ownCpuBefore = process.cpuUsage();
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
     loopDelay.enable();
@@ -379,7 +443,7 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
     const released = hrMs();
     await release(api, measured.held);
     const ended = await end;
-    if (ended.state !== 'FINISH') problems.push(`(e) pipeline ${pipelineId} ended ${ended.state}: ${ended.reason}`);
+    if (ended.state !== 'FINISH') problems.push(`${section} pipeline ${pipelineId} ended ${ended.state}: ${ended.reason}`);
     const journal = await journalOf(api, pipelineId, after);
     const expected = journal.events.filter((e) => e.trackId !== null);
     const lastId = expected.at(-1)!.id;
@@ -388,7 +452,7 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
       await sleep(20);
     }
     loopDelay.disable();
-    const cpuRun = cpuSeconds(pid) - cpuBefore;
+    const cpuRun = serviceCpu() - cpuBefore;
     const ownCpu = process.cpuUsage(ownCpuBefore);
     const ownCpuRun = (ownCpu.user + ownCpu.system) / 1e6;
     const peak = { proc: procMemory(pid), probe: await stats({ pipelineId }) };
@@ -416,8 +480,8 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
     }
     const expectedPairs = expectedIds.length * subscribers.length;
     if (exact !== subscribers.length) {
-      problems.push(`(e) ${subscribers.length - exact} of ${subscribers.length} subscribers did not receive exactly the journal's ${expectedIds.length} track events in order (${delivered}/${expectedPairs} delivered)`);
-      problems.push(...faults.map((f) => `(e)   ${f}`));
+      problems.push(`${section} ${subscribers.length - exact} of ${subscribers.length} subscribers did not receive exactly the journal's ${expectedIds.length} track events in order (${delivered}/${expectedPairs} delivered)`);
+      problems.push(...faults.map((f) => `${section}   ${f}`));
     }
 
     // ---- Latency over (subscriber, live event) pairs; the first, replayed event is not live.
@@ -440,14 +504,15 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
     const stamped = summary(fromCreatedAt);
     const precise = summary(fromPublish);
     const liveEvents = expected.length - 1;
-    if (precise.count === 0) problems.push('(e) the probe saw no publish on the bus: publish -> receipt latency not measured');
+    // In (g) the worker process publishes; the API process only receives from Redis.
+    if (precise.count === 0 && !separate) problems.push('(e) the probe saw no publish on the bus: publish -> receipt latency not measured');
     const fullRunMs = runMs(journal.events);
     const firstInput = expected.find((e) => e.type === 'track:input');
     const lastDeliveryMs = firstInput ? lastReceipt + wallMinusHr - Date.parse(firstInput.createdAt) : Number.NaN;
     const releasedToLast = lastReceipt - released;
 
     // ---- Disconnect everyone: the server must let go of them.
-    progress('(e) disconnecting the subscribers');
+    progress(`${section} disconnecting the subscribers`);
     const subscriberCount = subscribers.length;
     await disconnectAll();
     let after0 = await stats({ gc: true, pipelineId });
@@ -456,7 +521,7 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
       after0 = await stats({ gc: true, pipelineId });
     }
     const disconnected = { proc: procMemory(pid), probe: after0 };
-    if ((after0.listeners ?? 0) > 0) problems.push(`(e) ${after0.listeners} listener(s) still on pipeline ${pipelineId} 5 s after every subscriber disconnected`);
+    if ((after0.listeners ?? 0) > 0) problems.push(`${section} ${after0.listeners} listener(s) still on pipeline ${pipelineId} 5 s after every subscriber disconnected`);
 
     const rss = (m: { proc: ProcMemory | undefined; probe: ProbeStats }) => mb(m.proc?.rss ?? m.probe.memory.rss);
     const perSubscriber = (connected.probe.memory.heapUsed - before.probe.memory.heapUsed) / FAN_OUT_SUBSCRIBERS;
@@ -464,17 +529,28 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
     const ms1 = (value: number) => `${value.toFixed(1)} ms`;
     const latencyLine = (s: ReturnType<typeof summary>) => `p50 ${ms1(s.p50)}, p99 ${ms1(s.p99)}, max ${ms1(s.max)}  (${num(s.count)} samples)`;
     const eld = (value: number) => `${(value / 1e6).toFixed(1)} ms`;
+    const runRatio = fullRunMs / warmRunMs;
+    if (separate && runRatio > 1.3) problems.push(`(g) the run with ${num(FAN_OUT_SUBSCRIBERS)} subscribers took ${runRatio.toFixed(2)} times the run with none (target <= 1.3)`);
+    if (separate && stamped.p99 > 150) problems.push(`(g) commit -> receipt p99 ${stamped.p99.toFixed(0)} ms (target <= 150 ms)`);
     return [
-      `(e) fan-out: ${num(FAN_OUT_SUBSCRIBERS)} graphql-ws subscribers (one connection each, in the bench process) on one ${FAN_OUT_SHAPE.vertices}-track pipeline`,
-      `    (${FAN_OUT_SHAPE.vertices / FAN_OUT_SHAPE.width} layers of ${FAN_OUT_SHAPE.width}, ${graph.edgeCount} edges, scripts \`true\`; server: its own process, WORKERS=${FAN_OUT_WORKERS}; subscription trackUpdated)`,
+      separate
+        ? `(g) fan-out with API and worker apart: ${num(FAN_OUT_SUBSCRIBERS)} graphql-ws subscribers (in the bench process) on one ROLE=api process, the scripts on one ROLE=worker process, PostgreSQL and Redis`
+        : `(e) fan-out: ${num(FAN_OUT_SUBSCRIBERS)} graphql-ws subscribers (one connection each, in the bench process) on one ${FAN_OUT_SHAPE.vertices}-track pipeline`,
+      `    (${FAN_OUT_SHAPE.vertices}-track pipeline, ${FAN_OUT_SHAPE.vertices / FAN_OUT_SHAPE.width} layers of ${FAN_OUT_SHAPE.width}, ${graph.edgeCount} edges, scripts \`true\`; ${separate ? 'worker' : 'server: its own process,'} WORKERS=${FAN_OUT_WORKERS}; subscription trackUpdated)`,
+      ...(separate
+        ? [
+            `${pad('run with / without subscribers')}${runRatio.toFixed(2)}  (target <= 1.30)`,
+            `${pad('commit -> receipt p99')}${stamped.p99.toFixed(1)} ms  (target <= 150 ms; createdAt -> receipt below)`,
+          ]
+        : []),
       `${pad('connect 1,000 / subscribe 1,000')}${connectMs.toFixed(0)} ms / ${subscribeMs.toFixed(0)} ms  (server-side listeners on the pipeline: ${connected.probe.listeners ?? 'n/a'})`,
       `${pad('events delivered')}${num(delivered)} / ${num(expectedPairs)}  (${expectedIds.length} per subscriber: 1 replayed + ${liveEvents} live; ${num(exact)} of ${num(subscriberCount)} subscribers exact, in journal order)`,
       `${pad('run, first input -> FINISH commit')}${fullRunMs.toFixed(0)} ms  (no subscriber: ${warmRunMs.toFixed(0)} ms)`,
       `${pad('last delivery, after first input')}${lastDeliveryMs.toFixed(0)} ms  (${releasedToLast.toFixed(0)} ms after finishInput was sent)`,
       `${pad('latency createdAt -> receipt')}${latencyLine(stamped)}`,
-      `${pad('latency publish -> receipt')}${latencyLine(precise)}`,
+      `${pad('latency publish -> receipt')}${separate ? 'n/a (the worker process publishes; the API process receives from Redis)' : latencyLine(precise)}`,
       `${pad('bench-process event-loop delay')}p50 ${eld(loopDelay.percentile(50))}, p99 ${eld(loopDelay.percentile(99))}, max ${eld(loopDelay.max)}  (inflates both latencies)`,
-      `${pad('CPU during the run, server / bench')}${cpuRun.toFixed(1)} s / ${ownCpuRun.toFixed(1)} s  (user + system; the server process alone / the 1,000 subscribers' process)`,
+      `${pad('CPU during the run, server / bench')}${cpuRun.toFixed(1)} s / ${ownCpuRun.toFixed(1)} s  (user + system; the ${separate ? 'API and worker processes (with the launcher)' : 'server process alone'} / the 1,000 subscribers' process)`,
       `${pad('server CPU per delivery')}${(((cpuRun - warmCpu) / delivered) * 1e6).toFixed(1)} us  (the run's server CPU less the warm-up's, ${warmCpu.toFixed(1)} s with no subscriber, over the deliveries)`,
       '    server memory                      RSS        heap used',
       `      before subscribers (after GC)    ${rss(before).padEnd(11)}${mb(before.probe.memory.heapUsed)}`,
@@ -486,5 +562,6 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
   } finally {
     await disconnectAll();
     await server.stop();
+    await dropDatabase();
   }
 }

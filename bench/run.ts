@@ -46,7 +46,8 @@
  * BENCH_ONLY=startup runs (s) alone, BENCH_ONLY=scaleout (f) (bench/scale-out.ts: the 1,000-track
  * DAG on SQLite in one process and on PostgreSQL with 1 and 2 worker processes, and the
  * wake-up latency across processes; needs the local PostgreSQL and Redis), BENCH_ONLY=bigstart (h)
- * (1.5-2.5 minutes on a loaded machine).
+ * (1.5-2.5 minutes on a loaded machine),
+ * BENCH_ONLY=fanoutapart (g): (e) with a ROLE=api and a ROLE=worker process on PostgreSQL and Redis.
  *
  * BENCH_CPU_PROF=<dir> writes CPU profiles of this process during the engine run of (a) and
  * the startPipeline of (b), makes the launcher process write its own profile there when it
@@ -145,6 +146,7 @@ async function main(): Promise<number> {
   if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
   const sections: Record<string, { title: string; run: () => Promise<string[]> }> = {
     fanout: { title: 'fan-out', run: () => runFanOut({ root: ROOT, dir, progress, problems }) },
+    fanoutapart: { title: 'fan-out, API and worker apart', run: () => runFanOut({ mode: 'api-and-worker', root: ROOT, dir, progress, problems }) },
     startup: { title: 'start-up', run: async () => (await migrate(), runStartup({ root: ROOT, databaseUrl, dir, progress, problems })) },
     scaleout: { title: 'scale-out', run: () => runScaleOut({ root: ROOT, dir, progress, problems }) },
     bigstart: { title: 'large start', run: () => runBigStart({ root: ROOT, dir, progress, problems }) },
@@ -265,6 +267,9 @@ async function main(): Promise<number> {
   // ---- (e): its own server process and database; last, so nothing of it weighs on (a)-(d), (h).
   const fanOut = await runFanOut({ root: ROOT, dir, progress, problems });
 
+  // ---- (g): the same with API and worker as separate processes on PostgreSQL and Redis.
+  const fanOutApart = await runFanOut({ mode: 'api-and-worker', root: ROOT, dir, progress, problems });
+
   // ---- (f): the service as separate processes on SQLite and on PostgreSQL.
   const scaleOut = await runScaleOut({ root: ROOT, dir, progress, problems });
 
@@ -304,6 +309,8 @@ async function main(): Promise<number> {
     ...fanOut,
     '',
     ...scaleOut,
+    '',
+    ...fanOutApart,
     '',
     ...startup,
     '',
