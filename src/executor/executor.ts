@@ -164,13 +164,21 @@ export class Executor {
    * @throws DatabaseInUseError on SQLite when another live process uses the database.
    */
   async start(): Promise<void> {
-    await this.register();
-    this.stopped = false;
+    // From the moment its row exists, other workers expect its heartbeats: the launcher's
+    // spawn comes first, since on a busy machine it can outlast a short lease, and the
+    // heartbeats start before leftovers are settled.
     await this.launcher.start();
+    try {
+      await this.register();
+    } catch (error) {
+      await this.launcher.close();
+      throw error;
+    }
+    this.stopped = false;
+    this.heartbeatTimer = setInterval(() => this.track(this.beat()), this.heartbeatMs);
     this.store.commitListeners.push((events) => this.onCommit(events));
     await this.settleLeftovers();
     this.pollTimer = setInterval(() => this.wake(), this.options.pollMs ?? 1000);
-    this.heartbeatTimer = setInterval(() => this.track(this.beat()), this.heartbeatMs);
     if (this.shared) this.sweepTimer = setInterval(() => this.track(this.sweep()), this.heartbeatMs);
     this.wake();
   }

@@ -14,36 +14,14 @@ import { FinishInput, StartPipeline } from '../helpers/operations.ts';
 import { freshPostgresDatabase, TEST_PROVIDER, TEST_REDIS_URL } from '../helpers/databases.ts';
 import { eventually, seedGraph, type GraphSpec } from '../helpers/seed.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
-import { collectAll, startTestApp, type TestApp } from '../helpers/test-app.ts';
-
-const Updates = graphql(`
-  subscription ScaleOutUpdates($pipelineId: Int!) {
-    trackUpdated(pipelineId: $pipelineId, after: 0) { id seq }
-  }
-`);
-
-const Live = graphql(`
-  subscription ScaleOutLive($pipelineId: Int!) {
-    pipelineLive(pipelineId: $pipelineId) {
-      snapshot { cursor }
-      event { id seq pipelineState }
-    }
-  }
-`);
-
-const Lines = graphql(`
-  subscription ScaleOutLines($trackId: Int!) {
-    trackOutput(trackId: $trackId, offset: 0) { attempt offset line }
-  }
-`);
+import { expectStreamsEqualJournal, lineTexts, watchPipeline, type PipelineWatch } from '../helpers/pipeline-watch.ts';
+import { startTestApp, type TestApp } from '../helpers/test-app.ts';
 
 const Output = graphql(`
   query ScaleOutOutput($id: Int!) {
     pipeline(id: $id) { state tracks { name state output { text size } } }
   }
 `);
-
-type Line = { trackOutput: { attempt: number; offset: number | null; line: string } };
 
 describe.runIf(TEST_PROVIDER === 'postgresql')('an API process and a worker on one database and one Redis', () => {
   let api: TestApp;
@@ -76,40 +54,14 @@ describe.runIf(TEST_PROVIDER === 'postgresql')('an API process and a worker on o
   }
 
   /** Every stream a UI opens on `app`, each collected until the server completes it. */
-  function watch(app: TestApp, pipelineId: number, trackIds: number[]) {
-    const client = app.wsClient();
-    const completed = new Set<string>();
-    const lines = new Map<number, Line[]>();
-    const received: { updates: Array<{ trackUpdated: { id: number } }> } = { updates: [] };
-    const done = <T>(name: string, items: Promise<T[]>) => items.then((all) => (completed.add(name), all));
-    return {
-      completed,
-      lines,
-      received,
-      updates: done('updates', collectAll(client, Updates, { pipelineId }, (items) => (received.updates = items))),
-      live: done('live', collectAll(client, Live, { pipelineId })),
-      output: Promise.all(
-        trackIds.map((trackId) => done(`lines ${trackId}`, collectAll(client, Lines, { trackId }, (items) => lines.set(trackId, items)))),
-      ),
-    };
-  }
+  const watch = (app: TestApp, pipelineId: number, trackIds: number[]) => watchPipeline(app.wsClient(), pipelineId, trackIds);
 
   const journal = (pipelineId: number) =>
     worker.app.store.db.event.findMany({ where: { pipelineId }, orderBy: { id: 'asc' }, select: { id: true, seq: true, trackId: true, type: true } });
 
   /** What each stream received equals the event table, with no gap and no duplicate. */
-  async function expectJournal(pipelineId: number, watched: ReturnType<typeof watch>) {
-    const [updates, live] = await Promise.all([watched.updates, watched.live]);
-    const events = await journal(pipelineId);
-    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
-    expect(updates.map((u) => u.trackUpdated.id)).toEqual(events.filter((e) => e.trackId !== null).map((e) => e.id));
-    const [first, ...rest] = live.map((m) => m.pipelineLive);
-    const cursor = first!.snapshot!.cursor;
-    expect(rest.map((m) => m.event!.id)).toEqual(events.filter((e) => e.id > cursor).map((e) => e.id));
-    expect(rest.at(-1)!.event!.pipelineState).toBe('FINISH');
-  }
+  const expectJournal = (pipelineId: number, watched: PipelineWatch) => expectStreamsEqualJournal(watched, () => journal(pipelineId));
 
-  const lineTexts = (items: Line[]) => items.map((i) => i.trackOutput.line);
   const numbered = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix} ${i + 1}`);
 
   const state = async (pipelineId: number) => (await worker.request(Output, { id: pipelineId })).pipeline!;

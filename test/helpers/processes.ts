@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 /**
  * Whether a process still runs (signal 0 checks without sending anything). A zombie is
  * dead: it only waits to be reaped, by init when its parent (a killed launcher) is gone,
@@ -27,4 +27,23 @@ export function groupAlive(pgid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The live processes whose environment has `variable=value` (Linux /proc; those of other
+ * users are skipped): what a service and everything it started inherited, to find any
+ * left behind, whatever process group it ended up in.
+ */
+export function pidsWithEnvironment(variable: string, value: string): number[] {
+  const entry = `${variable}=${value}`;
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(entry) && alive(pid);
+      } catch {
+        return false;
+      }
+    });
 }

@@ -41,6 +41,11 @@ export function httpClient(url: string, headers: Record<string, string> = {}): G
   };
 }
 
+/** A graphql-ws client for a server at `wsUrl` (ws://host:port/graphql), connecting on first use. */
+export function wsClient(wsUrl: string): Client {
+  return createClient({ url: wsUrl, webSocketImpl: WebSocket, retryAttempts: 0, lazy: true });
+}
+
 export interface TestApp extends GraphQLClient {
   app: App;
   url: string;
@@ -102,7 +107,7 @@ export async function startTestApp(
     dir,
     queries,
     wsClient() {
-      const client = createClient({ url: wsUrl, webSocketImpl: WebSocket, retryAttempts: 0, lazy: true });
+      const client = wsClient(wsUrl);
       clients.push(client);
       return client;
     },
