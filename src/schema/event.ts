@@ -47,6 +47,12 @@ export const Event = builder.prismaObject('Event', {
   }),
 });
 
+/**
+ * How long a live event that arrived ahead of its predecessor (by seq) waits for it on the
+ * feed before the gap is read from the event table (see replay).
+ */
+const REORDER_WAIT_MS = 50;
+
 /** Events per database page when replaying or catching up. */
 const PAGE = 1000;
 
@@ -90,6 +96,9 @@ async function* replay(
   const pipeline = await ctx.db.pipeline.findUnique({ where: { id: pipelineId }, select: { state: true } });
   let final = endsPipelineStreams(pipeline?.state);
   let catchUp = after != null || final;
+  /** Live events that arrived before an event with a lower seq, in seq order; and since when. */
+  let early: EventRow[] = [];
+  let gapSince: number | undefined;
   for (;;) {
     while (catchUp) {
       const page = await ctx.db.event.findMany({ where: { pipelineId, id: { gt: last } }, orderBy: { id: 'asc' }, take: PAGE });
@@ -102,16 +111,23 @@ async function* replay(
       catchUp = page.length === PAGE;
     }
     if (final) return;
-    const { items, dropped, closed } = await feed.take();
+    const waitMs = gapSince === undefined ? undefined : Math.max(0, gapSince + REORDER_WAIT_MS - Date.now());
+    const { items, dropped, closed } = await feed.take(waitMs);
     if (closed) return;
-    let gap = false;
-    for (const event of items) {
-      if (event.id <= last) continue;
-      // Seqs run 1, 2, 3, ... in commit order: one skipped is an event missed on the way
-      // (or still on its way from another process); the table has it, and this one.
+    // Seqs run 1, 2, 3, ... in commit order. One that skips ahead is either early (two
+    // transactions of the pipeline committed at once, and the later one was published
+    // first: its predecessor follows within moments) or a missed event (dropped on the way,
+    // or never published): wait REORDER_WAIT_MS for the missing ones on the feed, then read
+    // the gap from the table. Reading at once would send every subscriber of a busy
+    // pipeline to the database at every reordering, and each would then execute its own
+    // rows instead of sharing the live event's result (shared-execution.ts).
+    const arrived = [...early, ...items].filter((event) => event.id > last).sort((a, b) => a.seq - b.seq);
+    early = [];
+    for (const [index, event] of arrived.entries()) {
       lastSeq ??= await seqUpTo(ctx, pipelineId, last);
+      if (event.seq <= lastSeq) continue; // a duplicate of one handled
       if (event.seq !== lastSeq + 1) {
-        gap = true;
+        early = arrived.slice(index).filter((e, i, all) => i === 0 || e.seq !== all[i - 1]!.seq);
         break;
       }
       last = event.id;
@@ -119,10 +135,21 @@ async function* replay(
       if (endsPipelineStreams(event.pipelineState)) final = true;
       if (keep(event)) yield event;
     }
+    let gap = false;
+    if (early.length === 0) {
+      gapSince = undefined;
+    } else {
+      gapSince ??= Date.now();
+      if (Date.now() - gapSince >= REORDER_WAIT_MS) gap = true;
+    }
     // Missed live events are in the table: read them from there. A commit's events are
     // published together and none can follow pipeline:finished, so without a miss the
     // stream is complete when that event was handled.
     catchUp = gap || dropped > 0;
+    if (catchUp) {
+      early = [];
+      gapSince = undefined;
+    }
   }
 }
 
