@@ -215,6 +215,24 @@ describe.runIf(TEST_PROVIDER === 'postgresql')('an API process and a worker on o
     expect(output.flat().every((l) => l.trackOutput.offset !== null)).toBe(true);
   });
 
+  it('a run that ends while the API process is without Redis: its subscribers, who missed pipeline:finished, complete once it is back', async () => {
+    const gate = path.join(worker.dir, 'gate-2b');
+    const run = await start({
+      vertices: { talk: { script: `echo start; while [ ! -e ${gate} ]; do sleep 0.02; done; seq 1 100` }, next: { script: 'echo next' } },
+      edges: [['talk', 'next']],
+    });
+    const watched = watch(api, run.pipelineId, [run.tracks.talk!, run.tracks.next!]);
+    await eventually(async () => (watched.lines.get(run.tracks.talk!)?.length === 1 ? true : undefined));
+    apiRedis.cut();
+    writeFileSync(gate, '');
+    await eventually(async () => ((await state(run.pipelineId)).state === 'FINISH' ? true : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(watched.completed.size).toBe(0);
+    apiRedis.restore();
+    await expectJournal(run.pipelineId, watched);
+    expect((await watched.output).map(lineTexts)).toEqual([['start', ...Array.from({ length: 100 }, (_, i) => String(i + 1))], ['next']]);
+  });
+
   it('the worker loses Redis mid-run: it runs the pipeline to FINISH without blocking, counts and logs the failures once; a later event from elsewhere shows the gap, and once Redis is back every subscriber catches up and completes', async () => {
     const gate = path.join(worker.dir, 'gate-3');
     const run = await start({
