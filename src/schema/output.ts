@@ -188,9 +188,11 @@ builder.prismaObjectField('Track', 'output', (t) =>
 /**
  * How long a gap in the live lines may wait for the store: the process that runs the
  * attempt stores its lines a moment after they are printed (OutputRecorder: 250 ms and a
- * write), and a subscriber elsewhere reads them from there.
+ * write), and a subscriber elsewhere reads them from there. Only the first half of
+ * OUTPUT_LIMIT_BYTES is stored while the attempt runs (the rest with its result), so a
+ * gap beyond it does not wait.
  */
-const GAP_WAIT_MS = 3000;
+const GAP_WAIT_MS = 10_000;
 const GAP_RETRY_MS = 100;
 /** After a miss of unknown extent, when to read the store once more for lines not stored yet at the first read. */
 const RECHECK_MS = 1500;
@@ -228,15 +230,16 @@ async function* followOutput(
 
   /** Delivers the lines before offset `to` from the store, or says they cannot be delivered. */
   async function* fillGap(to: number): AsyncGenerator<DeliveredLine> {
-    const deadline = Date.now() + GAP_WAIT_MS;
+    const storedWhileRunning = Math.floor(ctx.outputLimitBytes / 2);
+    const deadline = Date.now() + (position! < storedWhileRunning ? GAP_WAIT_MS : 0);
     for (;;) {
       yield* catchUp(position!);
       if (position! >= to) return;
       if (Date.now() >= deadline) break;
       await new Promise((resolve) => setTimeout(resolve, GAP_RETRY_MS));
     }
-    // Not stored in time: past the first half of OUTPUT_LIMIT_BYTES a running attempt's
-    // lines are stored only when it ends (or dropped, if more follow), or its process is away.
+    // Not stored (yet): past the first half of OUTPUT_LIMIT_BYTES a running attempt's lines
+    // are stored only when it ends (or dropped, if more follow), or its process is away.
     const from = position!;
     position = to;
     yield {

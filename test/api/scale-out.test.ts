@@ -34,10 +34,12 @@ describe.runIf(TEST_PROVIDER === 'postgresql')('an API process and a worker on o
   beforeAll(async () => {
     [apiRedis, workerRedis] = await Promise.all([startTcpProxy(TEST_REDIS_URL), startTcpProxy(TEST_REDIS_URL)]);
     const databaseUrl = freshPostgresDatabase();
+    // 64 KiB kept per attempt: the first 32 KiB stored as printed, the rest with the result.
+    const env = { OUTPUT_LIMIT_BYTES: String(64 * 1024) };
     // An API process runs no script: only the worker's executor claims.
-    api = await startTestApp({ databaseUrl, env: { REDIS_URL: apiRedis.url, ROLE: 'api' } });
+    api = await startTestApp({ databaseUrl, env: { ...env, REDIS_URL: apiRedis.url, ROLE: 'api' } });
     const logger = pino({ level: 'info' }, { write: (line: string) => void workerLogs.push(JSON.parse(line)) });
-    worker = await startTestApp({ databaseUrl, env: { REDIS_URL: workerRedis.url }, logger });
+    worker = await startTestApp({ databaseUrl, env: { ...env, REDIS_URL: workerRedis.url }, logger });
   });
   afterAll(async () => {
     await Promise.all([api?.stop(), worker?.stop()]);
@@ -53,8 +55,8 @@ describe.runIf(TEST_PROVIDER === 'postgresql')('an API process and a worker on o
     return { pipelineId: started.startPipeline.id, tracks };
   }
 
-  /** Every stream a UI opens on `app`, each collected until the server completes it. */
-  const watch = (app: TestApp, pipelineId: number, trackIds: number[]) => watchPipeline(app.wsClient(), pipelineId, trackIds);
+  /** Every stream a UI opens on `app`, each collected until the server completes it (the test's own timeout bounds them). */
+  const watch = (app: TestApp, pipelineId: number, trackIds: number[]) => watchPipeline(app.wsClient(), pipelineId, trackIds, 60_000);
 
   const journal = (pipelineId: number) =>
     worker.app.store.db.event.findMany({ where: { pipelineId }, orderBy: { id: 'asc' }, select: { id: true, seq: true, trackId: true, type: true } });
@@ -66,7 +68,7 @@ describe.runIf(TEST_PROVIDER === 'postgresql')('an API process and a worker on o
 
   const state = async (pipelineId: number) => (await worker.request(Output, { id: pipelineId })).pipeline!;
 
-  it('a pipeline started on the API process and run by the worker: both processes stream exactly the journal and every line once; Track.output on the API process is at most about a second behind', async () => {
+  it('a pipeline started on the API process and run by the worker: both processes stream exactly the journal and every line once; Track.output on the API process is about a second behind at most', async () => {
     const gate = path.join(worker.dir, 'gate-1');
     const run = await start({
       vertices: {
@@ -106,7 +108,8 @@ describe.runIf(TEST_PROVIDER === 'postgresql')('an API process and a worker on o
     }
     console.log(`Track.output on the API process behind the worker's: ${lags.join(', ')} ms`);
     expect(lags.length).toBeGreaterThan(0);
-    expect(Math.max(...lags)).toBeLessThan(1500);
+    // It stores them every 250 ms: about a second, with room for a loaded machine.
+    expect(Math.max(...lags)).toBeLessThan(3000);
     // Redis carried lines while the track ran (not only the catch-up at its end).
     expect(liveOnApi).toBeGreaterThan(10);
 
@@ -164,6 +167,68 @@ describe.runIf(TEST_PROVIDER === 'postgresql')('an API process and a worker on o
     expect(stored).toBe(`${lineTexts(output[0]!).join('\n')}\n`);
     expect(output.slice(1).map(lineTexts)).toEqual([['side'], ['last']]);
     expect(output.flat().every((l) => l.trackOutput.offset !== null)).toBe(true);
+  });
+
+  it('a run that ends while the API process is without Redis: its subscribers, who missed pipeline:finished, complete once it is back', async () => {
+    const gate = path.join(worker.dir, 'gate-2b');
+    const run = await start({
+      vertices: { talk: { script: `echo start; while [ ! -e ${gate} ]; do sleep 0.02; done; seq 1 100` }, next: { script: 'echo next' } },
+      edges: [['talk', 'next']],
+    });
+    const watched = watch(api, run.pipelineId, [run.tracks.talk!, run.tracks.next!]);
+    await eventually(async () => (watched.lines.get(run.tracks.talk!)?.length === 1 ? true : undefined));
+    apiRedis.cut();
+    writeFileSync(gate, '');
+    await eventually(async () => ((await state(run.pipelineId)).state === 'FINISH' ? true : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(watched.completed.size).toBe(0);
+    apiRedis.restore();
+    await expectJournal(run.pipelineId, watched);
+    expect((await watched.output).map(lineTexts)).toEqual([['start', ...Array.from({ length: 100 }, (_, i) => String(i + 1))], ['next']]);
+  });
+
+  it('lines lost past the part stored while running (the first half of OUTPUT_LIMIT_BYTES) are named in a notice at once, and the stream goes on live', async () => {
+    const stop = path.join(worker.dir, 'stop-2c');
+    const run = await start({
+      vertices: {
+        // 40 KiB at once (past the 32 KiB stored as printed), then a line now and then.
+        talk: { script: `seq -f 'head %05g ${'x'.repeat(50)}' 1 700; i=0; while [ ! -e ${stop} ]; do i=$((i+1)); echo "tick $i"; sleep 0.02; done` },
+      },
+    });
+    const talk = run.tracks.talk!;
+    const watched = watch(api, run.pipelineId, [talk]);
+    const lines = () => watched.lines.get(talk) ?? [];
+    await eventually(async () => (lines().some((l) => l.trackOutput.line === 'tick 5') ? true : undefined));
+    apiRedis.cut();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    apiRedis.restore();
+    const restoredAt = Date.now();
+    const restoredWith = lines().length;
+    await eventually(async () => (lines().length >= restoredWith + 10 ? true : undefined), 10_000, 'live lines after the outage');
+    // Nothing waited for lines that are stored only when the track ends.
+    expect(Date.now() - restoredAt).toBeLessThan(5000);
+    writeFileSync(stop, '');
+    const [received] = await watched.output;
+    const notices = received!.filter((l) => l.trackOutput.offset === null);
+    expect(notices).toHaveLength(1);
+    const at = received!.indexOf(notices[0]!);
+    const [, bytes, from] = /^\[(\d+) bytes of output \(from offset (\d+)\) could not be delivered live here/.exec(notices[0]!.trackOutput.line)!.map(Number);
+    // Every other line once, in order, each where the one before ended; the notice spans the hole exactly.
+    const printed = received!.filter((l) => l.trackOutput.offset !== null).map((l) => l.trackOutput);
+    let expected = 0;
+    for (const [i, line] of printed.entries()) {
+      if (i === at) {
+        expect(line.offset).toBe(expected + bytes!);
+        expected = line.offset!;
+      }
+      expect(line.offset).toBe(expected);
+      expected += Buffer.byteLength(line.line) + 1;
+    }
+    expect(from).toBe(printed[at - 1]!.offset! + Buffer.byteLength(printed[at - 1]!.line) + 1);
+    expect(lineTexts(received!.slice(0, 700))).toEqual(Array.from({ length: 700 }, (_, i) => `head ${String(i + 1).padStart(5, '0')} ${'x'.repeat(50)}`));
+    const ticks = printed.slice(700).map((l) => Number(l.line.split(' ')[1]));
+    expect(ticks).toEqual([...ticks].sort((x, y) => x - y));
+    expect(ticks.at(-1)! - ticks[0]! + 1).toBeGreaterThan(ticks.length);
   });
 
   it('the worker loses Redis mid-run: it runs the pipeline to FINISH without blocking, counts and logs the failures once; a later event from elsewhere shows the gap, and once Redis is back every subscriber catches up and completes', async () => {

@@ -26,6 +26,7 @@ interface Pair {
   upstream?: Socket;
   /** When the last chunk held for the target goes out: later ones never overtake it. */
   sendAt: number;
+  held: Set<NodeJS.Timeout>;
 }
 
 export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
@@ -36,10 +37,11 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
   const end = (pair: Pair) => {
     pair.client.destroy();
     pair.upstream?.destroy();
+    for (const timer of pair.held) clearTimeout(timer);
     pairs.delete(pair);
   };
   const server = createServer((client) => {
-    const pair: Pair = { client, sendAt: 0 };
+    const pair: Pair = { client, sendAt: 0, held: new Set() };
     pairs.add(pair);
     client.on('error', () => end(pair)).on('close', () => end(pair));
     if (mode === 'cut') return end(pair);
@@ -49,8 +51,12 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
     client.on('data', (chunk) => {
       const now = Date.now();
       pair.sendAt = Math.max(pair.sendAt, now + delayMs);
-      if (pair.sendAt <= now) upstream.write(chunk);
-      else setTimeout(() => upstream.writable && upstream.write(chunk), pair.sendAt - now);
+      if (pair.sendAt <= now) return void upstream.write(chunk);
+      const timer = setTimeout(() => {
+        pair.held.delete(timer);
+        upstream.write(chunk);
+      }, pair.sendAt - now);
+      pair.held.add(timer);
     });
     upstream.pipe(client);
   });
