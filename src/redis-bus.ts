@@ -225,7 +225,7 @@ export async function connectRedisBus(options: RedisBusOptions): Promise<Bus> {
       await Promise.all(
         [publisher, subscriber].map(async (client) => {
           // QUIT lets the messages sent last reach Redis; a connection that is down just ends.
-          if (client.status === 'ready') await Promise.race([client.quit().catch(noop), new Promise((resolve) => setTimeout(resolve, 1000))]);
+          if (client.status === 'ready') await Promise.race([client.quit().catch(noop), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
           client.disconnect();
         }),
       );

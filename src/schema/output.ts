@@ -71,7 +71,7 @@ const OutputLine = builder.objectRef<DeliveredLine>('OutputLine').implement({
     offset: t.exposeInt('offset', {
       nullable: true,
       description:
-        'Byte offset of the line in its attempt\'s output (lines count with their newline); resume with trackOutput(offset:) or Track.output(offset:). Null for a notice written by the service (output dropped over the limit).',
+        'Byte offset of the line in its attempt\'s output (lines count with their newline); resume with trackOutput(offset:) or Track.output(offset:). Null for a notice written by the service (output dropped over the limit, or lines a subscriber could not be sent live, named with their offsets).',
     }),
   }),
 });
