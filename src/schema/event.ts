@@ -226,10 +226,16 @@ const PipelineLiveMessage = builder.objectRef<LiveMessage>('PipelineLiveMessage'
         if (!message.snapshot) return null;
         const { pipelineId, read } = message.snapshot;
         // One transaction: the pipeline, its tracks and the newest event id agree.
-        const [pipeline, cursor] = await ctx.db.$transaction(async (tx) => [
-          await tx.pipeline.findUnique({ ...query, where: { id: pipelineId } }),
-          (await tx.event.findFirst({ where: { pipelineId }, orderBy: { id: 'desc' }, select: { id: true } }))?.id ?? 0,
-        ]);
+        // One snapshot for both reads: on PostgreSQL, READ COMMITTED gives each statement its
+        // own, and the cursor could then count events the pipeline read did not show yet.
+        const [pipeline, cursor] = await ctx.db.$transaction(
+          async (tx) => [
+            await tx.pipeline.findUnique({ ...query, where: { id: pipelineId } }),
+            (await tx.event.findFirst({ where: { pipelineId }, orderBy: { id: 'desc' }, select: { id: true } }))?.id ?? 0,
+          ],
+          // The client's type is SQLite's, which knows Serializable only.
+          ctx.store.fast.provider === 'postgres' ? { isolationLevel: 'RepeatableRead' as never } : {},
+        );
         read(cursor);
         return pipeline;
       },

@@ -268,11 +268,9 @@ describe.runIf(TEST_PROVIDER === 'postgresql')('an API process and a worker on o
     await eventually(async () => ((await state(run.pipelineId)).state === 'FINISH' ? true : undefined));
     const ranFor = Date.now() - cutAt;
     await new Promise((resolve) => setTimeout(resolve, 500));
-    // The event streams cannot know the run ended: pipeline:finished never reached this
-    // process. (An output stream may complete meanwhile: a miss makes it read the stored
-    // output again a moment later, and there it finds its attempt ended.)
-    expect(onApi.completed.has('updates')).toBe(false);
-    expect(onApi.completed.has('live')).toBe(false);
+    // Whether a stream has completed by now depends on when its catch-up read the table (the
+    // gap read after the input event may already find pipeline:finished): what they received
+    // is checked below, once they all completed.
     const failed = worker.app.store.bus.publishFailures - failuresBefore;
     // What it published meanwhile (its events, its lines) failed at once, with no queue,
     // and one warning per connection said so, not one per message.
