@@ -48,6 +48,7 @@ export class Feed<P> {
   private weight = 0;
   private dropped = 0;
   private wake: (() => void) | undefined;
+  private direct: ((item: P) => boolean) | undefined;
   private closed = false;
 
   constructor(
@@ -56,6 +57,8 @@ export class Feed<P> {
   ) {}
 
   push(item: P): void {
+    // Straight to the reader waiting in take(direct), when nothing is ahead of this item.
+    if (this.direct !== undefined && this.items.length === 0 && this.dropped === 0 && !this.closed && this.direct(item)) return;
     const weight = this.weigh(item);
     // Once one is dropped, later ones are too: what a reader gets runs without a hole.
     if (this.dropped > 0 || (this.items.length > 0 && this.weight + weight > this.capacity)) {
@@ -81,14 +84,23 @@ export class Feed<P> {
 
   /**
    * Waits for items (or a close); returns them with the count dropped since last time.
-   * With `waitMs`, returns after that long at the latest, possibly with nothing.
+   * With `waitMs`, returns after that long at the latest, possibly with nothing. While it
+   * waits, each item pushed is first offered to `direct`, which handles it there and then
+   * (true: it is not queued) or declines it (false: it is queued and take returns); see
+   * src/live-push.ts.
    */
-  async take(waitMs?: number): Promise<{ items: P[]; dropped: number; closed: boolean }> {
+  async take(waitMs?: number, direct?: (item: P) => boolean): Promise<{ items: P[]; dropped: number; closed: boolean }> {
     if (this.items.length === 0 && this.dropped === 0 && !this.closed && waitMs !== 0) {
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {
-        this.wake = resolve;
-        if (waitMs !== undefined) timer = setTimeout(resolve, waitMs);
+        // Once woken, nothing more goes direct: what follows queues behind what woke it.
+        const wake = () => {
+          this.direct = undefined;
+          resolve();
+        };
+        this.wake = wake;
+        this.direct = direct;
+        if (waitMs !== undefined) timer = setTimeout(wake, waitMs);
       });
       clearTimeout(timer);
       this.wake = undefined;
@@ -151,7 +163,7 @@ export class Bus {
     });
   }
 
-  /** Subscriptions listening now. */
+  /** Subscriptions listening now (on Redis: once it confirmed their channel). */
   get subscriptions(): number {
     return this.open;
   }
@@ -190,10 +202,22 @@ export class Bus {
     const listener = (message: CustomEvent) => feed.push(message.detail as Payload<T>);
     this.carrier.target.addEventListener(channel, listener);
     this.feeds.add(feed as Feed<unknown>);
-    void this.carrier.listening(channel)?.then(() => feed.missed());
-    const count = counted ? 1 : 0;
-    this.open += count;
     let stopped = false;
+    // Counted once listening: what is published from then on reaches the feed.
+    let count = 0;
+    const listened = () => {
+      if (stopped) return;
+      count = counted ? 1 : 0;
+      this.open += count;
+    };
+    const listening = this.carrier.listening(channel);
+    if (listening === undefined) listened();
+    else {
+      void listening.then(() => {
+        listened();
+        feed.missed();
+      });
+    }
     return {
       feed,
       stop: () => {

@@ -20,6 +20,7 @@
 import { createSourceEventStream, execute, print, type ExecutionArgs, type ExecutionResult, type GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Context } from './context.ts';
+import { pushesThrough, pushThrough, type Sink } from './live-push.ts';
 
 type Results = Map<string, Promise<ExecutionResult> | ExecutionResult>;
 
@@ -87,10 +88,19 @@ function isAbortError(error: unknown): boolean {
  * `source` mapped item by item; ending the result ends the source (unsubscribes at once),
  * and what the source throws goes through `fail` first. Runs once per subscriber and event,
  * so it takes no extra turn for a result that is already there (a shared one): no async
- * function, no await of a plain value.
+ * function, no await of a plain value. A source that pushes items through (src/live-push.ts)
+ * is pushed through too: an item whose result is there at once goes on at once.
  */
 function mapStream<T, R>(source: AsyncIterable<T>, map: (item: T) => R | Promise<R>, fail: (error: unknown) => never): AsyncGenerator<R, void, void> {
   const iterator = source[Symbol.asyncIterator]();
+  /** The item the sink declined last (its result is a promise, or the sink could not take it): next() takes its result rather than mapping it again. */
+  let declined: { item: T; value: R | Promise<R> } | undefined;
+  const mapOnce = (item: T): R | Promise<R> => {
+    if (declined?.item !== item) return map(item);
+    const { value } = declined;
+    declined = undefined;
+    return value;
+  };
   const close = async () => {
     await iterator.return?.();
   };
@@ -104,7 +114,7 @@ function mapStream<T, R>(source: AsyncIterable<T>, map: (item: T) => R | Promise
         if (step.done) return { value: undefined, done: true };
         let value: R | Promise<R>;
         try {
-          value = map(step.value);
+          value = mapOnce(step.value);
         } catch (error) {
           return closeAndFail(error);
         }
@@ -123,7 +133,21 @@ function mapStream<T, R>(source: AsyncIterable<T>, map: (item: T) => R | Promise
       return mapped;
     },
   };
-  return mapped;
+  if (!pushesThrough<T>(iterator)) return mapped;
+  return Object.assign(mapped, {
+    [pushThrough]: (sink: Sink<R>) =>
+      iterator[pushThrough]((item) => {
+        let value: R | Promise<R>;
+        try {
+          value = map(item);
+        } catch {
+          return false; // next() maps it again, and fails the stream with the error
+        }
+        if (!isPromiseLike(value) && sink(value)) return true;
+        declined = { item, value };
+        return false;
+      }),
+  });
 }
 
 function isPromiseLike<R>(value: R | Promise<R>): value is Promise<R> {

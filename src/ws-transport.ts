@@ -6,22 +6,26 @@
  * makeServer, and differs in two ways, invisible to clients (the same messages, byte for
  * byte, in the same order):
  *
- *  - Writes are coalesced. A socket's frames wait, corked, and go out together in one
- *    writev: right after the current burst of work if nothing was flushed for
+ *  - Writes are coalesced. A socket's frames wait in its outbox and go out together in
+ *    one write: right after the current burst of work if nothing was flushed for
  *    FLUSH_INTERVAL_MS, otherwise when that interval has passed (Nagle's rule, shared by all
  *    sockets, so that one timer serves them all). A write per frame was the largest single
  *    cost of a delivery (a quarter of the server's CPU in the fan-out bench, 1,000 sockets);
  *    batching divides it by the frames per batch. Sparse traffic goes out at once; a busy
  *    stream's frames wait at most the interval, or until the burst that made them ends.
+ *    The outbox frames messages itself (an unmasked text frame is a 2 to 10 byte header)
+ *    and writes to the TCP socket under the WebSocket, which ws writes its own frames to:
+ *    ws would copy each message into a frame and queue it as two writes.
  *  - A result is serialised once, not once per socket: subscribers of the same operation
  *    share the result object (see shared-execution.ts), and the JSON of its `next` payload
  *    is kept beside it. Results are sent here as soon as the stream yields them, without
- *    graphql-ws's per-message machinery; results with errors (which graphql-ws formats)
+ *    graphql-ws's per-message machinery, and live ones are pushed through from the bus
+ *    without a promise (src/live-push.ts); results with errors (which graphql-ws formats)
  *    still go through graphql-ws.
  *
  * Backpressure stays: a send resolves at once while the socket has less waiting than its
  * high-water mark (what makes a stream's write() say "wait": 16 KiB), otherwise the socket
- * is flushed at once and the send resolves when its frame is written. A client that stops
+ * is flushed at once and the send resolves once the socket has drained. A client that stops
  * reading holds at most that much here; its subscription then stops taking events, its
  * bounded feed drops them, and it catches up from the journal when it reads again.
  */
@@ -30,10 +34,11 @@ import type { Duplex } from 'node:stream';
 import type { ExecutionResult } from 'graphql';
 import { CloseCode, handleProtocols, makeServer, type ServerOptions } from 'graphql-ws';
 import type { WebSocket, WebSocketServer } from 'ws';
+import { pushesThrough, pushThrough } from './live-push.ts';
 import type { Logger } from './logger.ts';
 
 /** Longest a frame waits for others to share its write, when the socket is busy. */
-export const FLUSH_INTERVAL_MS = 25;
+export const FLUSH_INTERVAL_MS = 50;
 /** As useServer: a ping every 12 s; no pong within another 12 s ends the connection. */
 const KEEP_ALIVE_MS = 12_000;
 
@@ -83,7 +88,10 @@ export function serveGraphqlWs<P extends Record<string, unknown>, E extends Sock
       {
         protocol: socket.protocol,
         send: (data) => writer.send(data),
-        close: (code, reason) => socket.close(code, reason),
+        close: (code, reason) => {
+          writer.flush(); // what was sent goes before the close frame
+          socket.close(code, reason);
+        },
         onMessage: (handle) =>
           socket.on('message', async (data) => {
             try {
@@ -127,6 +135,15 @@ function sendingResults(results: AsyncIterable<ExecutionResult>, id: string, wri
   const iterator = results[Symbol.asyncIterator]();
   const prefix = Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`);
   let ended = false;
+  // Live results while the loop below waits on the stream: sent there and then, unless they
+  // have errors or the socket is over its high-water mark (then they come through next()).
+  if (pushesThrough<ExecutionResult>(iterator)) {
+    iterator[pushThrough]((result) => {
+      if (ended) return true;
+      const payload = payloadBytes(result);
+      return payload !== undefined && writer.sendNow(prefix, payload);
+    });
+  }
   const done = (): IteratorResult<ExecutionResult> => ({ value: undefined, done: true });
   const stream: AsyncGenerator<ExecutionResult> = {
     async next() {
@@ -135,7 +152,7 @@ function sendingResults(results: AsyncIterable<ExecutionResult>, id: string, wri
         if (step.done || ended) return ended ? done() : step;
         const payload = payloadBytes(step.value);
         if (payload === undefined) return step;
-        const written = writer.send(Buffer.concat([prefix, payload, CLOSING_BRACE], prefix.length + payload.length + 1));
+        const written = writer.send(prefix, payload, CLOSING_BRACE);
         if (written) await written;
       }
     },
@@ -172,49 +189,109 @@ function payloadBytes(result: ExecutionResult): Buffer | undefined {
   return bytes;
 }
 
-/** ws sends a Buffer as a binary frame unless told otherwise; graphql-ws speaks in text frames. */
-const TEXT_FRAME = { binary: false } as const;
+/**
+ * The header of an unmasked text frame of one whole message (RFC 6455, 5.2): FIN and the
+ * text opcode, then the payload length in 7 bits, or 126 and 16 bits, or 127 and 64 bits.
+ * The usual ones are made once and shared (they are never written to).
+ */
+function textFrameHeader(length: number): Buffer {
+  if (length < COMMON_HEADERS.length) return (COMMON_HEADERS[length] ??= makeTextFrameHeader(length));
+  return makeTextFrameHeader(length);
+}
+
+const COMMON_HEADERS = new Array<Buffer | undefined>(4096);
+
+function makeTextFrameHeader(length: number): Buffer {
+  if (length < 126) return Buffer.from([0x81, length]);
+  if (length < 65536) return Buffer.from([0x81, 126, length >> 8, length & 0xff]);
+  const header = Buffer.alloc(10);
+  header[0] = 0x81;
+  header[1] = 127;
+  header.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
+  header.writeUInt32BE(length >>> 0, 6);
+  return header;
+}
 
 /**
- * One socket's outgoing frames: corked until the flush (see the top of this file), through
- * the TCP socket under the WebSocket, which is the upgraded request's (ws writes its frames
- * to that same socket; cork/uncork nest, so ws's own pair per frame does not flush it).
+ * One socket's outgoing messages: framed into its outbox until the flush (see the top of
+ * this file), then written at once to the TCP socket under the WebSocket, the upgraded
+ * request's. ws writes its own frames (pings, pongs, the close) to that socket directly;
+ * a control frame may go between two messages, and close() flushes the outbox first.
  */
 class SocketWriter {
-  private corked = false;
+  private parts: Buffer[] = [];
+  private bytes = 0;
+  private drained: Promise<void> | undefined;
 
   constructor(
     private readonly socket: WebSocket,
     private readonly tcp: Duplex,
   ) {}
 
-  /** Undefined when the frame may be taken as sent; a promise to wait for otherwise. */
-  send(data: string | Buffer): Promise<void> | undefined {
+  /**
+   * Frames the message made of `pieces`. Undefined when it may be taken as sent; a promise to
+   * wait for otherwise (the socket is over its high-water mark).
+   */
+  send(...pieces: Array<string | Buffer>): Promise<void> | undefined {
     if (this.socket.readyState !== this.socket.OPEN) return undefined;
-    if (!this.corked && !this.tcp.destroyed) {
-      this.corked = true;
-      this.tcp.cork();
-      flushes.add(this);
-    }
-    if (this.socket.bufferedAmount < this.tcp.writableHighWaterMark) {
-      // A failed write errors the socket, which closes it and ends its subscriptions.
-      this.socket.send(data, TEXT_FRAME);
-      return undefined;
-    }
-    const written = new Promise<void>((resolve, reject) => this.socket.send(data, TEXT_FRAME, (error) => (error ? reject(error) : resolve())));
+    this.append(pieces.map((piece) => (typeof piece === 'string' ? Buffer.from(piece) : piece)));
+    if (this.waiting() < this.tcp.writableHighWaterMark) return undefined;
     // Waiting on the client, not on the next flush: a fast one (a long replay) goes on at once.
     this.flush();
-    return written;
+    return this.drained;
+  }
+
+  /** `prefix` + `payload` + "}" now, if the socket can take it without waiting (false otherwise). */
+  sendNow(prefix: Buffer, payload: Buffer): boolean {
+    if (this.socket.readyState !== this.socket.OPEN) return true; // gone: as send(), nothing to wait for
+    if (this.waiting() >= this.tcp.writableHighWaterMark) return false;
+    const length = prefix.length + payload.length + 1;
+    if (this.bytes === 0) flushes.add(this);
+    const header = textFrameHeader(length);
+    this.parts.push(header, prefix, payload, CLOSING_BRACE);
+    this.bytes += header.length + length;
+    return true;
   }
 
   flush(): void {
-    if (!this.corked) return;
-    this.corked = false;
-    this.tcp.uncork();
+    if (this.bytes === 0) return;
+    const parts = this.parts;
+    const bytes = this.bytes;
+    this.parts = [];
+    this.bytes = 0;
+    // A closing socket (ws sent or answered the close frame) takes nothing more.
+    if (this.socket.readyState !== this.socket.OPEN || this.tcp.destroyed) return;
+    // A failed write errors the socket, which closes it and ends its subscriptions.
+    if (this.tcp.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes))) return;
+    this.drained ??= new Promise<void>((resolve) => {
+      const done = () => {
+        this.tcp.off('drain', done);
+        this.tcp.off('close', done);
+        this.drained = undefined;
+        resolve();
+      };
+      this.tcp.on('drain', done);
+      this.tcp.on('close', done);
+    });
+  }
+
+  /** Bytes not yet taken by the kernel: the outbox and what the TCP socket buffers. */
+  private waiting(): number {
+    return this.bytes + this.tcp.writableLength;
+  }
+
+  private append(pieces: Buffer[]): void {
+    let length = 0;
+    for (const piece of pieces) length += piece.length;
+    if (this.bytes === 0) flushes.add(this);
+    const header = textFrameHeader(length);
+    this.parts.push(header);
+    for (const piece of pieces) this.parts.push(piece);
+    this.bytes += header.length + length;
   }
 }
 
-/** The corked writers, flushed together (one timer or immediate for all of them). */
+/** The writers with something in their outbox, flushed together (one timer or immediate for all of them). */
 class Flushes {
   private waiting: SocketWriter[] = [];
   private scheduled = false;

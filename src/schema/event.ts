@@ -3,6 +3,7 @@ import { createGraphQLError } from 'graphql-yoga';
 import type { Context } from '../context.ts';
 import { endsPipelineStreams } from '../engine/stream-end.ts';
 import type { Event as EventRow } from '../generated/prisma/client.ts';
+import { pushThrough, type Sink } from '../live-push.ts';
 import type { Feed } from '../pubsub.ts';
 import { builder } from './builder.ts';
 import { PipelineStateEnum, TrackStateEnum } from './states.ts';
@@ -56,6 +57,11 @@ const REORDER_WAIT_MS = 50;
 /** Events per database page when replaying or catching up. */
 const PAGE = 1000;
 
+/** Where a stream hands live items on directly, once its consumer gave it a sink (src/live-push.ts). */
+export interface Outlet<T> {
+  sink?: Sink<T>;
+}
+
 /**
  * Persisted events after `after` (when given), then live ones, without gap or duplicate,
  * until the pipeline can have no more (see endsPipelineStreams). Listening starts before
@@ -70,7 +76,8 @@ function replayThenLive(
   keep: (event: EventRow) => boolean,
 ): AsyncIterableIterator<EventRow> {
   const live = ctx.bus.subscribe('pipeline:event', pipelineId);
-  return stoppable(live.stop, replay(ctx, live.feed, pipelineId, after, keep));
+  const outlet: Outlet<EventRow> = {};
+  return stoppable(live.stop, replay(ctx, live.feed, pipelineId, after, keep, outlet), outlet);
 }
 
 async function* replay(
@@ -79,6 +86,7 @@ async function* replay(
   pipelineId: number,
   after: number | null | undefined,
   keep: (event: EventRow) => boolean,
+  outlet?: Outlet<EventRow>,
 ): AsyncGenerator<EventRow> {
   /** The id and the seq of the last event handled (seq unknown until needed, when resuming after an id). */
   let last: number;
@@ -99,6 +107,16 @@ async function* replay(
   /** Live events that arrived before an event with a lower seq, in seq order; and since when. */
   let early: EventRow[] = [];
   let gapSince: number | undefined;
+  // While caught up, the live event right after the last one handled goes to the consumer
+  // straight from the bus (src/live-push.ts). Anything else (an early or a repeated event,
+  // the one that ends the stream, one the consumer declines) is left to the loop below.
+  const passOn = (event: EventRow): boolean => {
+    if (lastSeq === undefined || event.seq !== lastSeq + 1 || endsPipelineStreams(event.pipelineState)) return false;
+    if (keep(event) && !outlet!.sink!(event)) return false;
+    last = event.id;
+    lastSeq = event.seq;
+    return true;
+  };
   for (;;) {
     while (catchUp) {
       const page = await ctx.db.event.findMany({ where: { pipelineId, id: { gt: last } }, orderBy: { id: 'asc' }, take: PAGE });
@@ -112,7 +130,7 @@ async function* replay(
     }
     if (final) return;
     const waitMs = gapSince === undefined ? undefined : Math.max(0, gapSince + REORDER_WAIT_MS - Date.now());
-    const { items, dropped, closed } = await feed.take(waitMs);
+    const { items, dropped, closed } = await feed.take(waitMs, outlet?.sink && early.length === 0 ? passOn : undefined);
     if (closed) return;
     // Seqs run 1, 2, 3, ... in commit order. One that skips ahead is either early (two
     // transactions of the pipeline committed at once, and the later one was published
@@ -165,8 +183,13 @@ async function seqUpTo(ctx: Context, pipelineId: number, id: number): Promise<nu
  * that ends by itself (the stream is complete) or fails stops listening too: the consumer
  * calls return() only when it leaves early.
  */
-export function stoppable<T>(stop: () => void, generator: AsyncGenerator<T>): AsyncIterableIterator<T> {
+export function stoppable<T>(stop: () => void, generator: AsyncGenerator<T>, outlet?: Outlet<T>): AsyncIterableIterator<T> {
   return {
+    ...(outlet && {
+      [pushThrough]: (sink: Sink<T>) => {
+        outlet.sink = sink;
+      },
+    }),
     next: async () => {
       try {
         const step = await generator.next();
@@ -249,8 +272,26 @@ const PipelineLiveMessage = builder.objectRef<LiveMessage>('PipelineLiveMessage'
   }),
 });
 
+/**
+ * One message object per event, whoever it goes to: subscribers of the same operation then
+ * share its execution and its JSON (src/shared-execution.ts keys on the object).
+ */
+const eventMessages = new WeakMap<EventRow, LiveMessage>();
+
+function eventMessage(event: EventRow): LiveMessage {
+  let message = eventMessages.get(event);
+  if (message === undefined) eventMessages.set(event, (message = { event }));
+  return message;
+}
+
 /** The snapshot message, then every event after the state it showed. */
-async function* liveMessages(ctx: Context, feed: Feed<EventRow>, pipelineId: number, after: number | null | undefined): AsyncGenerator<LiveMessage> {
+async function* liveMessages(
+  ctx: Context,
+  feed: Feed<EventRow>,
+  pipelineId: number,
+  after: number | null | undefined,
+  outlet: Outlet<LiveMessage>,
+): AsyncGenerator<LiveMessage> {
   let cursor = after;
   if (cursor == null) {
     let read: number | undefined;
@@ -259,7 +300,8 @@ async function* liveMessages(ctx: Context, feed: Feed<EventRow>, pipelineId: num
     // not select it continues from the newest event now.
     cursor = read ?? (await ctx.db.event.findFirst({ where: { pipelineId }, orderBy: { id: 'desc' }, select: { id: true } }))?.id ?? 0;
   }
-  for await (const event of replay(ctx, feed, pipelineId, cursor, () => true)) yield { event };
+  const events: Outlet<EventRow> = { sink: (event) => outlet.sink !== undefined && outlet.sink(eventMessage(event)) };
+  for await (const event of replay(ctx, feed, pipelineId, cursor, () => true, events)) yield eventMessage(event);
 }
 
 builder.subscriptionFields((t) => ({
@@ -272,7 +314,8 @@ builder.subscriptionFields((t) => ({
       await requirePipeline(ctx, args.pipelineId);
       // Listening starts before the snapshot is read, so nothing falls in between.
       const live = ctx.bus.subscribe('pipeline:event', args.pipelineId);
-      return stoppable(live.stop, liveMessages(ctx, live.feed, args.pipelineId, args.after));
+      const outlet: Outlet<LiveMessage> = {};
+      return stoppable(live.stop, liveMessages(ctx, live.feed, args.pipelineId, args.after, outlet), outlet);
     },
     resolve: (message) => message,
   }),
