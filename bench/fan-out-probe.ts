@@ -10,6 +10,8 @@
  *    an event named `pipeline:event:<pipelineId>` is emitted, before its listeners run;
  *  - the bus's emitter (captured when something listens to `pipeline:event:*`), so the bench
  *    can ask how many subscribers listen to a pipeline: a server-side count;
+ *  - the event loop's delay (perf_hooks.monitorEventLoopDelay, reset with resetPeak);
+ *  - the writes to TCP sockets (net.Socket.prototype.write is wrapped to count them);
  *  - process.memoryUsage(), after a full GC when asked (the process runs with --expose-gc),
  *    and the highest heapUsed seen by a 100 ms sampler since the last reset.
  *
@@ -17,6 +19,8 @@
  * the server (SIGTERM) when that channel closes.
  */
 import { EventEmitter } from 'node:events';
+import { Socket } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 const TOPIC = 'pipeline:event:';
 
@@ -30,6 +34,10 @@ export interface ProbeStats {
   peakHeapUsed: number;
   /** Listeners on `pipeline:event:<pipelineId>`, or null if the bus was not seen (yet). */
   listeners: number | null;
+  /** Writes to TCP sockets so far (each one a system call, or queued behind one). */
+  socketWrites: number;
+  /** The event loop's delay since the last resetPeak, in ms. */
+  loopDelay: { p50: number; p99: number; max: number };
 }
 
 export interface ProbePublished {
@@ -69,6 +77,17 @@ EventEmitter.prototype.on = function on(this: EventEmitter, name: string | symbo
   return originalOn.call(this, name, listener);
 };
 
+let socketWrites = 0;
+const originalWrite = Socket.prototype.write;
+Socket.prototype.write = function write(this: Socket) {
+  socketWrites++;
+  // eslint-disable-next-line prefer-rest-params
+  return Reflect.apply(originalWrite, this, arguments) as boolean;
+} as typeof Socket.prototype.write;
+
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+
 let peakHeapUsed = 0;
 const sampler = setInterval(() => {
   peakHeapUsed = Math.max(peakHeapUsed, process.memoryUsage().heapUsed);
@@ -91,8 +110,13 @@ process.on('message', (message: unknown) => {
       memory,
       peakHeapUsed: Math.max(peakHeapUsed, memory.heapUsed),
       listeners: emitter && pipelineId !== undefined ? emitter.listenerCount(`${TOPIC}${pipelineId}`) : null,
+      socketWrites,
+      loopDelay: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 },
     };
-    if (resetPeak) peakHeapUsed = memory.heapUsed;
+    if (resetPeak) {
+      peakHeapUsed = memory.heapUsed;
+      loopDelay.reset();
+    }
     process.send?.({ probeReply: request.id, body });
   } else if (request.probe === 'published') {
     const body: ProbePublished = { published };

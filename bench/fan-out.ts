@@ -3,8 +3,10 @@
  *
  * The service runs as its own process (`node --import tsx src/server.ts`, as `npm start` runs
  * it, on a fresh migrated SQLite file, PORT=0) so that its CPU and memory are not mixed with
- * the subscribers'; the 1,000 subscribers are official graphql-ws clients (`createClient` over
- * `ws`, one WebSocket connection each) in this process. The server process preloads
+ * the subscribers'; the 1,000 subscribers are lean graphql-transport-ws clients (bench/lean-client.ts,
+ * one `ws` WebSocket connection each; graphql-ws's own client costs more CPU per message, on
+ * the cores the service shares) in this process, spread over one worker thread per core
+ * (bench/subscriber-pool.ts), so that their own queue does not count as the service's latency. The server process preloads
  * bench/fan-out-probe.ts, which only observes (publish instants, listener count, heap).
  *
  * The graph: 50 layers of 4 (every vertex joined to the next layer, scripts `true`, created in
@@ -37,7 +39,7 @@
  * resetting it through /proc/<pid>/clear_refs just before step 4) and V8's heapUsed from the
  * probe (after a full GC, except the sampled peak).
  */
-import { execFileSync, execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -45,11 +47,13 @@ import { promisify } from 'node:util';
 import { print } from 'graphql';
 import type { Client } from 'graphql-ws';
 import { CheckGraph, CreateWholeGraph } from '../test/helpers/operations.ts';
-import { childPids, freePort, serverUrl } from '../test/helpers/server-process.ts';
+import { freePort, serverUrl } from '../test/helpers/server-process.ts';
 import { BENCH_REDIS_URL, freshPostgres, migrateDatabase } from './app.ts';
 import { connectWs, GraphQLClient, pipelineEnd } from './client.ts';
 import type { ProbePublished, ProbeRequest, ProbeStats } from './fan-out-probe.ts';
 import { layeredShape, type LayeredShape } from './graphs.ts';
+import { cpuSeconds, cpuSplit, postgresCpuSeconds, treeCpuSeconds } from './proc.ts';
+import { SubscriberPool, type Received } from './subscriber-pool.ts';
 import { BenchFanOutJournal, BenchFanOutTrackUpdated, BenchFinishInput, BenchStartPipeline } from './operations.ts';
 
 export const FAN_OUT_SUBSCRIBERS = 1000;
@@ -229,26 +233,6 @@ function resetPeakRss(pid: number): boolean {
   }
 }
 
-let clockTicks: number | undefined;
-/** User + system CPU seconds of the process itself (not its children), or NaN. */
-/** A process's CPU and its descendants' (a worker's launcher, scripts still running). */
-function treeCpuSeconds(pid: number): number {
-  let total = cpuSeconds(pid);
-  for (const child of childPids(pid)) total += treeCpuSeconds(child);
-  return total;
-}
-
-function cpuSeconds(pid: number): number {
-  try {
-    clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
-  } catch {
-    return Number.NaN;
-  }
-}
-
 // ---- The graph and its pipelines.
 
 async function buildGraph(api: GraphQLClient): Promise<{ graphId: number; edgeCount: number }> {
@@ -302,56 +286,6 @@ function runMs(events: ReadonlyArray<{ type: string; createdAt: string }>): numb
   return first && last ? Date.parse(last.createdAt) - Date.parse(first.createdAt) : Number.NaN;
 }
 
-// ---- The subscribers.
-
-interface Subscriber {
-  client: Client;
-  ids: number[];
-  /** hrtime (ms) at receipt, per message. */
-  at: number[];
-  errors: string[];
-  ended: boolean;
-  first: Promise<void>;
-  unsubscribe: () => void;
-}
-
-function subscribe(client: Client, pipelineId: number, after: number): Subscriber {
-  let firstArrived!: () => void;
-  const subscriber: Subscriber = {
-    client,
-    ids: [],
-    at: [],
-    errors: [],
-    ended: false,
-    first: new Promise<void>((resolve) => (firstArrived = resolve)),
-    unsubscribe: () => undefined,
-  };
-  subscriber.unsubscribe = client.subscribe<{ trackUpdated: { id: number } }>(
-    { query: print(BenchFanOutTrackUpdated), variables: { pipelineId, after } },
-    {
-      next: (value) => {
-        const at = hrMs();
-        const id = value.data?.trackUpdated.id;
-        if (value.errors?.length || id === undefined) subscriber.errors.push(JSON.stringify(value.errors ?? value));
-        else {
-          subscriber.ids.push(id);
-          subscriber.at.push(at);
-        }
-        firstArrived();
-      },
-      error: (error) => {
-        subscriber.errors.push(error instanceof Error ? error.message : JSON.stringify(error));
-        subscriber.ended = true;
-        firstArrived();
-      },
-      complete: () => {
-        subscriber.ended = true;
-      },
-    },
-  );
-  return subscriber;
-}
-
 async function within<T>(promise: Promise<T>, millis: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`(e) ${what}: not within ${millis} ms`)), millis)));
@@ -383,13 +317,19 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
   const pid = server.child.pid!;
   /** CPU of the service: the API process, and in (g) the worker and its launcher too. */
   const serviceCpu = () => cpuSeconds(pid) + (server.worker ? treeCpuSeconds(server.worker.pid!) : 0);
+  /** Where the CPU of a run went: the API (or only) process, the worker with its launcher, PostgreSQL. */
+  const cpuParts = () => ({ api: cpuSeconds(pid), worker: server.worker ? treeCpuSeconds(server.worker.pid!) : 0, database: separate ? postgresCpuSeconds() : 0 });
+  const cpuSince = (before: ReturnType<typeof cpuParts>) => {
+    const now = cpuParts();
+    return { api: now.api - before.api, worker: now.worker - before.worker, database: now.database - before.database };
+  };
   const api = new GraphQLClient(server.url);
-  const subscribers: Subscriber[] = [];
-  const clients: Client[] = [];
+  const pool = await SubscriberPool.start();
+  let subscribers: Received[] = [];
   let watcher: Client | undefined;
   const disconnectAll = async () => {
-    for (const s of subscribers.splice(0)) s.unsubscribe();
-    await Promise.all(clients.splice(0).map((c) => c.dispose()));
+    subscribers = [];
+    await pool.disconnect();
     await watcher?.dispose();
     watcher = undefined;
   };
@@ -402,9 +342,11 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
     const warm = await startHeld(api, graph.graphId, 'fan-out-warm-up');
     const warmEnd = pipelineEnd(watcher, warm.pipelineId, RUN_TIMEOUT_MS);
     const warmCpuBefore = serviceCpu();
+    const warmPartsBefore = cpuParts();
     await release(api, warm.held);
     if ((await warmEnd).state !== 'FINISH') problems.push(`${section} warm-up pipeline ${warm.pipelineId} did not FINISH`);
     const warmCpu = serviceCpu() - warmCpuBefore;
+    const warmParts = cpuSince(warmPartsBefore);
     const warmRunMs = runMs((await journalOf(api, warm.pipelineId, 0)).events);
 
     const measured = await startHeld(api, graph.graphId, 'fan-out');
@@ -413,17 +355,14 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
     const after = created.at(-2)!.id; // replay exactly one event: the last track:created
     const before = { proc: procMemory(pid), probe: await stats({ gc: true, pipelineId }) };
 
-    progress(`${section} connecting ${num(FAN_OUT_SUBSCRIBERS)} graphql-ws clients (${CONNECT_BATCH} at a time) and subscribing`);
+    progress(`${section} connecting ${num(FAN_OUT_SUBSCRIBERS)} lean graphql-transport-ws clients on ${pool.threadCount} threads (${CONNECT_BATCH} at a time in all) and subscribing`);
     let t0 = performance.now();
-    while (clients.length < FAN_OUT_SUBSCRIBERS) {
-      const batch = Math.min(CONNECT_BATCH, FAN_OUT_SUBSCRIBERS - clients.length);
-      clients.push(...(await Promise.all(Array.from({ length: batch }, () => connectWs(server.url)))));
-    }
+    await pool.connect(server.url, FAN_OUT_SUBSCRIBERS, Math.ceil(CONNECT_BATCH / pool.threadCount));
     const connectMs = performance.now() - t0;
     t0 = performance.now();
-    for (const client of clients) subscribers.push(subscribe(client, pipelineId, after));
-    await within(Promise.all(subscribers.map((s) => s.first)), 120_000, 'every subscriber receives its first (replayed) event');
+    await within(pool.subscribe(print(BenchFanOutTrackUpdated), { pipelineId, after }), 120_000, 'every subscriber receives its first (replayed) event');
     const subscribeMs = performance.now() - t0;
+    subscribers = await pool.collect();
     const notListening = subscribers.filter((s) => s.ids.length !== 1 || s.ids[0] !== created.at(-1)!.id || s.errors.length > 0);
     if (notListening.length > 0) {
       throw new Error(`${section} ${notListening.length} subscriber(s) did not start as expected: ${notListening[0]!.errors.join('; ') || JSON.stringify(notListening[0]!.ids)}`);
@@ -436,9 +375,12 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
     progress(`${section} releasing the pipeline and following it`);
     const peakReset = resetPeakRss(pid);
     const cpuBefore = serviceCpu();
+    const partsBefore = cpuParts();
+    const apiCpuBefore = cpuSplit(pid);
     const ownCpuBefore = process.cpuUsage();
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
     loopDelay.enable();
+    await pool.loopDelay(true);
     const end = pipelineEnd(watcher, pipelineId, RUN_TIMEOUT_MS);
     const released = hrMs();
     await release(api, measured.held);
@@ -448,11 +390,15 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
     const expected = journal.events.filter((e) => e.trackId !== null);
     const lastId = expected.at(-1)!.id;
     const drainDeadline = Date.now() + DRAIN_TIMEOUT_MS;
-    while (subscribers.some((s) => !s.ended && s.ids.at(-1) !== lastId) && Date.now() < drainDeadline) {
+    while ((await pool.behind(lastId)) > 0 && Date.now() < drainDeadline) {
       await sleep(20);
     }
     loopDelay.disable();
+    const threadsDelay = await pool.loopDelay();
     const cpuRun = serviceCpu() - cpuBefore;
+    const runParts = cpuSince(partsBefore);
+    const apiCpuAfter = cpuSplit(pid);
+    const apiCpu = { user: apiCpuAfter.user - apiCpuBefore.user, system: apiCpuAfter.system - apiCpuBefore.system };
     const ownCpu = process.cpuUsage(ownCpuBefore);
     const ownCpuRun = (ownCpu.user + ownCpu.system) / 1e6;
     const peak = { proc: procMemory(pid), probe: await stats({ pipelineId }) };
@@ -460,6 +406,7 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
     const { published: pairs } = await server.ask<ProbePublished>({ probe: 'published' });
     for (let i = 0; i < pairs.length; i += 2) published.set(pairs[i]!, pairs[i + 1]!);
     await sleep(500); // a late duplicate would arrive now, and be counted below
+    subscribers = await pool.collect();
 
     // ---- Delivery: the same ids in the same order for every subscriber.
     const expectedIds = expected.map((e) => e.id);
@@ -534,8 +481,8 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
     if (separate && stamped.p99 > 150) problems.push(`(g) commit -> receipt p99 ${stamped.p99.toFixed(0)} ms (target <= 150 ms)`);
     return [
       separate
-        ? `(g) fan-out with API and worker apart: ${num(FAN_OUT_SUBSCRIBERS)} graphql-ws subscribers (in the bench process) on one ROLE=api process, the scripts on one ROLE=worker process, PostgreSQL and Redis`
-        : `(e) fan-out: ${num(FAN_OUT_SUBSCRIBERS)} graphql-ws subscribers (one connection each, in the bench process) on one ${FAN_OUT_SHAPE.vertices}-track pipeline`,
+        ? `(g) fan-out with API and worker apart: ${num(FAN_OUT_SUBSCRIBERS)} graphql-transport-ws subscribers (lean clients in the bench process) on one ROLE=api process, the scripts on one ROLE=worker process, PostgreSQL and Redis`
+        : `(e) fan-out: ${num(FAN_OUT_SUBSCRIBERS)} graphql-transport-ws subscribers (lean clients, one connection each, in the bench process) on one ${FAN_OUT_SHAPE.vertices}-track pipeline`,
       `    (${FAN_OUT_SHAPE.vertices}-track pipeline, ${FAN_OUT_SHAPE.vertices / FAN_OUT_SHAPE.width} layers of ${FAN_OUT_SHAPE.width}, ${graph.edgeCount} edges, scripts \`true\`; ${separate ? 'worker' : 'server: its own process,'} WORKERS=${FAN_OUT_WORKERS}; subscription trackUpdated)`,
       ...(separate
         ? [
@@ -549,8 +496,15 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
       `${pad('last delivery, after first input')}${lastDeliveryMs.toFixed(0)} ms  (${releasedToLast.toFixed(0)} ms after finishInput was sent)`,
       `${pad('latency createdAt -> receipt')}${latencyLine(stamped)}`,
       `${pad('latency publish -> receipt')}${separate ? 'n/a (the worker process publishes; the API process receives from Redis)' : latencyLine(precise)}`,
-      `${pad('bench-process event-loop delay')}p50 ${eld(loopDelay.percentile(50))}, p99 ${eld(loopDelay.percentile(99))}, max ${eld(loopDelay.max)}  (inflates both latencies)`,
+      `${pad('event-loop delay, subscribers')}p50 ${threadsDelay.p50.toFixed(1)} ms, p99 ${threadsDelay.p99.toFixed(1)} ms, max ${threadsDelay.max.toFixed(1)} ms  (the worst thread's; inflates both latencies; the bench's main thread: p99 ${eld(loopDelay.percentile(99))})`,
+      `${pad(`event-loop delay, ${separate ? 'API' : 'server'} process`)}p50 ${peak.probe.loopDelay.p50.toFixed(1)} ms, p99 ${peak.probe.loopDelay.p99.toFixed(1)} ms, max ${peak.probe.loopDelay.max.toFixed(1)} ms`,
       `${pad('CPU during the run, server / bench')}${cpuRun.toFixed(1)} s / ${ownCpuRun.toFixed(1)} s  (user + system; the ${separate ? 'API and worker processes (with the launcher)' : 'server process alone'} / the 1,000 subscribers' process)`,
+      `${pad(`${separate ? 'API' : 'server'} process CPU, user / system`)}${apiCpu.user.toFixed(1)} s / ${apiCpu.system.toFixed(1)} s  (${num(peak.probe.socketWrites - connected.probe.socketWrites)} writes to TCP sockets: ${((peak.probe.socketWrites - connected.probe.socketWrites) / delivered).toFixed(2)} per delivery)`,
+      ...(separate
+        ? [
+            `${pad('CPU, run with none / with 1,000')}API ${warmParts.api.toFixed(1)} / ${runParts.api.toFixed(1)} s, worker (with launcher) ${warmParts.worker.toFixed(1)} / ${runParts.worker.toFixed(1)} s, PostgreSQL ${warmParts.database.toFixed(1)} / ${runParts.database.toFixed(1)} s`,
+          ]
+        : []),
       `${pad('server CPU per delivery')}${(((cpuRun - warmCpu) / delivered) * 1e6).toFixed(1)} us  (the run's server CPU less the warm-up's, ${warmCpu.toFixed(1)} s with no subscriber, over the deliveries)`,
       '    server memory                      RSS        heap used',
       `      before subscribers (after GC)    ${rss(before).padEnd(11)}${mb(before.probe.memory.heapUsed)}`,
@@ -561,6 +515,7 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
     ];
   } finally {
     await disconnectAll();
+    await pool.close();
     await server.stop();
     await dropDatabase();
   }

@@ -20,7 +20,7 @@
  * the service process, so the service's CPU is given instead).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { BENCH_REDIS_URL as REDIS_URL, freshPostgres, migrateDatabase } from './app.ts';
 import { CheckGraph, CreateWholeGraph } from '../test/helpers/operations.ts';
@@ -28,6 +28,7 @@ import { freePort, serverUrl } from '../test/helpers/server-process.ts';
 import { connectWs, GraphQLClient, pipelineEnd } from './client.ts';
 import { layeredShape } from './graphs.ts';
 import { BenchStartPipeline } from './operations.ts';
+import { postgresCpuSeconds, treeCpuSeconds } from './proc.ts';
 
 export interface ScaleOutOptions {
   root: string;
@@ -39,7 +40,6 @@ export interface ScaleOutOptions {
 const SHAPE = { vertices: 1000, width: 4 };
 const WORKERS_PER_PROCESS = 2;
 const RUN_TIMEOUT_MS = 300_000;
-const TICKS_PER_SECOND = 100;
 /** Single-track pipelines for the wake-up figure. */
 const WAKE_UPS = 100;
 
@@ -58,45 +58,6 @@ interface Measured {
   wakeUp: Percentiles;
   databaseCpuMs: number | undefined;
   serviceCpuMs: number;
-}
-
-/** utime + stime of a process, in ms; 0 when it is gone. */
-function cpuMsOf(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
-  } catch {
-    return 0;
-  }
-}
-
-/** CPU used so far by every PostgreSQL server process on this machine (their `comm` is postgres). */
-function postgresCpuMs(): number {
-  let total = 0;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== 'postgres') continue;
-    } catch {
-      continue;
-    }
-    total += cpuMsOf(Number(entry));
-  }
-  return total;
-}
-
-/** A process and its descendants' CPU (the launcher, scripts that are still running). */
-function treeCpuMs(pid: number): number {
-  let total = cpuMsOf(pid);
-  try {
-    for (const task of readdirSync(`/proc/${pid}/task`)) {
-      const children = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();
-      for (const child of children ? children.split(/\s+/) : []) total += treeCpuMs(Number(child));
-    }
-  } catch {
-    // gone meanwhile
-  }
-  return total;
 }
 
 interface Service {
@@ -197,15 +158,15 @@ async function measure(options: ScaleOutOptions, label: string, databaseUrl: str
     if (checked.checkGraph.__typename !== 'Graph') throw new Error(`checkGraph failed: ${JSON.stringify(checked.checkGraph)}`);
 
     const ws = await connectWs(service.apiUrl);
-    const databaseCpu0 = workerProcesses > 0 ? postgresCpuMs() : 0;
-    const serviceCpu0 = service.children.reduce((sum, child) => sum + treeCpuMs(child.pid!), 0);
+    const databaseCpu0 = workerProcesses > 0 ? postgresCpuSeconds() * 1000 : 0;
+    const serviceCpu0 = service.children.reduce((sum, child) => sum + treeCpuSeconds(child.pid!) * 1000, 0);
     const t0 = performance.now();
     const { startPipeline } = await client.request(BenchStartPipeline, { graphId, name: label });
     if (startPipeline.__typename !== 'Pipeline') throw new Error(`startPipeline failed: ${JSON.stringify(startPipeline)}`);
     const end = await pipelineEnd(ws, startPipeline.id, RUN_TIMEOUT_MS);
     const wallMs = end.at - t0;
-    const serviceCpuMs = service.children.reduce((sum, child) => sum + treeCpuMs(child.pid!), 0) - serviceCpu0;
-    const databaseCpuMs = workerProcesses > 0 ? postgresCpuMs() - databaseCpu0 : undefined;
+    const serviceCpuMs = service.children.reduce((sum, child) => sum + treeCpuSeconds(child.pid!) * 1000, 0) - serviceCpu0;
+    const databaseCpuMs = workerProcesses > 0 ? postgresCpuSeconds() * 1000 - databaseCpu0 : undefined;
     await ws.dispose();
     if (end.state !== 'FINISH') options.problems.push(`(f) ${label}: the pipeline ended ${end.state}: ${end.reason}`);
 
