@@ -141,7 +141,7 @@ async function startServer(options: FanOutOptions, databaseUrl: string): Promise
   let worker: ChildProcess | undefined;
   if (separate) {
     const port = await freePort();
-    worker = spawn(process.execPath, ['--enable-source-maps', 'dist/server.js'], {
+    worker = spawn(process.execPath, [...profile, '--enable-source-maps', 'dist/server.js'], {
       cwd: options.root,
       env: {
         ...process.env,
@@ -318,10 +318,18 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
   /** CPU of the service: the API process, and in (g) the worker and its launcher too. */
   const serviceCpu = () => cpuSeconds(pid) + (server.worker ? treeCpuSeconds(server.worker.pid!) : 0);
   /** Where the CPU of a run went: the API (or only) process, the worker with its launcher, PostgreSQL. */
-  const cpuParts = () => ({ api: cpuSeconds(pid), worker: server.worker ? treeCpuSeconds(server.worker.pid!) : 0, database: separate ? postgresCpuSeconds() : 0 });
+  const cpuParts = () => {
+    const worker = server.worker ? cpuSeconds(server.worker.pid!) : 0;
+    return {
+      api: cpuSeconds(pid),
+      worker,
+      launcher: server.worker ? treeCpuSeconds(server.worker.pid!) - worker : 0,
+      database: separate ? postgresCpuSeconds() : 0,
+    };
+  };
   const cpuSince = (before: ReturnType<typeof cpuParts>) => {
     const now = cpuParts();
-    return { api: now.api - before.api, worker: now.worker - before.worker, database: now.database - before.database };
+    return { api: now.api - before.api, worker: now.worker - before.worker, launcher: now.launcher - before.launcher, database: now.database - before.database };
   };
   const api = new GraphQLClient(server.url);
   const pool = await SubscriberPool.start();
@@ -502,7 +510,7 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
       `${pad(`${separate ? 'API' : 'server'} process CPU, user / system`)}${apiCpu.user.toFixed(1)} s / ${apiCpu.system.toFixed(1)} s  (${num(peak.probe.socketWrites - connected.probe.socketWrites)} writes to TCP sockets: ${((peak.probe.socketWrites - connected.probe.socketWrites) / delivered).toFixed(2)} per delivery)`,
       ...(separate
         ? [
-            `${pad('CPU, run with none / with 1,000')}API ${warmParts.api.toFixed(1)} / ${runParts.api.toFixed(1)} s, worker (with launcher) ${warmParts.worker.toFixed(1)} / ${runParts.worker.toFixed(1)} s, PostgreSQL ${warmParts.database.toFixed(1)} / ${runParts.database.toFixed(1)} s`,
+            `${pad('CPU, run with none / with 1,000')}API ${warmParts.api.toFixed(1)} / ${runParts.api.toFixed(1)} s, worker ${warmParts.worker.toFixed(1)} / ${runParts.worker.toFixed(1)} s, its launcher ${warmParts.launcher.toFixed(1)} / ${runParts.launcher.toFixed(1)} s, PostgreSQL (the whole server) ${warmParts.database.toFixed(1)} / ${runParts.database.toFixed(1)} s`,
           ]
         : []),
       `${pad('server CPU per delivery')}${(((cpuRun - warmCpu) / delivered) * 1e6).toFixed(1)} us  (the run's server CPU less the warm-up's, ${warmCpu.toFixed(1)} s with no subscriber, over the deliveries)`,

@@ -31,18 +31,26 @@ export function treeCpuSeconds(pid: number): number {
   return total;
 }
 
-/** CPU seconds used so far by every PostgreSQL server process on this machine (their `comm` is postgres). */
+/**
+ * CPU seconds used so far by the PostgreSQL server on this machine: its processes (their
+ * `comm` is postgres) and the backends that ended, which the postmaster has reaped (its
+ * cutime and cstime). Every client's work counts, not only the bench's.
+ */
 export function postgresCpuSeconds(): number {
+  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
   let total = 0;
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== 'postgres') continue;
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) / clockTicks;
+      const parent = Number(fields[1]);
+      if (readFileSync(`/proc/${parent}/comm`, 'utf8').trim() !== 'postgres') total += (Number(fields[13]) + Number(fields[14])) / clockTicks;
     } catch {
-      continue;
+      continue; // ended meanwhile
     }
-    const seconds = cpuSeconds(Number(entry));
-    if (!Number.isNaN(seconds)) total += seconds;
   }
   return total;
 }
