@@ -368,7 +368,7 @@ export async function runFanOut(options: FanOutOptions): Promise<string[]> {
     await pool.connect(server.url, FAN_OUT_SUBSCRIBERS, Math.ceil(CONNECT_BATCH / pool.threadCount));
     const connectMs = performance.now() - t0;
     t0 = performance.now();
-    await within(pool.subscribe(print(BenchFanOutTrackUpdated), { pipelineId, after }), 120_000, 'every subscriber receives its first (replayed) event');
+    await within(pool.subscribe(print(BenchFanOutTrackUpdated), { pipelineId, after }, 'trackUpdated'), 120_000, 'every subscriber receives its first (replayed) event');
     const subscribeMs = performance.now() - t0;
     subscribers = await pool.collect();
     const notListening = subscribers.filter((s) => s.ids.length !== 1 || s.ids[0] !== created.at(-1)!.id || s.errors.length > 0);

@@ -22,7 +22,7 @@ export interface Received {
 
 type Request =
   | { op: 'connect'; url: string; count: number; batch: number }
-  | { op: 'subscribe'; query: string; variables: Record<string, unknown> }
+  | { op: 'subscribe'; query: string; variables: Record<string, unknown>; field: string }
   | { op: 'behind'; lastId: number }
   | { op: 'loopDelay'; reset: boolean }
   | { op: 'collect' }
@@ -53,9 +53,12 @@ export class SubscriberPool {
     await this.all((index) => ({ op: 'connect', url, count: share(index), batch }));
   }
 
-  /** Subscribes every connection; resolves when each has received its first message (or an error). */
-  async subscribe(query: string, variables: Record<string, unknown>): Promise<void> {
-    await this.all(() => ({ op: 'subscribe', query, variables }));
+  /**
+   * Subscribes every connection; resolves when each has received its first message (or an
+   * error). `field`: the subscription field, whose `id` each message is recorded by.
+   */
+  async subscribe(query: string, variables: Record<string, unknown>, field: string): Promise<void> {
+    await this.all(() => ({ op: 'subscribe', query, variables, field }));
   }
 
   /** Subscribers still open whose last id is not `lastId`. */
@@ -123,7 +126,7 @@ function runThread(): void {
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   loopDelay.enable();
 
-  const subscribe = (client: LeanClient, query: string, variables: Record<string, unknown>): Subscriber => {
+  const subscribe = (client: LeanClient, query: string, variables: Record<string, unknown>, field: string): Subscriber => {
     let firstArrived!: () => void;
     const subscriber: Subscriber = {
       ids: [],
@@ -138,7 +141,7 @@ function runThread(): void {
       {
         next: (value) => {
           const at = hrMs();
-          const id = value.data ? Object.values(value.data)[0]?.id : undefined;
+          const id = value.data?.[field]?.id;
           if (value.errors?.length || id === undefined) subscriber.errors.push(JSON.stringify(value.errors ?? value));
           else {
             subscriber.ids.push(id);
@@ -168,7 +171,7 @@ function runThread(): void {
         }
         return undefined;
       case 'subscribe':
-        subscribers = clients.map((client) => subscribe(client, request.query, request.variables));
+        subscribers = clients.map((client) => subscribe(client, request.query, request.variables, request.field));
         await Promise.all(subscribers.map((s) => s.first));
         return undefined;
       case 'behind':
