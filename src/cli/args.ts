@@ -33,7 +33,15 @@ export type Command =
   | { name: 'help' }
   | { name: 'graphs'; json: boolean }
   | { name: 'apply'; file: string; graphName: string | undefined }
-  | { name: 'start'; graph: string; inputs: InputAssignment[]; watch: boolean; runName: string | undefined; prompt: boolean }
+  | {
+      name: 'start';
+      graph: string;
+      inputs: InputAssignment[];
+      watch: boolean;
+      runName: string | undefined;
+      prompt: boolean;
+      idempotencyKey: string | undefined;
+    }
   | { name: 'watch'; pipelineId: number }
   | { name: 'logs'; trackId: number; follow: boolean }
   | { name: 'cancel'; pipelineId: number }
@@ -72,11 +80,13 @@ Commands:
                                     of that name already existing is an error (graphs are
                                     versioned, never changed in place): use --name.
   start <graph> [--input vertex.param=value]... [--name <run name>] [--watch] [--no-prompt]
-                                    Start a pipeline of a graph (its id or its name). Values are
+        [--idempotency-key <key>]   Start a pipeline of a graph (its id or its name). Values are
                                     strings; the server converts them. --input param=value (no
                                     vertex) sets it for every vertex that declares it. In a
                                     terminal, asks for required values that are missing
-                                    (secret ones without echo) unless --no-prompt.
+                                    (secret ones without echo) unless --no-prompt. With
+                                    --idempotency-key, a start the graph already had with that
+                                    key is not repeated: its pipeline is shown (and watched).
   watch <pipeline>                  Follow a pipeline live until it ends; the exit code tells
                                     how it ended.
   logs <track> [--follow]           Print a track's output; --follow keeps printing until the
@@ -90,6 +100,10 @@ Options:
   -w, --watch        With start and retry: follow the run like watch.
   -f, --follow       With logs: follow live output.
   -i, --input <v.p=x> With start: a parameter value (repeatable).
+      --idempotency-key <key>
+                     With start: at most one pipeline of the graph per key (at most
+                     200 characters), e.g. a CI job's run id, so a retried job
+                     does not start the graph twice.
       --url <url>    Server GraphQL endpoint (default: $PIPECTL_URL, else ${DEFAULT_URL}).
       --no-color     No colours (also when NO_COLOR is set or output is not a terminal).
   -h, --help         This text.
@@ -129,6 +143,7 @@ const OPTIONS = {
   input: { type: 'string', short: 'i', multiple: true },
   watch: { type: 'boolean', short: 'w' },
   'no-prompt': { type: 'boolean' },
+  'idempotency-key': { type: 'string' },
   follow: { type: 'boolean', short: 'f' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -140,7 +155,7 @@ const GLOBAL: OptionName[] = ['url', 'help', 'no-color'];
 const COMMANDS: Record<Exclude<Command['name'], 'help'>, { args: string[]; options: OptionName[] }> = {
   graphs: { args: [], options: ['json'] },
   apply: { args: ['file'], options: ['name'] },
-  start: { args: ['graph'], options: ['input', 'watch', 'name', 'no-prompt'] },
+  start: { args: ['graph'], options: ['input', 'watch', 'name', 'no-prompt', 'idempotency-key'] },
   watch: { args: ['pipeline'], options: [] },
   logs: { args: ['track'], options: ['follow'] },
   cancel: { args: ['pipeline'], options: [] },
@@ -217,6 +232,7 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
           watch: values.watch === true,
           runName: values.name,
           prompt: values['no-prompt'] !== true,
+          idempotencyKey: values['idempotency-key'],
         };
       case 'watch':
         return { name: 'watch', pipelineId: positiveId(first, 'pipeline') };

@@ -209,12 +209,20 @@ async function start(ctx: Context, command: Extract<Command, { name: 'start' }>)
     graphId: graph.id,
     name: command.runName ?? null,
     inputs: inputs.length ? inputs : null,
+    idempotencyKey: command.idempotencyKey ?? null,
   });
   if (started.__typename !== 'Pipeline') {
     const hint = started.__typename === 'ConflictError' && /check/i.test(started.message) ? ' (pipectl apply checks the graphs it imports.)' : '';
     throw refusal(`Graph "${graph.name}" (${graph.id}) did not start`, { ...started, message: started.message + hint });
   }
-  out(ctx.io, `Started pipeline ${started.id} "${started.name}" of graph ${graph.id} "${graph.name}": ${started.tracks.length} track(s).`);
+  // With a key the answer may be an earlier start's pipeline: the server does not say which, so
+  // neither does this line (a repeat of the command prints the same).
+  out(
+    ctx.io,
+    started.idempotencyKey == null
+      ? `Started pipeline ${started.id} "${started.name}" of graph ${graph.id} "${graph.name}": ${started.tracks.length} track(s).`
+      : `Pipeline ${started.id} "${started.name}" of graph ${graph.id} "${graph.name}" is the start with idempotency key "${started.idempotencyKey}" (${started.state}, ${started.tracks.length} track(s)); starting it with this key again returns the same pipeline.`,
+  );
   if (command.watch) return exitCodeFor(await watchPipeline(ctx.api, started.id, ctx.io, { signal: ctx.signal }));
   const waiting = started.tracks.filter((t) => t.needsInput);
   for (const track of waiting) {

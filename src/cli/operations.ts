@@ -58,10 +58,10 @@ export const CliCheckGraph = graphql(`
 `);
 
 export const CliStartPipeline = graphql(`
-  mutation CliStartPipeline($graphId: Int!, $name: String, $inputs: [VertexParams!]) {
-    startPipeline(graphId: $graphId, name: $name, inputs: $inputs) {
+  mutation CliStartPipeline($graphId: Int!, $name: String, $inputs: [VertexParams!], $idempotencyKey: String) {
+    startPipeline(graphId: $graphId, name: $name, inputs: $inputs, idempotencyKey: $idempotencyKey) {
       __typename
-      ... on Pipeline { id name state tracks { id name state needsInput blockedBy { missingParams } } }
+      ... on Pipeline { id name state idempotencyKey tracks { id name state needsInput blockedBy { missingParams } } }
       ... on Error { message field }
     }
   }

@@ -41,8 +41,14 @@ describe('parseCommandLine', () => {
     });
   });
 
+  it('start takes --idempotency-key as given (the server checks it)', () => {
+    expect(parseCommandLine(['start', '3', '--idempotency-key', 'ci-run 81 ']).command).toMatchObject({ name: 'start', graph: '3', idempotencyKey: 'ci-run 81 ' });
+    expect(parseCommandLine(['start', '3']).command).toMatchObject({ idempotencyKey: undefined });
+  });
+
   it.each([
     [['bogus'], /Unknown command "bogus"/],
+    [['retry', '3', '--idempotency-key', 'k'], /retry does not take --idempotency-key/],
     [['graphs', '--wach'], /Unknown option '--wach'/],
     [['logs', '7', '--watch'], /logs does not take --watch/],
     [['cancel', '3', '--follow'], /cancel does not take --follow/],
