@@ -149,9 +149,16 @@ builder.mutationFields((t) => ({
     ...OPERATOR_ONLY,
     type: Pipeline,
     description:
-      'Puts the failed and cancelled tracks of a FAILED or CANCELLED pipeline back into play (attempt + 1); succeeded tracks are kept.',
+      'Puts the failed and cancelled tracks of a FAILED or CANCELLED pipeline back into play (attempt + 1); succeeded tracks are kept. With from, re-runs an ended pipeline (FINISH too) from those steps: their tracks and all their descendants go back into play as well, even if they had succeeded, each PENDING once its predecessors all succeeded, else WAITING; the other succeeded tracks are kept. The pipeline is RUNNING again; each track put back gets a track:retried event, the pipeline a pipeline:retried event (its reason names the steps), on the subscriptions that follow it.',
     errors: { types: [...ALL_ERRORS], directResult: true },
-    args: { id: t.arg.int({ description: 'The pipeline.' }) },
-    resolve: (_root, args, ctx) => pipelines.retryPipeline(ctx.store, args.id),
+    args: {
+      id: t.arg.int({ description: 'The pipeline.' }),
+      from: t.arg.stringList({
+        required: false,
+        description:
+          'Vertex names to re-run from (SPEC rule 17), e.g. ["build"]: a name the graph does not have is a ValidationError naming from. A step still RUNNING (in a FAILED pipeline) cannot be re-run until it ends. Leave it out for a plain retry.',
+      }),
+    },
+    resolve: (_root, args, ctx) => pipelines.retryPipeline(ctx.store, args.id, args.from),
   }),
 }));

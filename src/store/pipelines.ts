@@ -7,7 +7,7 @@ import { LIMITS, optionalText, requireIdempotencyKey, requireName } from '../eng
 import { parseInputSchema, resolveParams, type InputSchema } from '../engine/inputs.ts';
 import { NOT_STARTED, PipelineState, TrackState } from '../engine/states.ts';
 import { renderScript } from '../engine/template.ts';
-import { cancellationsForCancel, initialStates, retryChanges } from '../engine/transitions.ts';
+import { cancellationsForCancel, initialStates, rerunVertexIds, retryChanges } from '../engine/transitions.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Pipeline } from '../generated/prisma/client.ts';
 import type { SealedGraph } from './dag-cache.ts';
@@ -286,32 +286,49 @@ export async function cancelPipeline(store: Store, pipelineId: number) {
   return result;
 }
 
-/** SPEC rule 9: failed and cancelled tracks back into play with attempt + 1. */
-export async function retryPipeline(store: Store, pipelineId: number) {
+/**
+ * SPEC rule 9: a FAILED or CANCELLED pipeline's failed and cancelled tracks back into play
+ * with attempt + 1. With `from` (vertex names), SPEC rule 17: an ended pipeline, FINISH
+ * included, re-runs those vertices and all their descendants too (see retryChanges).
+ */
+export async function retryPipeline(store: Store, pipelineId: number, from?: readonly string[] | null) {
   const pipeline = await pipelineOrThrow(store, pipelineId);
+  const retriable: PipelineState[] = [PipelineState.FAILED, PipelineState.CANCELLED];
+  if (from != null) retriable.push(PipelineState.FINISH);
   const { result } = await transition(store, async (tx, journal, sql) => {
     await lockPipeline(sql, pipelineId);
+    const { dag, vertices } = await store.dags.get(tx, pipeline.graphId);
+    const rerun = from == null ? [] : rerunVertexIds(from, [...vertices].map(([id, v]) => ({ id, name: v.name })));
     const updated = await tx.pipeline.updateManyAndReturn({
-      where: { id: pipelineId, state: { in: [PipelineState.FAILED, PipelineState.CANCELLED] } },
+      where: { id: pipelineId, state: { in: retriable } },
       data: { state: PipelineState.RUNNING, finishedAt: null },
     });
     if (updated.length === 0) {
+      const now = (await tx.pipeline.findUniqueOrThrow({ where: { id: pipelineId }, select: { state: true } })).state;
       throw new ConflictError(
         'id',
-        `Pipeline ${pipelineId} is ${pipelineStateName(pipeline.state)}; only a FAILED or CANCELLED pipeline can be retried.`,
+        from == null
+          ? `Pipeline ${pipelineId} is ${pipelineStateName(now)}; only a FAILED or CANCELLED pipeline can be retried (a FINISH one can be re-run from a step with from).`
+          : `Pipeline ${pipelineId} is ${pipelineStateName(now)}; only an ended pipeline (FINISH, FAILED or CANCELLED) can be re-run from a step.`,
       );
     }
     const tracks = await tx.track.findMany({ where: { pipelineId }, select: { id: true, vertexId: true, state: true } });
-    const { dag } = await store.dags.get(tx, pipeline.graphId);
     const changes = retryChanges(
       dag,
-      tracks.map((t) => ({ ...t, name: '', state: t.state as TrackState })),
+      tracks.map((t) => ({ ...t, name: vertices.get(t.vertexId)?.name ?? '', state: t.state as TrackState })),
+      rerun,
     );
     await applyTrackChanges(sql, journal, pipelineId, changes, {
-      from: [TrackState.FAILED, TrackState.CANCELLED],
+      // A re-run also takes succeeded tracks; a plain retry only failed and cancelled ones.
+      from: from == null ? [TrackState.FAILED, TrackState.CANCELLED] : [TrackState.SUCCEED, TrackState.FAILED, TrackState.CANCELLED],
       retry: true,
     });
-    journal.record({ pipelineId, type: 'pipeline:retried', pipelineState: PipelineState.RUNNING });
+    journal.record({
+      pipelineId,
+      type: 'pipeline:retried',
+      pipelineState: PipelineState.RUNNING,
+      reason: from == null ? null : `re-run from ${rerun.map((id) => vertices.get(id)!.name).join(', ')}`,
+    });
     return updated[0]!;
   });
   return result;
