@@ -45,7 +45,7 @@ export type Command =
   | { name: 'watch'; pipelineId: number }
   | { name: 'logs'; trackId: number; follow: boolean }
   | { name: 'cancel'; pipelineId: number }
-  | { name: 'retry'; pipelineId: number; watch: boolean };
+  | { name: 'retry'; pipelineId: number; watch: boolean; from: string[] | undefined };
 
 /**
  * The least role a command's token needs (see src/engine/roles.ts): reading and watching
@@ -92,8 +92,12 @@ Commands:
   logs <track> [--follow]           Print a track's output; --follow keeps printing until the
                                     track ends.
   cancel <pipeline>                 Cancel a running pipeline (its running scripts are killed).
-  retry <pipeline> [--watch]        Put a FAILED or CANCELLED pipeline's failed and cancelled
-                                    tracks back into play.
+  retry <pipeline> [--watch] [--from <vertex>]...
+                                    Put a FAILED or CANCELLED pipeline's failed and cancelled
+                                    tracks back into play. With --from (repeatable, or names
+                                    separated by commas), re-run an ended pipeline, FINISH
+                                    too, from those steps: they and everything downstream
+                                    of them run again, even if they had succeeded.
   help                              This text.
 
 Options:
@@ -145,6 +149,7 @@ const OPTIONS = {
   'no-prompt': { type: 'boolean' },
   'idempotency-key': { type: 'string' },
   follow: { type: 'boolean', short: 'f' },
+  from: { type: 'string', multiple: true },
 } as const satisfies ParseArgsConfig['options'];
 
 type OptionName = keyof typeof OPTIONS;
@@ -159,7 +164,7 @@ const COMMANDS: Record<Exclude<Command['name'], 'help'>, { args: string[]; optio
   watch: { args: ['pipeline'], options: [] },
   logs: { args: ['track'], options: ['follow'] },
   cancel: { args: ['pipeline'], options: [] },
-  retry: { args: ['pipeline'], options: ['watch'] },
+  retry: { args: ['pipeline'], options: ['watch', 'from'] },
 };
 
 /** A parameter name as the server accepts it: letters, digits and _, not starting with a digit. */
@@ -180,6 +185,16 @@ export function parseInputAssignment(text: string): InputAssignment {
     throw new UsageError(`--input "${text}": "${param}" is not a parameter name (letters, digits and _, not starting with a digit).`);
   }
   return { vertex, param, value };
+}
+
+/** --from's vertex names: each given once or several separated by commas; undefined without it. */
+function vertexNames(given: string[] | undefined): string[] | undefined {
+  if (given === undefined) return undefined;
+  const names = given.flatMap((text) => text.split(',')).map((name) => name.trim());
+  if (names.some((name) => name === '')) {
+    throw new UsageError(`--from needs vertex names, e.g. --from build or --from build,test (got ${given.map((g) => `"${g}"`).join(', ')}).`);
+  }
+  return [...new Set(names)];
 }
 
 function positiveId(text: string, what: string): number {
@@ -241,7 +256,7 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
       case 'cancel':
         return { name: 'cancel', pipelineId: positiveId(first, 'pipeline') };
       case 'retry':
-        return { name: 'retry', pipelineId: positiveId(first, 'pipeline'), watch: values.watch === true };
+        return { name: 'retry', pipelineId: positiveId(first, 'pipeline'), watch: values.watch === true, from: vertexNames(values.from) };
     }
   })();
   return { command, url, noColor };

@@ -82,17 +82,17 @@ export const CliRetryPlan = graphql(`
   query CliRetryPlan($id: Int!, $after: Int!, $first: Int!) {
     pipeline(id: $id) {
       id state
-      tracks(states: [FAILED, CANCELLED]) { id name attempt }
+      tracks { id name attempt }
       events(after: $after, first: $first) { id }
     }
   }
 `);
 
 export const CliRetryPipeline = graphql(`
-  mutation CliRetryPipeline($id: Int!) {
-    retryPipeline(id: $id) {
+  mutation CliRetryPipeline($id: Int!, $from: [String!]) {
+    retryPipeline(id: $id, from: $from) {
       __typename
-      ... on Pipeline { id name state }
+      ... on Pipeline { id name state tracks { id name attempt } }
       ... on Error { message field }
     }
   }

@@ -312,7 +312,7 @@ export async function retryPipeline(store: Store, pipelineId: number, from?: rea
           : `Pipeline ${pipelineId} is ${pipelineStateName(now)}; only an ended pipeline (FINISH, FAILED or CANCELLED) can be re-run from a step.`,
       );
     }
-    const tracks = await tx.track.findMany({ where: { pipelineId }, select: { id: true, vertexId: true, state: true } });
+    const tracks = await tx.track.findMany({ where: { pipelineId }, select: { id: true, vertexId: true, state: true }, orderBy: { id: 'asc' } });
     const changes = retryChanges(
       dag,
       tracks.map((t) => ({ ...t, name: vertices.get(t.vertexId)?.name ?? '', state: t.state as TrackState })),
