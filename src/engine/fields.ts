@@ -48,6 +48,8 @@ export function optionalText(field: string, value: string | null | undefined, ma
   if (value === undefined || value === null) return null;
   const text = value.trim();
   if (text.length > max) throw new ValidationError(field, `${field} is ${text.length} characters long; at most ${max} are allowed.`);
+  // PostgreSQL cannot store NUL in text: refused here for both databases alike.
+  if (text.includes('\u0000')) throw new ValidationError(field, `${field} must not contain NUL characters.`);
   return text === '' ? null : requireUnicode(field, text);
 }
 
