@@ -33,11 +33,19 @@ export type Command =
   | { name: 'help' }
   | { name: 'graphs'; json: boolean }
   | { name: 'apply'; file: string; graphName: string | undefined }
-  | { name: 'start'; graph: string; inputs: InputAssignment[]; watch: boolean; runName: string | undefined; prompt: boolean }
+  | {
+      name: 'start';
+      graph: string;
+      inputs: InputAssignment[];
+      watch: boolean;
+      runName: string | undefined;
+      prompt: boolean;
+      idempotencyKey: string | undefined;
+    }
   | { name: 'watch'; pipelineId: number }
   | { name: 'logs'; trackId: number; follow: boolean }
   | { name: 'cancel'; pipelineId: number }
-  | { name: 'retry'; pipelineId: number; watch: boolean };
+  | { name: 'retry'; pipelineId: number; watch: boolean; from: string[] | undefined };
 
 /**
  * The least role a command's token needs (see src/engine/roles.ts): reading and watching
@@ -72,24 +80,34 @@ Commands:
                                     of that name already existing is an error (graphs are
                                     versioned, never changed in place): use --name.
   start <graph> [--input vertex.param=value]... [--name <run name>] [--watch] [--no-prompt]
-                                    Start a pipeline of a graph (its id or its name). Values are
+        [--idempotency-key <key>]   Start a pipeline of a graph (its id or its name). Values are
                                     strings; the server converts them. --input param=value (no
                                     vertex) sets it for every vertex that declares it. In a
                                     terminal, asks for required values that are missing
-                                    (secret ones without echo) unless --no-prompt.
+                                    (secret ones without echo) unless --no-prompt. With
+                                    --idempotency-key, a start the graph already had with that
+                                    key is not repeated: its pipeline is shown (and watched).
   watch <pipeline>                  Follow a pipeline live until it ends; the exit code tells
                                     how it ended.
   logs <track> [--follow]           Print a track's output; --follow keeps printing until the
                                     track ends.
   cancel <pipeline>                 Cancel a running pipeline (its running scripts are killed).
-  retry <pipeline> [--watch]        Put a FAILED or CANCELLED pipeline's failed and cancelled
-                                    tracks back into play.
+  retry <pipeline> [--watch] [--from <vertex>]...
+                                    Put a FAILED or CANCELLED pipeline's failed and cancelled
+                                    tracks back into play. With --from (repeatable, or names
+                                    separated by commas), re-run an ended pipeline, FINISH
+                                    too, from those steps: they and everything downstream
+                                    of them run again, even if they had succeeded.
   help                              This text.
 
 Options:
   -w, --watch        With start and retry: follow the run like watch.
   -f, --follow       With logs: follow live output.
   -i, --input <v.p=x> With start: a parameter value (repeatable).
+      --idempotency-key <key>
+                     With start: at most one pipeline of the graph per key (at most
+                     200 characters), e.g. a CI job's run id, so a retried job
+                     does not start the graph twice.
       --url <url>    Server GraphQL endpoint (default: $PIPECTL_URL, else ${DEFAULT_URL}).
       --no-color     No colours (also when NO_COLOR is set or output is not a terminal).
   -h, --help         This text.
@@ -129,7 +147,9 @@ const OPTIONS = {
   input: { type: 'string', short: 'i', multiple: true },
   watch: { type: 'boolean', short: 'w' },
   'no-prompt': { type: 'boolean' },
+  'idempotency-key': { type: 'string' },
   follow: { type: 'boolean', short: 'f' },
+  from: { type: 'string', multiple: true },
 } as const satisfies ParseArgsConfig['options'];
 
 type OptionName = keyof typeof OPTIONS;
@@ -140,11 +160,11 @@ const GLOBAL: OptionName[] = ['url', 'help', 'no-color'];
 const COMMANDS: Record<Exclude<Command['name'], 'help'>, { args: string[]; options: OptionName[] }> = {
   graphs: { args: [], options: ['json'] },
   apply: { args: ['file'], options: ['name'] },
-  start: { args: ['graph'], options: ['input', 'watch', 'name', 'no-prompt'] },
+  start: { args: ['graph'], options: ['input', 'watch', 'name', 'no-prompt', 'idempotency-key'] },
   watch: { args: ['pipeline'], options: [] },
   logs: { args: ['track'], options: ['follow'] },
   cancel: { args: ['pipeline'], options: [] },
-  retry: { args: ['pipeline'], options: ['watch'] },
+  retry: { args: ['pipeline'], options: ['watch', 'from'] },
 };
 
 /** A parameter name as the server accepts it: letters, digits and _, not starting with a digit. */
@@ -165,6 +185,16 @@ export function parseInputAssignment(text: string): InputAssignment {
     throw new UsageError(`--input "${text}": "${param}" is not a parameter name (letters, digits and _, not starting with a digit).`);
   }
   return { vertex, param, value };
+}
+
+/** --from's vertex names: each given once or several separated by commas; undefined without it. */
+function vertexNames(given: string[] | undefined): string[] | undefined {
+  if (given === undefined) return undefined;
+  const names = given.flatMap((text) => text.split(',')).map((name) => name.trim());
+  if (names.some((name) => name === '')) {
+    throw new UsageError(`--from needs vertex names, e.g. --from build or --from build,test (got ${given.map((g) => `"${g}"`).join(', ')}).`);
+  }
+  return [...new Set(names)];
 }
 
 function positiveId(text: string, what: string): number {
@@ -217,6 +247,7 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
           watch: values.watch === true,
           runName: values.name,
           prompt: values['no-prompt'] !== true,
+          idempotencyKey: values['idempotency-key'],
         };
       case 'watch':
         return { name: 'watch', pipelineId: positiveId(first, 'pipeline') };
@@ -225,7 +256,7 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
       case 'cancel':
         return { name: 'cancel', pipelineId: positiveId(first, 'pipeline') };
       case 'retry':
-        return { name: 'retry', pipelineId: positiveId(first, 'pipeline'), watch: values.watch === true };
+        return { name: 'retry', pipelineId: positiveId(first, 'pipeline'), watch: values.watch === true, from: vertexNames(values.from) };
     }
   })();
   return { command, url, noColor };

@@ -58,7 +58,7 @@ export async function run(command: Command, ctx: Context): Promise<Code> {
     case 'cancel':
       return cancel(ctx, command.pipelineId);
     case 'retry':
-      return retry(ctx, command.pipelineId, command.watch);
+      return retry(ctx, command.pipelineId, command.watch, command.from);
   }
 }
 
@@ -209,12 +209,20 @@ async function start(ctx: Context, command: Extract<Command, { name: 'start' }>)
     graphId: graph.id,
     name: command.runName ?? null,
     inputs: inputs.length ? inputs : null,
+    idempotencyKey: command.idempotencyKey ?? null,
   });
   if (started.__typename !== 'Pipeline') {
     const hint = started.__typename === 'ConflictError' && /check/i.test(started.message) ? ' (pipectl apply checks the graphs it imports.)' : '';
     throw refusal(`Graph "${graph.name}" (${graph.id}) did not start`, { ...started, message: started.message + hint });
   }
-  out(ctx.io, `Started pipeline ${started.id} "${started.name}" of graph ${graph.id} "${graph.name}": ${started.tracks.length} track(s).`);
+  // With a key the answer may be an earlier start's pipeline: the server does not say which, so
+  // neither does this line (a repeat of the command prints the same).
+  out(
+    ctx.io,
+    started.idempotencyKey == null
+      ? `Started pipeline ${started.id} "${started.name}" of graph ${graph.id} "${graph.name}": ${started.tracks.length} track(s).`
+      : `Pipeline ${started.id} "${started.name}" of graph ${graph.id} "${graph.name}" is the start with idempotency key "${started.idempotencyKey}" (${started.state}, ${started.tracks.length} track(s)); starting it with this key again returns the same pipeline.`,
+  );
   if (command.watch) return exitCodeFor(await watchPipeline(ctx.api, started.id, ctx.io, { signal: ctx.signal }));
   const waiting = started.tracks.filter((t) => t.needsInput);
   for (const track of waiting) {
@@ -235,7 +243,7 @@ async function cancel(ctx: Context, id: number): Promise<Code> {
   return ExitCode.OK;
 }
 
-async function retry(ctx: Context, id: number, watch: boolean): Promise<Code> {
+async function retry(ctx: Context, id: number, watch: boolean, from: string[] | undefined): Promise<Code> {
   // The journal's end before the retry: --watch shows this attempt, not the history.
   let cursor = 0;
   let plan;
@@ -246,10 +254,13 @@ async function retry(ctx: Context, id: number, watch: boolean): Promise<Code> {
     cursor = pipeline.events.at(-1)?.id ?? cursor;
     if (pipeline.events.length < JOURNAL_PAGE) break;
   }
-  const { retryPipeline: result } = await ctx.api.request(CliRetryPipeline, { id });
-  if (result.__typename !== 'Pipeline') throw refusal(`Pipeline ${id} was not retried`, result);
-  const names = plan.tracks.map((t) => `${t.name} (attempt ${t.attempt + 1})`);
-  out(ctx.io, `Retrying pipeline ${result.id} "${result.name}": ${names.length} track(s) back in play${names.length ? `: ${names.join(', ')}` : ''}.`);
+  const { retryPipeline: result } = await ctx.api.request(CliRetryPipeline, { id, from: from ?? null });
+  if (result.__typename !== 'Pipeline') throw refusal(`Pipeline ${id} was not ${from ? 're-run' : 'retried'}`, result);
+  // Back in play: the tracks whose attempt the retry raised.
+  const attemptBefore = new Map(plan.tracks.map((t) => [t.id, t.attempt]));
+  const names = result.tracks.filter((t) => t.attempt > (attemptBefore.get(t.id) ?? t.attempt)).map((t) => `${t.name} (attempt ${t.attempt})`);
+  const what = from ? `Re-running pipeline ${result.id} "${result.name}" from ${from.join(', ')}` : `Retrying pipeline ${result.id} "${result.name}"`;
+  out(ctx.io, `${what}: ${names.length} track(s) back in play${names.length ? `: ${names.join(', ')}` : ''}.`);
   if (watch) return exitCodeFor(await watchPipeline(ctx.api, result.id, ctx.io, { signal: ctx.signal, after: cursor }));
   out(ctx.io, `Follow it with: pipectl watch ${result.id}`);
   return ExitCode.OK;

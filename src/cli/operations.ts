@@ -58,10 +58,10 @@ export const CliCheckGraph = graphql(`
 `);
 
 export const CliStartPipeline = graphql(`
-  mutation CliStartPipeline($graphId: Int!, $name: String, $inputs: [VertexParams!]) {
-    startPipeline(graphId: $graphId, name: $name, inputs: $inputs) {
+  mutation CliStartPipeline($graphId: Int!, $name: String, $inputs: [VertexParams!], $idempotencyKey: String) {
+    startPipeline(graphId: $graphId, name: $name, inputs: $inputs, idempotencyKey: $idempotencyKey) {
       __typename
-      ... on Pipeline { id name state tracks { id name state needsInput blockedBy { missingParams } } }
+      ... on Pipeline { id name state idempotencyKey tracks { id name state needsInput blockedBy { missingParams } } }
       ... on Error { message field }
     }
   }
@@ -82,17 +82,17 @@ export const CliRetryPlan = graphql(`
   query CliRetryPlan($id: Int!, $after: Int!, $first: Int!) {
     pipeline(id: $id) {
       id state
-      tracks(states: [FAILED, CANCELLED]) { id name attempt }
+      tracks { id name attempt }
       events(after: $after, first: $first) { id }
     }
   }
 `);
 
 export const CliRetryPipeline = graphql(`
-  mutation CliRetryPipeline($id: Int!) {
-    retryPipeline(id: $id) {
+  mutation CliRetryPipeline($id: Int!, $from: [String!]) {
+    retryPipeline(id: $id, from: $from) {
       __typename
-      ... on Pipeline { id name state }
+      ... on Pipeline { id name state tracks { id name attempt } }
       ... on Error { message field }
     }
   }

@@ -1,9 +1,9 @@
 /**
  * Following a pipeline until it ends: a snapshot, then the trackUpdated and
  * pipelineUpdated subscriptions from the first event (`after: 0`: the journal replayed,
- * then live, without gap or duplicate). When a pipeline event says it ended, or the server
- * completes a stream (it does once the pipeline finished; a FAILED or CANCELLED one's
- * streams stay open for a retry), the journal after the last track event seen closes any
+ * then live, without gap or duplicate). When a pipeline event says it ended (the server's
+ * streams stay open after that, since an ended pipeline may be retried or re-run from a
+ * step), or the server completes a stream, the journal after the last track event seen closes any
  * gap between the two streams; only then does the watch end, so the display and the exit
  * code describe the same final state.
  *
@@ -168,7 +168,7 @@ export async function watchPipeline(api: Api, pipelineId: number, io: Io, option
       if (options.signal?.aborted) return onAbort();
       options.signal?.addEventListener('abort', onAbort, { once: true });
       stops.push(() => options.signal?.removeEventListener('abort', onAbort));
-      /** The server completed a stream: it does so once the pipeline finished and it sent everything. */
+      /** The server completed a stream: it does not while the pipeline exists, so a completion before the end is an error. */
       let completed = false;
       let over = false;
       const settle = () => {

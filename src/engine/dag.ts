@@ -45,6 +45,19 @@ export function descendants(dag: Dag, from: number): Set<number> {
   return seen;
 }
 
+/** The `roots` and every vertex reachable from them: what a re-run from them runs again. */
+export function withDescendants(dag: Dag, roots: Iterable<number>): Set<number> {
+  const seen = new Set<number>();
+  const stack = [...roots];
+  while (stack.length > 0) {
+    const id = stack.pop()!;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    stack.push(...dag.successors.get(id)!);
+  }
+  return seen;
+}
+
 /**
  * Finds a cycle and returns its vertex ids in edge order with the first repeated last
  * (A -> B -> A), or null. Iterative, so a 10,000-vertex chain cannot overflow the stack.

@@ -7,6 +7,7 @@ export const LIMITS = {
   vertexName: 48,
   pipelineName: 48,
   pipelineDesc: 100,
+  idempotencyKey: 200,
   scriptBytes: 64 * 1024,
   maxTimeoutSeconds: 7 * 24 * 3600,
 } as const;
@@ -47,6 +48,8 @@ export function optionalText(field: string, value: string | null | undefined, ma
   if (value === undefined || value === null) return null;
   const text = value.trim();
   if (text.length > max) throw new ValidationError(field, `${field} is ${text.length} characters long; at most ${max} are allowed.`);
+  // PostgreSQL cannot store NUL in text: refused here for both databases alike.
+  if (text.includes('\u0000')) throw new ValidationError(field, `${field} must not contain NUL characters.`);
   return text === '' ? null : requireUnicode(field, text);
 }
 
@@ -64,4 +67,17 @@ export function requireTimeout(field: string, seconds: number): number {
     throw new ValidationError(field, `${field} must be a whole number of seconds from 1 to ${LIMITS.maxTimeoutSeconds}.`);
   }
   return seconds;
+}
+
+/**
+ * A startPipeline idempotency key (SPEC rule 15): opaque, compared exactly (not trimmed), so
+ * it must be non-empty, single-line text of at most LIMITS.idempotencyKey characters.
+ */
+export function requireIdempotencyKey(field: string, value: string): string {
+  if (value.trim() === '') throw new ValidationError(field, `${field} must not be empty: pass a key that names this start, e.g. "nightly-2026-12-02", or leave it out.`);
+  if (value.length > LIMITS.idempotencyKey) {
+    throw new ValidationError(field, `${field} is ${value.length} characters long; at most ${LIMITS.idempotencyKey} are allowed. Use a shorter key (a hash of a long one works).`);
+  }
+  if (CONTROL.test(value)) throw new ValidationError(field, `${field} must be a single line without control characters.`);
+  return requireUnicode(field, value);
 }

@@ -6,7 +6,9 @@
  *           WAITING | PENDING -> CANCELLED        (pipeline failed or cancelled)
  *           RUNNING -> CANCELLED                  (cancelPipeline)
  *           FAILED | CANCELLED -> PENDING | WAITING (retryPipeline, attempt + 1)
- * Pipeline: RUNNING -> FINISH | FAILED | CANCELLED; FAILED | CANCELLED -> RUNNING (retry)
+ *           SUCCEED -> PENDING | WAITING          (retryPipeline from a step, attempt + 1)
+ * Pipeline: RUNNING -> FINISH | FAILED | CANCELLED; FAILED | CANCELLED -> RUNNING (retry);
+ *           FINISH | FAILED | CANCELLED -> RUNNING (retryPipeline from a step)
  */
 export const TrackState = {
   WAITING: 0,

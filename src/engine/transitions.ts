@@ -11,8 +11,11 @@
  *   cancel:   pipeline CANCELLED; WAITING/PENDING/RUNNING tracks -> CANCELLED
  *   retry:    FAILED/CANCELLED tracks -> PENDING (all predecessors SUCCEED) or WAITING,
  *             attempt + 1; pipeline RUNNING
+ *   re-run:   retry from named vertices (SPEC rule 17), also of a FINISH pipeline: those
+ *             vertices' tracks and all their descendants too, even SUCCEED ones
  */
-import { descendants, startVertices, type Dag } from './dag.ts';
+import { ConflictError, ValidationError } from '../errors.ts';
+import { descendants, startVertices, withDescendants, type Dag } from './dag.ts';
 import { PipelineState, TrackState } from './states.ts';
 
 export interface TrackView {
@@ -76,15 +79,53 @@ export function cancellationsForCancel(tracks: readonly TrackView[], reason: str
     .map((t) => ({ trackId: t.id, to: TrackState.CANCELLED, reason }));
 }
 
-/** retryPipeline: failed and cancelled tracks back into play; succeeded ones are kept. */
-export function retryChanges(dag: Dag, tracks: readonly TrackView[]): TrackChange[] {
+/**
+ * retryPipeline (SPEC rules 9 and 17): the tracks that go back into play (the store adds 1
+ * to their attempt). Without `from`, the FAILED and CANCELLED ones. With `from` (vertex
+ * ids), also those vertices' tracks and all their descendants, even if they had succeeded:
+ * the failed and cancelled ones are re-run too, since a track downstream of one left FAILED
+ * could never run. Each goes PENDING when every predecessor succeeded and is not re-run
+ * itself, else WAITING. Every other track is kept as it is.
+ * @throws ConflictError naming `from` when a track to re-run is still RUNNING (a failed
+ *   pipeline lets its running tracks finish): its late result would race the re-run.
+ */
+export function retryChanges(dag: Dag, tracks: readonly TrackView[], from: readonly number[] = []): TrackChange[] {
+  const rerun = withDescendants(dag, from);
+  const again = tracks.filter((t) => rerun.has(t.vertexId) || t.state === TrackState.FAILED || t.state === TrackState.CANCELLED);
+  const running = again.find((t) => t.state === TrackState.RUNNING);
+  if (running) {
+    throw new ConflictError(
+      'from',
+      `Track "${running.name}" is still RUNNING; it cannot be re-run before it ends. Wait for it (or cancel the pipeline), then re-run.`,
+    );
+  }
+  const back = new Set(again.map((t) => t.vertexId));
   const stateByVertex = new Map(tracks.map((t) => [t.vertexId, t.state]));
-  return tracks
-    .filter((t) => t.state === TrackState.FAILED || t.state === TrackState.CANCELLED)
-    .map((t) => ({
-      trackId: t.id,
-      to: dag.predecessors.get(t.vertexId)!.every((p) => stateByVertex.get(p) === TrackState.SUCCEED)
-        ? TrackState.PENDING
-        : TrackState.WAITING,
-    }));
+  const staysSucceeded = (vertexId: number) => !back.has(vertexId) && stateByVertex.get(vertexId) === TrackState.SUCCEED;
+  return again.map((t) => ({
+    trackId: t.id,
+    to: dag.predecessors.get(t.vertexId)!.every(staysSucceeded) ? TrackState.PENDING : TrackState.WAITING,
+  }));
+}
+
+/**
+ * The vertex ids of the names given as retryPipeline's `from`, in the order given, without
+ * repeats.
+ * @throws ValidationError naming `from` for an empty list or a name the graph does not have.
+ */
+export function rerunVertexIds(names: readonly string[], vertices: ReadonlyArray<{ id: number; name: string }>): number[] {
+  if (names.length === 0) {
+    throw new ValidationError('from', 'from lists no vertex: name the steps to re-run, or leave from out to retry the failed and cancelled tracks.');
+  }
+  const byName = new Map(vertices.map((v) => [v.name, v.id]));
+  const unknown = names.filter((name) => !byName.has(name));
+  if (unknown.length > 0) {
+    const known = vertices.map((v) => `"${v.name}"`);
+    const list = known.length <= 20 ? known.join(', ') : `${known.slice(0, 20).join(', ')} and ${known.length - 20} more`;
+    throw new ValidationError(
+      'from',
+      `The pipeline's graph has no vertex named ${unknown.map((n) => `"${n}"`).join(', ')}. Its vertices: ${list}.`,
+    );
+  }
+  return [...new Set(names.map((name) => byName.get(name)!))];
 }

@@ -1,7 +1,6 @@
 /** The event journal and the live subscriptions built on it. */
 import { createGraphQLError } from 'graphql-yoga';
 import type { Context } from '../context.ts';
-import { endsPipelineStreams } from '../engine/stream-end.ts';
 import type { Event as EventRow } from '../generated/prisma/client.ts';
 import { pushThrough, type Sink } from '../live-push.ts';
 import type { Feed } from '../pubsub.ts';
@@ -64,7 +63,8 @@ export interface Outlet<T> {
 
 /**
  * Persisted events after `after` (when given), then live ones, without gap or duplicate,
- * until the pipeline can have no more (see endsPipelineStreams). Listening starts before
+ * for as long as the subscriber stays: a pipeline's streams have no end state (see
+ * engine/stream-end.ts). Listening starts before
  * the first read, so nothing committed in between is missed; a subscriber that falls
  * behind the live feed, or misses an event on the way (Redis drops messages), catches up
  * from the event table.
@@ -98,12 +98,9 @@ async function* replay(
     last = newest?.id ?? 0;
     lastSeq = newest?.seq ?? 0;
   }
-  // Read after listening started and after `last` was fixed: a pipeline finished now has
-  // all its events in the table; otherwise its pipeline:finished event is still to come,
-  // after `last`, in the feed or (dropped from it) in the table.
-  const pipeline = await ctx.db.pipeline.findUnique({ where: { id: pipelineId }, select: { state: true } });
-  let final = endsPipelineStreams(pipeline?.state);
-  let catchUp = after != null || final;
+  // Listening started before `last` was fixed: every later event is in the feed or (dropped
+  // from it) in the table.
+  let catchUp = after != null;
   /** Live events that arrived before an event with a lower seq, in seq order; and since when. */
   let early: EventRow[] = [];
   let gapSince: number | undefined;
@@ -123,12 +120,10 @@ async function* replay(
       for (const event of page) {
         last = event.id;
         lastSeq = event.seq;
-        if (endsPipelineStreams(event.pipelineState)) final = true;
         if (keep(event)) yield event;
       }
       catchUp = page.length === PAGE;
     }
-    if (final) return;
     const waitMs = gapSince === undefined ? undefined : Math.max(0, gapSince + REORDER_WAIT_MS - Date.now());
     const { items, dropped, closed } = await feed.take(waitMs, outlet?.sink && early.length === 0 ? passOn : undefined);
     if (closed) return;
@@ -150,7 +145,6 @@ async function* replay(
       }
       last = event.id;
       lastSeq = event.seq;
-      if (endsPipelineStreams(event.pipelineState)) final = true;
       if (keep(event)) yield event;
     }
     let gap = false;
@@ -160,9 +154,7 @@ async function* replay(
       gapSince ??= Date.now();
       if (Date.now() - gapSince >= REORDER_WAIT_MS) gap = true;
     }
-    // Missed live events are in the table: read them from there. A commit's events are
-    // published together and none can follow pipeline:finished, so without a miss the
-    // stream is complete when that event was handled.
+    // Missed live events are in the table: read them from there.
     catchUp = gap || dropped > 0;
     if (catchUp) {
       early = [];
@@ -308,7 +300,7 @@ builder.subscriptionFields((t) => ({
   pipelineLive: t.field({
     type: PipelineLiveMessage,
     description:
-      'For UIs: first the whole pipeline (select anything under snapshot, e.g. its tracks), then every change as it commits, with no gap and no duplicate. With after, no snapshot: the events after that id, then live (to resume). Completes after the pipeline:finished event of a FINISH pipeline (subscribed after the end: once what is asked for was sent); a FAILED or CANCELLED pipeline\'s stream stays open, because retryPipeline may resume it and its events arrive on the same subscription.',
+      'For UIs: first the whole pipeline (select anything under snapshot, e.g. its tracks), then every change as it commits, with no gap and no duplicate. With after, no snapshot: the events after that id, then live (to resume). Stays open while the client stays, also after the pipeline ended: retryPipeline may resume a FAILED or CANCELLED pipeline and re-run a FINISH one from a step, and those events arrive on the same subscription. To follow one run to its end, stop at the event whose pipelineState is FINISH, FAILED or CANCELLED.',
     args: followArgs,
     subscribe: async (_root, args, ctx) => {
       await requirePipeline(ctx, args.pipelineId);
@@ -322,7 +314,7 @@ builder.subscriptionFields((t) => ({
   trackUpdated: t.field({
     type: Event,
     description:
-      'Every track transition of a pipeline, as it commits, in order. Completes once the pipeline is FINISH and every transition was sent (subscribed after the end: after the replay); a FAILED or CANCELLED pipeline\'s stream stays open, because retryPipeline may resume it and its transitions arrive on the same subscription.',
+      'Every track transition of a pipeline, as it commits, in order. Stays open while the client stays, also after the pipeline ended: a retry or a re-run from a step (retryPipeline) puts tracks back into play, and their transitions arrive on the same subscription. To follow one run to its end, watch pipelineUpdated (or pipelineLive) for FINISH, FAILED or CANCELLED.',
     args: followArgs,
     subscribe: async (_root, args, ctx) => {
       await requirePipeline(ctx, args.pipelineId);
@@ -333,7 +325,7 @@ builder.subscriptionFields((t) => ({
   pipelineUpdated: t.field({
     type: Event,
     description:
-      'Every change of the pipeline state (started, finished, failed, cancelled, retried), as it commits. Completes right after pipeline:finished (subscribed after the end: after the replay); after failed or cancelled it stays open, because retryPipeline may resume the pipeline and its retried event arrives on the same subscription.',
+      'Every change of the pipeline state (started, finished, failed, cancelled, retried), as it commits. Stays open while the client stays, also after finished, failed or cancelled: retryPipeline may resume the pipeline or re-run it from a step, and its retried event arrives on the same subscription.',
     args: followArgs,
     subscribe: async (_root, args, ctx) => {
       await requirePipeline(ctx, args.pipelineId);

@@ -29,6 +29,11 @@ export const Pipeline = builder.prismaObject('Pipeline', {
     state: t.field({ type: PipelineStateEnum, description: 'Current state.', resolve: (p) => p.state as never }),
     createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When it started.' }),
     finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true, description: 'When it reached FINISH, FAILED or CANCELLED.' }),
+    idempotencyKey: t.exposeString('idempotencyKey', {
+      nullable: true,
+      description:
+        'The key it was started with (startPipeline\'s idempotencyKey), or null. Another start of the same graph with this key returns this pipeline.',
+    }),
     cursor: t.int({
       description:
         'The id of this pipeline\'s newest event, read with the rest of it: pass it as `after` to pipelineLive, trackUpdated or pipelineUpdated to follow every change from this state on.',
@@ -113,13 +118,18 @@ builder.mutationFields((t) => ({
     ...OPERATOR_ONLY,
     type: Pipeline,
     description:
-      'Starts a checked graph (and seals it). Tracks whose parameters resolve from the given values and defaults run automatically; the others wait for finishInput.',
+      'Starts a checked graph (and seals it). Tracks whose parameters resolve from the given values and defaults run automatically; the others wait for finishInput. With idempotencyKey, at most one pipeline of the graph ever has that key: a start with a key the graph already has returns that pipeline as it is now and starts nothing (its other arguments are not compared), however many callers race.',
     errors: { types: [...ALL_ERRORS], directResult: true },
     args: {
       graphId: t.arg.int({ description: 'The graph to run.' }),
       name: t.arg.string({ required: false, description: 'Pipeline name (default: the graph name).' }),
       desc: t.arg.string({ required: false, description: 'Description (default: the graph description).' }),
       inputs: t.arg({ type: [VertexParamsInput], required: false, description: 'Parameter values per vertex.' }),
+      idempotencyKey: t.arg.string({
+        required: false,
+        description:
+          'Makes the start safe to repeat (e.g. a client retrying after a timeout, or a scheduler that may run twice): at most 200 characters, compared exactly, one pipeline per graph and key. Leave it out for a start that always creates a pipeline.',
+      }),
     },
     resolve: (_root, args, ctx) =>
       pipelines.startPipeline(ctx.store, {
@@ -139,9 +149,16 @@ builder.mutationFields((t) => ({
     ...OPERATOR_ONLY,
     type: Pipeline,
     description:
-      'Puts the failed and cancelled tracks of a FAILED or CANCELLED pipeline back into play (attempt + 1); succeeded tracks are kept.',
+      'Puts the failed and cancelled tracks of a FAILED or CANCELLED pipeline back into play (attempt + 1); succeeded tracks are kept. With from, re-runs an ended pipeline (FINISH too) from those steps: their tracks and all their descendants go back into play as well, even if they had succeeded, each PENDING once its predecessors all succeeded, else WAITING; the other succeeded tracks are kept. The pipeline is RUNNING again; each track put back gets a track:retried event, the pipeline a pipeline:retried event (its reason names the steps), on the subscriptions that follow it.',
     errors: { types: [...ALL_ERRORS], directResult: true },
-    args: { id: t.arg.int({ description: 'The pipeline.' }) },
-    resolve: (_root, args, ctx) => pipelines.retryPipeline(ctx.store, args.id),
+    args: {
+      id: t.arg.int({ description: 'The pipeline.' }),
+      from: t.arg.stringList({
+        required: false,
+        description:
+          'Vertex names to re-run from (SPEC rule 17), e.g. ["build"]: a name the graph does not have is a ValidationError naming from. A step still RUNNING (in a FAILED pipeline) cannot be re-run until it ends. Leave it out for a plain retry.',
+      }),
+    },
+    resolve: (_root, args, ctx) => pipelines.retryPipeline(ctx.store, args.id, args.from),
   }),
 }));

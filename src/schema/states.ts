@@ -19,7 +19,7 @@ export const PipelineStateEnum = builder.enumType('PipelineState', {
   values: {
     RUNNING: { value: PipelineState.RUNNING, description: 'Tracks are running or ready to run.' },
     FAILED: { value: PipelineState.FAILED, description: 'A track failed; nothing new starts. retryPipeline resumes.' },
-    FINISH: { value: PipelineState.FINISH, description: 'Every track succeeded.' },
+    FINISH: { value: PipelineState.FINISH, description: 'Every track succeeded. retryPipeline with from re-runs it from chosen steps.' },
     CANCELLED: { value: PipelineState.CANCELLED, description: 'An operator cancelled it. retryPipeline resumes.' },
   } as const,
 });

@@ -3,11 +3,11 @@
  * cancel, retry. Each validates everything first, then commits one transition.
  */
 import { buildDag } from '../engine/dag.ts';
-import { LIMITS, optionalText, requireName } from '../engine/fields.ts';
+import { LIMITS, optionalText, requireIdempotencyKey, requireName } from '../engine/fields.ts';
 import { parseInputSchema, resolveParams, type InputSchema } from '../engine/inputs.ts';
 import { NOT_STARTED, PipelineState, TrackState } from '../engine/states.ts';
 import { renderScript } from '../engine/template.ts';
-import { cancellationsForCancel, initialStates, retryChanges } from '../engine/transitions.ts';
+import { cancellationsForCancel, initialStates, rerunVertexIds, retryChanges } from '../engine/transitions.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Pipeline } from '../generated/prisma/client.ts';
 import type { SealedGraph } from './dag-cache.ts';
@@ -25,6 +25,19 @@ export interface StartInput {
   name?: string | null;
   desc?: string | null;
   inputs?: readonly VertexParams[] | null;
+  /** SPEC rule 15: a second start of the graph with this key returns the first pipeline. */
+  idempotencyKey?: string | null;
+}
+
+/**
+ * Thrown inside a start's transaction when the graph already has a pipeline with the start's
+ * idempotency key: the transaction rolls back (nothing of the start is written) and
+ * startPipeline returns that pipeline instead.
+ */
+class AlreadyStarted extends Error {
+  constructor() {
+    super('a pipeline with this idempotency key exists');
+  }
 }
 
 export function pipelineStateName(state: number): string {
@@ -48,10 +61,35 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  * Prisma's createManyAndReturn alone took most of a second.
  */
 export async function startPipeline(store: Store, input: StartInput): Promise<Pipeline> {
+  const key = input.idempotencyKey == null ? null : requireIdempotencyKey('idempotencyKey', input.idempotencyKey);
+  try {
+    return await startOnce(store, input, key);
+  } catch (error) {
+    if (!(error instanceof AlreadyStarted)) throw error;
+    // Read after the rollback: the pipeline with the key has committed (on PostgreSQL, the
+    // INSERT that collided with it waited for that commit).
+    const existing = await store.db.pipeline.findFirst({ where: { graphId: input.graphId, idempotencyKey: key } });
+    if (!existing) throw new Error(`pipeline of graph ${input.graphId} with idempotency key vanished after a collision`);
+    return existing;
+  }
+}
+
+/**
+ * SPEC rule 15: a start with an idempotency key looks for the graph's pipeline with that key
+ * first and, when there is one, writes nothing (AlreadyStarted). Callers racing past that
+ * look meet at the unique index on (graph, key): each INSERT but the first does nothing, and
+ * its transaction is rolled back the same way. The look first keeps a repeated start from
+ * writing at all (not even the graph's seal, which it already has).
+ */
+async function startOnce(store: Store, input: StartInput, key: string | null): Promise<Pipeline> {
   const { result } = await fastTransition(store, async (runner, journal) => {
     const [found] = await runner.query(sql`SELECT "id", "name", "desc", "checkedAt" FROM "graph" WHERE "id" = ${input.graphId}`);
     if (!found) throw new NotFoundError('graphId', 'graph', input.graphId);
     const graph = { id: Number(found.id), name: String(found.name), desc: found.desc === null ? null : String(found.desc) };
+    if (key !== null) {
+      const [existing] = await runner.query(sql`SELECT "id" FROM "pipeline" WHERE "g_id" = ${graph.id} AND "idempotencyKey" = ${key}`);
+      if (existing) throw new AlreadyStarted();
+    }
     const sealed = await runner.execute(sql`UPDATE "graph" SET "sealed" = TRUE WHERE "id" = ${graph.id} AND "checked" = TRUE`);
     if (sealed === 0) {
       const check = `checkGraph(id: ${graph.id})`;
@@ -80,10 +118,22 @@ export async function startPipeline(store: Store, input: StartInput): Promise<Pi
     const states = initialStates(dag);
     const createdAt = new Date();
     const [row] = await runner.query(sql`
-      INSERT INTO "pipeline" ("g_id", "name", "desc", "state", "createdAt")
-      VALUES (${graph.id}, ${name}, ${desc}, ${PipelineState.RUNNING}, ${createdAt})
+      INSERT INTO "pipeline" ("g_id", "name", "desc", "state", "createdAt", "idempotencyKey")
+      VALUES (${graph.id}, ${name}, ${desc}, ${PipelineState.RUNNING}, ${createdAt}, ${key})
+      ON CONFLICT ("g_id", "idempotencyKey") DO NOTHING
       RETURNING "id"`);
-    const pipeline: Pipeline = { id: Number(row!.id), graphId: graph.id, name, desc, state: PipelineState.RUNNING, createdAt, finishedAt: null };
+    // No row: a racing start with the same key committed first (NULL keys never collide).
+    if (!row) throw new AlreadyStarted();
+    const pipeline: Pipeline = {
+      id: Number(row.id),
+      graphId: graph.id,
+      name,
+      desc,
+      state: PipelineState.RUNNING,
+      createdAt,
+      finishedAt: null,
+      idempotencyKey: key,
+    };
     const tracks = await insertTracks(
       runner,
       prepared.map((t) => ({ vertexId: t.vertexId, input: t.input, script: t.script, pipelineId: pipeline.id, state: states.get(t.vertexId)! })),
@@ -236,32 +286,49 @@ export async function cancelPipeline(store: Store, pipelineId: number) {
   return result;
 }
 
-/** SPEC rule 9: failed and cancelled tracks back into play with attempt + 1. */
-export async function retryPipeline(store: Store, pipelineId: number) {
+/**
+ * SPEC rule 9: a FAILED or CANCELLED pipeline's failed and cancelled tracks back into play
+ * with attempt + 1. With `from` (vertex names), SPEC rule 17: an ended pipeline, FINISH
+ * included, re-runs those vertices and all their descendants too (see retryChanges).
+ */
+export async function retryPipeline(store: Store, pipelineId: number, from?: readonly string[] | null) {
   const pipeline = await pipelineOrThrow(store, pipelineId);
+  const retriable: PipelineState[] = [PipelineState.FAILED, PipelineState.CANCELLED];
+  if (from != null) retriable.push(PipelineState.FINISH);
   const { result } = await transition(store, async (tx, journal, sql) => {
     await lockPipeline(sql, pipelineId);
+    const { dag, vertices } = await store.dags.get(tx, pipeline.graphId);
+    const rerun = from == null ? [] : rerunVertexIds(from, [...vertices].map(([id, v]) => ({ id, name: v.name })));
     const updated = await tx.pipeline.updateManyAndReturn({
-      where: { id: pipelineId, state: { in: [PipelineState.FAILED, PipelineState.CANCELLED] } },
+      where: { id: pipelineId, state: { in: retriable } },
       data: { state: PipelineState.RUNNING, finishedAt: null },
     });
     if (updated.length === 0) {
+      const now = (await tx.pipeline.findUniqueOrThrow({ where: { id: pipelineId }, select: { state: true } })).state;
       throw new ConflictError(
         'id',
-        `Pipeline ${pipelineId} is ${pipelineStateName(pipeline.state)}; only a FAILED or CANCELLED pipeline can be retried.`,
+        from == null
+          ? `Pipeline ${pipelineId} is ${pipelineStateName(now)}; only a FAILED or CANCELLED pipeline can be retried (a FINISH one can be re-run from a step with from).`
+          : `Pipeline ${pipelineId} is ${pipelineStateName(now)}; only an ended pipeline (FINISH, FAILED or CANCELLED) can be re-run from a step.`,
       );
     }
-    const tracks = await tx.track.findMany({ where: { pipelineId }, select: { id: true, vertexId: true, state: true } });
-    const { dag } = await store.dags.get(tx, pipeline.graphId);
+    const tracks = await tx.track.findMany({ where: { pipelineId }, select: { id: true, vertexId: true, state: true }, orderBy: { id: 'asc' } });
     const changes = retryChanges(
       dag,
-      tracks.map((t) => ({ ...t, name: '', state: t.state as TrackState })),
+      tracks.map((t) => ({ ...t, name: vertices.get(t.vertexId)?.name ?? '', state: t.state as TrackState })),
+      rerun,
     );
     await applyTrackChanges(sql, journal, pipelineId, changes, {
-      from: [TrackState.FAILED, TrackState.CANCELLED],
+      // A re-run also takes succeeded tracks; a plain retry only failed and cancelled ones.
+      from: from == null ? [TrackState.FAILED, TrackState.CANCELLED] : [TrackState.SUCCEED, TrackState.FAILED, TrackState.CANCELLED],
       retry: true,
     });
-    journal.record({ pipelineId, type: 'pipeline:retried', pipelineState: PipelineState.RUNNING });
+    journal.record({
+      pipelineId,
+      type: 'pipeline:retried',
+      pipelineState: PipelineState.RUNNING,
+      reason: from == null ? null : `re-run from ${rerun.map((id) => vertices.get(id)!.name).join(', ')}`,
+    });
     return updated[0]!;
   });
   return result;

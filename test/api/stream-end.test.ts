@@ -1,16 +1,18 @@
 /**
- * Subscriptions complete once nothing more can come, over graphql-ws and graphql-sse
- * alike: a FINISH pipeline's event streams after its last event, a succeeded track's
- * output after its last line; a FAILED pipeline's streams stay open for a retry. What
- * arrives before the completion is exactly the journal, or the stored output.
+ * When subscriptions end, over graphql-ws and graphql-sse alike. A pipeline's event streams
+ * have no end state: after FINISH they stay open, and a re-run from a step (SPEC rule 17)
+ * arrives on them, as a retry of a FAILED pipeline does. A succeeded track's output
+ * completes after its last line. What arrives is exactly the journal, or the stored output.
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { print as printDocument } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { graphql } from '../../src/generated/gql/index.ts';
 import { PipelineDetail, PipelineUpdated, RetryPipeline, StartPipeline, TrackUpdated } from '../helpers/operations.ts';
 import { eventually, seedGraph, type GraphSpec } from '../helpers/seed.ts';
-import { collectAll, startTestApp, type SubscribingClient, type TestApp } from '../helpers/test-app.ts';
+import { collect, collectAll, startTestApp, type SubscribingClient, type TestApp } from '../helpers/test-app.ts';
 
 const Live = graphql(`
   subscription StreamEndLive($pipelineId: Int!, $after: Int) {
@@ -24,6 +26,16 @@ const Live = graphql(`
 const Output = graphql(`
   subscription StreamEndOutput($trackId: Int!, $offset: Int) {
     trackOutput(trackId: $trackId, offset: $offset) { attempt stream line offset }
+  }
+`);
+
+const RetryFrom = graphql(`
+  mutation StreamEndRetryFrom($id: Int!, $from: [String!]) {
+    retryPipeline(id: $id, from: $from) {
+      __typename
+      ... on Pipeline { id state }
+      ... on Error { message field }
+    }
   }
 `);
 
@@ -68,7 +80,38 @@ async function stored(trackId: number, offset = 0, attempt?: number) {
 const listening = (base: number, count: number) =>
   eventually(async () => (t.app.store.bus.subscriptions >= base + count ? true : undefined), 10_000, 'the subscriptions to listen');
 
-/** Every subscription the server completed also stopped listening. */
+/**
+ * A subscription left open: what it received so far, whether the server completed it, and
+ * `until` to wait for what it received to satisfy a check.
+ */
+function follow<R, V>(client: SubscribingClient, document: TypedDocumentNode<R, V>, variables: V) {
+  const items: R[] = [];
+  let completed = false;
+  let failure: unknown;
+  const dispose = client.subscribe(
+    { query: printDocument(document), variables: variables as Record<string, unknown> },
+    {
+      next: (value) => (value.errors ? (failure = value.errors) : items.push(value.data as R)),
+      error: (error) => (failure = error),
+      complete: () => (completed = true),
+    },
+  );
+  return {
+    items,
+    get completed() {
+      return completed;
+    },
+    dispose,
+    until: (check: (items: R[]) => boolean) =>
+      eventually(async () => {
+        if (failure) throw new Error(JSON.stringify(failure));
+        if (completed && !check(items)) throw new Error(`completed with ${items.length} item(s): ${JSON.stringify(items)}`);
+        return check(items) ? true : undefined;
+      }, 20_000, 'the subscription to receive what was expected'),
+  };
+}
+
+/** Every subscription the server completed (or the client left) also stopped listening. */
 const released = (base: number) =>
   eventually(async () => (t.app.store.bus.subscriptions === base ? true : undefined), 10_000, 'the completed subscriptions to stop listening');
 
@@ -76,56 +119,85 @@ describe.each([
   ['graphql-ws', () => t.wsClient()],
   ['graphql-sse', () => t.sseClient()],
 ] as Array<[string, () => SubscribingClient]>)('over %s', (_transport, client) => {
-  it('subscribed after FINISH: the whole journal, then complete; without after, complete at once', async () => {
+  it('subscribed after FINISH: the whole journal, then the streams stay open; a re-run from a step arrives on them', async () => {
     const { pipelineId } = await start({ vertices: { A: { script: 'echo a' }, B: { script: 'echo b' } }, edges: [['A', 'B']] });
     await settled(pipelineId, 'FINISH');
+    const finished = await journal(pipelineId);
     const base = t.app.store.bus.subscriptions;
-    const [tracks, pipeline, live, snapshot, liveOnly] = await Promise.all([
-      collectAll(client(), TrackUpdated, { pipelineId, after: 0 }),
-      collectAll(client(), PipelineUpdated, { pipelineId, after: 0 }),
-      collectAll(client(), Live, { pipelineId, after: 0 }),
-      collectAll(client(), Live, { pipelineId }),
-      collectAll(client(), TrackUpdated, { pipelineId }),
-    ]);
+    const streams = {
+      tracks: follow(client(), TrackUpdated, { pipelineId, after: 0 }),
+      pipeline: follow(client(), PipelineUpdated, { pipelineId, after: 0 }),
+      live: follow(client(), Live, { pipelineId, after: 0 }),
+      snapshot: follow(client(), Live, { pipelineId }),
+      liveOnly: follow(client(), TrackUpdated, { pipelineId }),
+    };
+    await listening(base, 5);
+    // The replays reach the end, and nothing completes.
+    await streams.live.until((items) => items.length === finished.length);
+    await streams.snapshot.until((items) => items.length === 1);
+    expect(streams.snapshot.items).toEqual([{ pipelineLive: { snapshot: { id: pipelineId, state: 'FINISH', cursor: finished.at(-1)!.id }, event: null } }]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    for (const stream of Object.values(streams)) expect(stream.completed).toBe(false);
+    expect(streams.liveOnly.items).toEqual([]);
+
+    const { retryPipeline } = await t.request(RetryFrom, { id: pipelineId, from: ['B'] });
+    expect(retryPipeline).toMatchObject({ __typename: 'Pipeline', state: 'RUNNING' });
+    const finishes = (items: Array<{ pipelineUpdated: { type: string } }>) => items.filter((i) => i.pipelineUpdated.type === 'pipeline:finished').length === 2;
+    await streams.pipeline.until(finishes);
+    await settled(pipelineId, 'FINISH');
     const events = await journal(pipelineId);
-    expect(tracks.map((i) => i.trackUpdated.id)).toEqual(events.filter((e) => e.trackId !== null).map((e) => e.id));
-    expect(pipeline.map((i) => i.pipelineUpdated.type)).toEqual(['pipeline:started', 'pipeline:finished']);
-    expect(pipeline.map((i) => i.pipelineUpdated.id)).toEqual(events.filter((e) => e.pipelineState !== null).map((e) => e.id));
-    expect(live.map((m) => m.pipelineLive.event?.id)).toEqual(events.map((e) => e.id));
-    // The snapshot shows the end already: nothing follows it.
-    expect(snapshot).toEqual([{ pipelineLive: { snapshot: { id: pipelineId, state: 'FINISH', cursor: events.at(-1)!.id }, event: null } }]);
-    expect(liveOnly).toEqual([]);
+    const rerun = events.filter((e) => e.id > finished.at(-1)!.id);
+    expect(rerun.map((e) => e.type)).toEqual(['track:retried', 'pipeline:retried', 'track:claimed', 'track:succeeded', 'pipeline:finished']);
+    expect(rerun[1]!.reason).toBe('re-run from B');
+    await streams.tracks.until((items) => items.length === events.filter((e) => e.trackId !== null).length);
+    await streams.live.until((items) => items.length === events.length);
+    await streams.snapshot.until((items) => items.length === 1 + rerun.length);
+    await streams.liveOnly.until((items) => items.length === rerun.filter((e) => e.trackId !== null).length);
+    expect(streams.tracks.items.map((i) => i.trackUpdated.id)).toEqual(events.filter((e) => e.trackId !== null).map((e) => e.id));
+    expect(streams.pipeline.items.map((i) => i.pipelineUpdated.type)).toEqual(['pipeline:started', 'pipeline:finished', 'pipeline:retried', 'pipeline:finished']);
+    expect(streams.live.items.map((m) => m.pipelineLive.event?.id)).toEqual(events.map((e) => e.id));
+    expect(streams.snapshot.items.slice(1).map((m) => m.pipelineLive.event?.id)).toEqual(rerun.map((e) => e.id));
+    expect(streams.liveOnly.items.map((i) => i.trackUpdated.id)).toEqual(rerun.filter((e) => e.trackId !== null).map((e) => e.id));
+    // Still open after the second FINISH; leaving stops the server listening.
+    for (const stream of Object.values(streams)) {
+      expect(stream.completed).toBe(false);
+      stream.dispose();
+    }
     await released(base);
   });
 
-  it('subscribed during the run: every event as it commits, and complete right after pipeline:finished', async () => {
+  it('subscribed during the run: every event as it commits, and still open after pipeline:finished', async () => {
     const gate = path.join(t.dir, `go-${Date.now()}-${Math.random()}`);
     const { pipelineId } = await start({
       vertices: { A: { script: `while [ ! -e ${gate} ]; do sleep 0.02; done; echo a` }, B: { script: 'echo b' }, C: { script: 'echo c' } },
       edges: [['A', 'B'], ['A', 'C']],
     });
     const base = t.app.store.bus.subscriptions;
-    const all = Promise.all([
-      collectAll(client(), TrackUpdated, { pipelineId, after: 0 }),
-      collectAll(client(), PipelineUpdated, { pipelineId, after: 0 }),
-      collectAll(client(), Live, { pipelineId }),
-    ]);
+    const tracksStream = follow(client(), TrackUpdated, { pipelineId, after: 0 });
+    const pipelineStream = follow(client(), PipelineUpdated, { pipelineId, after: 0 });
+    const liveStream = follow(client(), Live, { pipelineId });
     await listening(base, 3);
     writeFileSync(gate, '');
-    const [tracks, pipeline, [first, ...changes]] = await all;
+    await pipelineStream.until((items) => items.at(-1)?.pipelineUpdated.type === 'pipeline:finished');
     const events = await journal(pipelineId);
     expect(events.at(-1)!.type).toBe('pipeline:finished');
-    expect(tracks.map((i) => i.trackUpdated.id)).toEqual(events.filter((e) => e.trackId !== null).map((e) => e.id));
-    expect(pipeline.map((i) => i.pipelineUpdated.id)).toEqual(events.filter((e) => e.pipelineState !== null).map((e) => e.id));
-    expect(pipeline.at(-1)!.pipelineUpdated.type).toBe('pipeline:finished');
+    await tracksStream.until((items) => items.length === events.filter((e) => e.trackId !== null).length);
+    await liveStream.until((items) => items.at(-1)?.pipelineLive.event?.type === 'pipeline:finished');
+    const [first, ...changes] = liveStream.items;
+    expect(tracksStream.items.map((i) => i.trackUpdated.id)).toEqual(events.filter((e) => e.trackId !== null).map((e) => e.id));
+    expect(pipelineStream.items.map((i) => i.pipelineUpdated.id)).toEqual(events.filter((e) => e.pipelineState !== null).map((e) => e.id));
     const cursor = first!.pipelineLive.snapshot!.cursor;
     expect(first!.pipelineLive.snapshot!.state).toBe('RUNNING');
     expect(changes.map((m) => m.pipelineLive.event!.id)).toEqual(events.filter((e) => e.id > cursor).map((e) => e.id));
-    expect(changes.at(-1)!.pipelineLive.event!.type).toBe('pipeline:finished');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    for (const stream of [tracksStream, pipelineStream, liveStream]) {
+      expect(stream.completed).toBe(false);
+      stream.dispose();
+    }
     await released(base);
   });
 
-  it('a FAILED pipeline\'s streams stay open: the retry\'s events and lines arrive on the same subscriptions, which complete when it finishes', async () => {
+  it('a FAILED pipeline\'s streams stay open: the retry\'s events and lines arrive on the same subscriptions (the output\'s completes when the track succeeded)', async () => {
     const mark = path.join(t.dir, `failed-once-${Date.now()}-${Math.random()}`);
     const { pipelineId, tracks: ids } = await start({
       vertices: { flaky: { script: `if [ -e ${mark} ]; then echo second; else touch ${mark}; echo first; exit 3; fi` }, after: { script: 'echo after' } },
@@ -143,10 +215,36 @@ describe.each([
       caughtUp.add(name);
       if (caughtUp.size === 4) retried = t.request(RetryPipeline, { id: pipelineId });
     };
+    // The event streams stay open after the retried run's end: collected up to the last event.
+    const upToFinish = <R>(ended: (item: R) => boolean, seen: (items: R[]) => void) => (items: R[]) => (seen(items), ended(items.at(-1)!));
     const [tracks, pipeline, live, lines] = await Promise.all([
-      collectAll(client(), TrackUpdated, { pipelineId, after: 0 }, (items) => reached('tracks', items.at(-1)!.trackUpdated.id === lastOf((e) => e.trackId !== null))),
-      collectAll(client(), PipelineUpdated, { pipelineId, after: 0 }, (items) => reached('pipeline', items.at(-1)!.pipelineUpdated.type === 'pipeline:failed')),
-      collectAll(client(), Live, { pipelineId, after: 0 }, (items) => reached('live', items.at(-1)!.pipelineLive.event!.id === lastOf(() => true))),
+      collect(
+        client(),
+        TrackUpdated,
+        { pipelineId, after: 0 },
+        upToFinish(
+          (i) => i.trackUpdated.type === 'track:succeeded' && i.trackUpdated.track?.name === 'after',
+          (items) => reached('tracks', items.at(-1)!.trackUpdated.id === lastOf((e) => e.trackId !== null)),
+        ),
+      ),
+      collect(
+        client(),
+        PipelineUpdated,
+        { pipelineId, after: 0 },
+        upToFinish(
+          (i) => i.pipelineUpdated.type === 'pipeline:finished',
+          (items) => reached('pipeline', items.at(-1)!.pipelineUpdated.type === 'pipeline:failed'),
+        ),
+      ),
+      collect(
+        client(),
+        Live,
+        { pipelineId, after: 0 },
+        upToFinish(
+          (m) => m.pipelineLive.event?.type === 'pipeline:finished',
+          (items) => reached('live', items.at(-1)!.pipelineLive.event!.id === lastOf(() => true)),
+        ),
+      ),
       collectAll(client(), Output, { trackId: ids.flaky!, offset: 0 }, (items) => reached('output', items.at(-1)!.trackOutput.line === 'first')),
     ]);
     expect((await retried)!).toMatchObject({ retryPipeline: { __typename: 'Pipeline', state: 'RUNNING' } });

@@ -9,6 +9,13 @@ import { collect, startTestApp, type TestApp } from '../helpers/test-app.ts';
 import { eventually, seedGraph, seedScenario } from '../helpers/seed.ts';
 import { FinishInput, StartPipeline, TrackUpdated } from '../helpers/operations.ts';
 import type { TrackUpdatedSubscription } from '../../src/generated/gql/graphql.ts';
+import { graphql } from '../../src/generated/gql/index.ts';
+
+const OutputOf = graphql(`
+  subscription TransportsOutputOf($trackId: Int!) {
+    trackOutput(trackId: $trackId, offset: 0) { line }
+  }
+`);
 
 let t: TestApp;
 beforeAll(async () => {
@@ -65,7 +72,17 @@ describe('transports', () => {
     const a = started.startPipeline.tracks.find((x) => x.name === 'A')!;
     await eventually(async () => (frames.length > 1 ? true : undefined)); // listening
     await t.request(FinishInput, { trackId: a.id, params: { go: true } });
-    // The stream completes after pipeline:finished, which only trackUpdated's filter hides.
+    // The stream stays open after the run (a re-run from a step may follow): wait for its
+    // last track event, the one before pipeline:finished.
+    const finished = await eventually(async () => {
+      const events = await t.app.store.db.event.findMany({ where: { pipelineId }, orderBy: { id: 'asc' } });
+      return events.at(-1)?.type === 'pipeline:finished' ? events : undefined;
+    }, 20_000, 'the run to finish');
+    const lastTrackEvent = finished.filter((e) => e.trackId !== null).at(-1)!.id;
+    await eventually(async () => (frames.at(-1)!.text.includes(`"id":${lastTrackEvent},`) ? true : undefined), 20_000, 'the last track event');
+    // A stream the server completes: a succeeded track's output, replayed, then complete.
+    const outputId = `${id} output`;
+    socket.send(JSON.stringify({ id: outputId, type: 'subscribe', payload: { query: print(OutputOf), variables: { trackId: a.id } } }));
     await eventually(async () => (frames.at(-1)!.text.includes('"complete"') ? true : undefined), 20_000, 'the complete message');
     socket.close();
 
@@ -74,8 +91,9 @@ describe('transports', () => {
     // Byte for byte what JSON.stringify gives for the message graphql-ws builds: its keys in its order.
     for (const [index, message] of messages.entries()) expect(frames[index]!.text).toBe(JSON.stringify(message));
     expect(messages[0]).toEqual({ type: 'connection_ack' });
-    expect(messages.at(-1)).toEqual({ id, type: 'complete' });
-    const nexts = messages.slice(1, -1);
+    expect(messages.at(-1)).toEqual({ id: outputId, type: 'complete' });
+    expect(messages.at(-2)).toEqual({ id: outputId, type: 'next', payload: { data: { trackOutput: { line: 'A' } } } });
+    const nexts = messages.slice(1, -2);
     expect(nexts.every((message) => message.type === 'next' && message.id === id && Object.keys(message).join() === 'id,type,payload')).toBe(true);
     const journal = await t.app.store.db.event.findMany({ where: { pipelineId, trackId: { not: null } }, orderBy: { id: 'asc' } });
     expect(nexts.map((message) => message.payload!.data.trackUpdated.id)).toEqual(journal.map((e) => e.id));

@@ -41,8 +41,26 @@ describe('parseCommandLine', () => {
     });
   });
 
+  it('start takes --idempotency-key as given (the server checks it)', () => {
+    expect(parseCommandLine(['start', '3', '--idempotency-key', 'ci-run 81 ']).command).toMatchObject({ name: 'start', graph: '3', idempotencyKey: 'ci-run 81 ' });
+    expect(parseCommandLine(['start', '3']).command).toMatchObject({ idempotencyKey: undefined });
+  });
+
+  it('retry takes --from, repeated or comma-separated, each name once', () => {
+    expect(parseCommandLine(['retry', '7', '--from', 'build', '--from', 'test, deploy,build', '-w']).command).toEqual({
+      name: 'retry',
+      pipelineId: 7,
+      watch: true,
+      from: ['build', 'test', 'deploy'],
+    });
+    expect(parseCommandLine(['retry', '7']).command).toEqual({ name: 'retry', pipelineId: 7, watch: false, from: undefined });
+  });
+
   it.each([
-    [['bogus'], /Unknown command "bogus"/],
+    [['retry', '7', '--from', ''], /--from needs vertex names/],
+    [['retry', '7', '--from', 'a,,b'], /--from needs vertex names/],
+    [['start', 'g', '--from', 'a'], /start does not take --from/],
+    [['retry', '3', '--idempotency-key', 'k'], /retry does not take --idempotency-key/],
     [['graphs', '--wach'], /Unknown option '--wach'/],
     [['logs', '7', '--watch'], /logs does not take --watch/],
     [['cancel', '3', '--follow'], /cancel does not take --follow/],

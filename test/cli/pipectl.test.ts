@@ -28,6 +28,12 @@ const ImportFixture = graphql(`
   }
 `);
 
+const CliTestRuns = graphql(`
+  query CliTestRuns($graphId: Int!) {
+    pipelines(graphId: $graphId) { id }
+  }
+`);
+
 const TrackOutputText = graphql(`
   query CliTestTrackOutput($id: Int!) {
     track(id: $id) { state output { text } }
@@ -202,6 +208,46 @@ describe.concurrent('pipectl', { timeout: 60_000 }, () => {
     expect(retried.stdout).not.toContain('FAILED');
     expect(retried.stdout).toMatch(/flaky +SUCCEED/);
     expect(retried.stdout).toMatch(new RegExp(`^pipeline ${id} FINISH`, 'm'));
+  });
+
+  it('retry --from re-runs a finished pipeline from a step and what follows it; an unknown step is refused naming it', async ({ expect }) => {
+    const { graphId } = await seedGraph(t, {
+      name: 'cli rerun',
+      vertices: { fetch: { script: 'echo fetch $TRACK_ATTEMPT' }, build: { script: 'echo build $TRACK_ATTEMPT' }, ship: { script: 'echo ship $TRACK_ATTEMPT' } },
+      edges: [['fetch', 'build'], ['build', 'ship']],
+    });
+    const first = await run(['start', String(graphId), '--watch']);
+    expect(first.code).toBe(0);
+    const id = await startedId(first);
+    const unknown = await run(['retry', String(id), '--from', 'biuld']);
+    expect(unknown.code).toBe(3);
+    expect(unknown.stderr).toMatch(/^pipectl: Pipeline \d+ was not re-run: .*no vertex named "biuld"\. Its vertices: "fetch", "build", "ship"\./m);
+    const rerun = await run(['retry', String(id), '--from', 'build', '--watch']);
+    expect(rerun).toMatchObject({ code: 0, stderr: '' });
+    expect(rerun.stdout).toContain(`Re-running pipeline ${id} "cli rerun" from build: 2 track(s) back in play: build (attempt 2), ship (attempt 2).`);
+    expect(rerun.stdout).toMatch(/build +SUCCEED/);
+    expect(rerun.stdout).not.toMatch(/fetch +(PENDING|RUNNING|SUCCEED)/);
+    expect(rerun.stdout).toMatch(new RegExp(`^pipeline ${id} FINISH`, 'm'));
+    const { pipeline } = await t.request(PipelineDetail, { id });
+    expect(pipeline!.tracks.map((x) => `${x.name}@${x.attempt} ${x.output.text.trim()}`)).toEqual(['fetch@1 fetch 1', 'build@2 build 2', 'ship@2 ship 2']);
+  });
+
+  it('start --idempotency-key starts a graph once: a repeat shows (and watches) the same pipeline', async ({ expect }) => {
+    const { graphId } = await seedGraph(t, { name: 'cli once', vertices: { once: { script: 'echo once' } } });
+    const args = ['start', 'cli once', '--idempotency-key', 'ci-build-81', '--watch'];
+    const first = await run(args);
+    expect(first).toMatchObject({ code: 0, stderr: '' });
+    const id = Number(/^Pipeline (\d+) "cli once" of graph \d+ "cli once" is the start with idempotency key "ci-build-81" \(RUNNING, 1 track\(s\)\)/m.exec(first.stdout)![1]);
+    expect(first.stdout).toMatch(new RegExp(`^pipeline ${id} FINISH`, 'm'));
+    const again = await run(args);
+    expect(again).toMatchObject({ code: 0, stderr: '' });
+    expect(again.stdout).toContain(`Pipeline ${id} "cli once" of graph ${graphId} "cli once" is the start with idempotency key "ci-build-81" (FINISH, 1 track(s)); starting it with this key again returns the same pipeline.`);
+    expect(again.stdout).toMatch(new RegExp(`^pipeline ${id} FINISH`, 'm'));
+    const { pipelines } = await t.request(CliTestRuns, { graphId });
+    expect(pipelines.map((p) => p.id)).toEqual([id]);
+    const bad = await run(['start', 'cli once', '--idempotency-key', 'x'.repeat(201)]);
+    expect(bad.code).toBe(3);
+    expect(bad.stderr).toMatch(/idempotencyKey is 201 characters long; at most 200 are allowed/);
   });
 
   it('without a terminal, start does not prompt: the watch says which track waits for which input, and ends when it is given', async ({ expect }) => {

@@ -653,7 +653,7 @@ describe('text fields', () => {
           expect(name.value).not.toMatch(/[\u0000-\u0008\u000a-\u001f\u007f]|\p{Surrogate}/u);
         }
         const desc = valueOrFieldError(() => optionalText('desc', value, LIMITS.graphDesc), 'desc');
-        if (desc.ok && desc.value !== null) expect(desc.value).not.toMatch(/\p{Surrogate}/u);
+        if (desc.ok && desc.value !== null) expect(desc.value).not.toMatch(/\u0000|\p{Surrogate}/u);
         const script = valueOrFieldError(() => requireScript('script', value), 'script');
         if (script.ok) expect(script.value).not.toMatch(/\u0000|\p{Surrogate}/u);
       }),

@@ -1,18 +1,20 @@
 /**
  * What a UI opens on a pipeline, over graphql-ws: trackUpdated (from the start),
  * pipelineLive (a snapshot, then every later event) and trackOutput of each track (from
- * offset 0), each collected until the server completes it; and the check that each stream
- * is exactly the journal, with no gap and no duplicate. For tests with several processes,
- * where the streams are watched on a process that did not run the tracks.
+ * offset 0), each collected to the run's end: the event streams up to FINISH (they stay
+ * open after it, since a finished pipeline may be re-run from a step), the output until
+ * the server completes it; and the check that each stream is exactly the journal, with no
+ * gap and no duplicate. For tests with several processes, where the streams are watched on
+ * a process that did not run the tracks.
  */
 import type { Client } from 'graphql-ws';
 import { expect } from 'vitest';
 import { graphql } from '../../src/generated/gql/index.ts';
-import { collectAll } from './test-app.ts';
+import { collect, collectAll } from './test-app.ts';
 
 const WatchedUpdates = graphql(`
   subscription WatchedUpdates($pipelineId: Int!) {
-    trackUpdated(pipelineId: $pipelineId, after: 0) { id seq }
+    trackUpdated(pipelineId: $pipelineId, after: 0) { id seq trackId trackState }
   }
 `);
 
@@ -42,18 +44,26 @@ export interface JournalEvent {
 
 export type PipelineWatch = ReturnType<typeof watchPipeline>;
 
-/** Every stream a UI opens on a pipeline, on `client`, each collected until the server completes it. */
-export function watchPipeline(client: Client, pipelineId: number, trackIds: number[], timeoutMs?: number) {
+/**
+ * Every stream a UI opens on a pipeline, on `client`, each collected to the run's end (see
+ * above); `completed` names those collected to their end so far.
+ */
+export function watchPipeline(client: Client, pipelineId: number, trackIds: number[], timeoutMs = 20_000) {
   const completed = new Set<string>();
   const lines = new Map<number, WatchedLine[]>();
   const received: { updates: Array<{ trackUpdated: { id: number } }> } = { updates: [] };
   const done = <T>(name: string, items: Promise<T[]>) => items.then((all) => (completed.add(name), all));
+  /** Every track's latest transition is to SUCCEED: the run reached FINISH. */
+  const allSucceeded = (items: Array<{ trackUpdated: { trackId: number | null; trackState: string | null } }>) => {
+    const latest = new Map(items.map((i) => [i.trackUpdated.trackId, i.trackUpdated.trackState]));
+    return trackIds.every((id) => latest.get(id) === 'SUCCEED');
+  };
   return {
     completed,
     lines,
     received,
-    updates: done('updates', collectAll(client, WatchedUpdates, { pipelineId }, (items) => (received.updates = items), timeoutMs)),
-    live: done('live', collectAll(client, WatchedLive, { pipelineId }, undefined, timeoutMs)),
+    updates: done('updates', collect(client, WatchedUpdates, { pipelineId }, (items) => ((received.updates = items), allSucceeded(items)), timeoutMs)),
+    live: done('live', collect(client, WatchedLive, { pipelineId }, (items) => items.at(-1)!.pipelineLive.event?.pipelineState === 'FINISH', timeoutMs)),
     output: Promise.all(
       trackIds.map((trackId) =>
         done(`lines ${trackId}`, collectAll(client, WatchedLines, { trackId }, (items) => lines.set(trackId, items), timeoutMs)),
@@ -63,7 +73,7 @@ export function watchPipeline(client: Client, pipelineId: number, trackIds: numb
 }
 
 /**
- * Once the streams completed, what each received equals the journal (read then, by
+ * Once the streams reached the run's end, what each received equals the journal (read then, by
  * `readJournal`, in id order), with no gap and no duplicate, and ends at FINISH.
  */
 export async function expectStreamsEqualJournal(watched: PipelineWatch, readJournal: () => Promise<JournalEvent[]>): Promise<void> {
