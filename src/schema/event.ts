@@ -106,9 +106,9 @@ async function* replay(
   let gapSince: number | undefined;
   // While caught up, the live event right after the last one handled goes to the consumer
   // straight from the bus (src/live-push.ts). Anything else (an early or a repeated event,
-  // the one that ends the stream, one the consumer declines) is left to the loop below.
+  // one the consumer declines) is left to the loop below.
   const passOn = (event: EventRow): boolean => {
-    if (lastSeq === undefined || event.seq !== lastSeq + 1 || endsPipelineStreams(event.pipelineState)) return false;
+    if (lastSeq === undefined || event.seq !== lastSeq + 1) return false;
     if (keep(event) && !outlet!.sink!(event)) return false;
     last = event.id;
     lastSeq = event.seq;
