@@ -301,7 +301,11 @@ export class Executor {
     const claimedNow = new Set(events.filter((e) => e.type === 'track:claimed').map((e) => e.trackId));
     for (const event of events) {
       if (event.trackId === null) continue;
-      if (event.trackState === TrackState.PENDING || event.type === 'track:input') {
+      if (event.type === 'track:retrying') {
+        // Ready only once its delay is over (see wakeAt): not a dispatch latency sample.
+        this.readyAt.delete(event.trackId);
+        ready = true;
+      } else if (event.trackState === TrackState.PENDING || event.type === 'track:input') {
         this.readyAt.set(event.trackId, { at: now, immediate: claimedNow.has(event.trackId) });
         ready = true;
       } else if (event.type === 'track:cancelled') {
