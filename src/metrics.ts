@@ -67,12 +67,17 @@ export function createMetrics(sources: MetricsSources): Metrics {
 
   new Gauge({
     name: 'dagpipe_queue_depth',
-    help: 'Tracks ready to run (PENDING, inputs resolved, pipeline RUNNING) waiting for a free worker.',
+    help: 'Tracks ready to run (PENDING, inputs resolved, no retry delay left to wait, pipeline RUNNING) waiting for a free worker.',
     registers: [registry],
     async collect() {
       this.set(
         await sources.db.track.count({
-          where: { state: TrackState.PENDING, script: { not: null }, pipeline: { state: PipelineState.RUNNING } },
+          where: {
+            state: TrackState.PENDING,
+            script: { not: null },
+            pipeline: { state: PipelineState.RUNNING },
+            OR: [{ notBefore: null }, { notBefore: { lte: new Date() } }],
+          },
         }),
       );
     },

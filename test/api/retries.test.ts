@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { graphql } from '../../src/generated/gql/index.ts';
-import { CancelPipeline, RetryPipeline, StartPipeline, UpdateVertex } from '../helpers/operations.ts';
+import { AddVertex, CancelPipeline, CloneGraph, RetryPipeline, StartPipeline, UpdateVertex } from '../helpers/operations.ts';
 import { eventually, seedGraph } from '../helpers/seed.ts';
 import { startTestApp, type TestApp } from '../helpers/test-app.ts';
 
@@ -29,16 +29,6 @@ const RetryRun = graphql(`
 const AttemptOutput = graphql(`
   query AttemptOutput($id: Int!, $attempt: Int) {
     track(id: $id) { output(attempt: $attempt) { attempt text complete } }
-  }
-`);
-
-const VertexRetries = graphql(`
-  mutation VertexRetries($graphId: Int!, $input: VertexInput!) {
-    addVertex(graphId: $graphId, input: $input) {
-      __typename
-      ... on Vertex { id retries retryDelaySeconds retryBackoff }
-      ... on Error { message field }
-    }
   }
 `);
 
@@ -81,9 +71,9 @@ async function ended(id: number) {
 describe('retries on a vertex', () => {
   it('are set and validated by addVertex and updateVertex, naming the field; nothing changes on bad input', async () => {
     const { graphId } = await seedGraph(t, { vertices: {}, check: false });
-    const added = await t.request(VertexRetries, { graphId, input: { name: 'r', script: 'true', retries: 3, retryDelaySeconds: 0, retryBackoff: 1.5 } });
+    const added = await t.request(AddVertex, { graphId, input: { name: 'r', script: 'true', retries: 3, retryDelaySeconds: 0, retryBackoff: 1.5 } });
     expect(added.addVertex).toMatchObject({ __typename: 'Vertex', retries: 3, retryDelaySeconds: 0, retryBackoff: 1.5 });
-    const defaults = await t.request(VertexRetries, { graphId, input: { name: 'd', script: 'true' } });
+    const defaults = await t.request(AddVertex, { graphId, input: { name: 'd', script: 'true' } });
     expect(defaults.addVertex).toMatchObject({ retries: 0, retryDelaySeconds: 10, retryBackoff: 2 });
     for (const [input, field] of [
       [{ retries: 11 }, 'retries'],
@@ -93,7 +83,7 @@ describe('retries on a vertex', () => {
       [{ retryBackoff: 0.5 }, 'retryBackoff'],
       [{ retryBackoff: 11 }, 'retryBackoff'],
     ] as const) {
-      const bad = await t.request(VertexRetries, { graphId, input: { name: `bad-${field}`, script: 'true', ...input } });
+      const bad = await t.request(AddVertex, { graphId, input: { name: `bad-${field}`, script: 'true', ...input } });
       expect(bad.addVertex).toMatchObject({ __typename: 'ValidationError', field });
       expect((bad.addVertex as { message: string }).message).toContain(field);
       if (added.addVertex.__typename !== 'Vertex') throw new Error();
@@ -102,10 +92,15 @@ describe('retries on a vertex', () => {
     }
     const created = await t.request(CreateWithRetries, { name: `bad-create-${process.pid}` });
     expect(created.createGraph).toMatchObject({ __typename: 'ValidationError', field: 'vertices.1.retries' });
+    // A clone keeps them.
+    const clone = await t.request(CloneGraph, { id: graphId });
+    if (clone.cloneGraph.__typename !== 'Graph') throw new Error(JSON.stringify(clone));
+    const copied = await t.app.store.db.vertex.findFirstOrThrow({ where: { graphId: clone.cloneGraph.id, name: 'r' } });
+    expect(copied).toMatchObject({ retries: 3, retryDelaySeconds: 0, retryBackoff: 1.5 });
     if (added.addVertex.__typename !== 'Vertex') throw new Error();
     const updated = await t.request(UpdateVertex, { id: added.addVertex.id, input: { retries: 0 } });
     expect(updated.updateVertex).toMatchObject({ __typename: 'Vertex' });
-    expect((await t.request(VertexRetries, { graphId, input: { name: 'r', script: 'true' } })).addVertex).toMatchObject({ field: 'name' });
+    expect((await t.request(AddVertex, { graphId, input: { name: 'r', script: 'true' } })).addVertex).toMatchObject({ field: 'name' });
   });
 
   it('a step that fails twice, with retries 2, succeeds on its third attempt: every attempt kept with its output', async () => {
@@ -209,6 +204,9 @@ describe('retries on a vertex', () => {
       `Attempt 1 failed (The script exited with code 3); retry 1 of 1 starts at ${new Date(until).toISOString()}.`,
     );
     expect((await run(pipeline.id)).state).toBe('RUNNING');
+    // Not ready yet, so not in the queue of tracks waiting for a worker.
+    const metrics = await (await fetch(new URL('/metrics', t.url))).text();
+    expect(/^dagpipe_queue_depth (\d+)/m.exec(metrics)?.[1]).toBe('0');
 
     // With WORKERS=1, another pipeline's track runs and ends while the retry waits.
     const meanwhile = await start(other.graphId);
