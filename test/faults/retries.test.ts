@@ -50,15 +50,20 @@ async function finished(api: GraphQLClient, id: number) {
   return eventually(async () => {
     const { pipeline } = await api.request(LostAttempts, { id });
     return pipeline!.state === 'RUNNING' ? undefined : pipeline!;
-  }, 20_000, 'the pipeline to end');
+  }, 60_000, 'the pipeline to end');
 }
 
 async function scriptPid(pidFile: string): Promise<number> {
-  return eventually(async () => (existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() ? Number(readFileSync(pidFile, 'utf8')) : undefined));
+  return eventually(
+    async () => (existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() ? Number(readFileSync(pidFile, 'utf8')) : undefined),
+    60_000,
+    'the first attempt to start',
+  );
 }
 
 describe('an attempt whose process died', () => {
-  it('the service SIGKILLed mid-script: after the restart the attempt is failed and retried, and the run finishes', async () => {
+  // Two server processes one after the other: room for a loaded machine.
+  it('the service SIGKILLed mid-script: after the restart the attempt is failed and retried, and the run finishes', { timeout: 120_000 }, async () => {
     const ledger = path.join(dir, 'restart-ledger');
     const pidFile = path.join(dir, 'restart.pid');
     const env = { ...suiteEnvironment(), DATABASE_URL: freshDatabase(dir), WORK_DIR: path.join(dir, 'work'), PORT: String(await freePort()), WORKERS: '1' };
@@ -71,7 +76,7 @@ describe('an attempt whose process died', () => {
     const id = await startRun(api, graphId);
     const pid = await scriptPid(pidFile);
     await first.stop('SIGKILL');
-    await eventually(async () => (alive(pid) ? undefined : true), 10_000, 'the orphaned script to die');
+    await eventually(async () => (alive(pid) ? undefined : true), 30_000, 'the orphaned script to die');
 
     const second = await startServerProcess(env);
     api = httpClient(second.url);
@@ -99,7 +104,7 @@ describe.runIf(TEST_PROVIDER === 'postgresql')('a worker SIGKILLed mid-attempt, 
     await api?.stop();
   });
 
-  it('counts as a failed attempt: the survivor settles it, waits the delay, and runs the retry', async () => {
+  it('counts as a failed attempt: the survivor settles it, waits the delay, and runs the retry', { timeout: 120_000 }, async () => {
     api = await startTestApp({ env: { ROLE: 'api' } });
     for (let i = 1; i <= 2; i++) {
       workers.push(
