@@ -14,6 +14,8 @@ export interface ExecutorObserver {
   dispatched(seconds: number): void;
   /** A script ended: how long it ran and how its track ended. */
   finished(seconds: number, outcome: 'succeeded' | 'failed'): void;
+  /** A failed attempt was put back to run again by itself (SPEC rule 13). */
+  retried(): void;
 }
 
 export interface Metrics extends ExecutorObserver {
@@ -65,12 +67,17 @@ export function createMetrics(sources: MetricsSources): Metrics {
 
   new Gauge({
     name: 'dagpipe_queue_depth',
-    help: 'Tracks ready to run (PENDING, inputs resolved, pipeline RUNNING) waiting for a free worker.',
+    help: 'Tracks ready to run (PENDING, inputs resolved, no retry delay left to wait, pipeline RUNNING) waiting for a free worker.',
     registers: [registry],
     async collect() {
       this.set(
         await sources.db.track.count({
-          where: { state: TrackState.PENDING, script: { not: null }, pipeline: { state: PipelineState.RUNNING } },
+          where: {
+            state: TrackState.PENDING,
+            script: { not: null },
+            pipeline: { state: PipelineState.RUNNING },
+            OR: [{ notBefore: null }, { notBefore: { lte: new Date() } }],
+          },
         }),
       );
     },
@@ -128,6 +135,12 @@ export function createMetrics(sources: MetricsSources): Metrics {
     registers: [registry],
   });
 
+  const retries = new Counter({
+    name: 'dagpipe_track_retries_total',
+    help: 'Failed track attempts this process put back to run again by themselves (vertex retries): non-zero exit, timeout, could not start, or their worker died.',
+    registers: [registry],
+  });
+
   // Counted once per subscriber and event, a million times in a big fan-out: plain numbers,
   // handed to the counter when scraped (its inc hashes the labels on every call).
   const delivered = { executed: 0, shared: 0 };
@@ -150,6 +163,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
     },
     dispatched: (seconds) => dispatchLatency.observe(seconds),
     finished: (seconds, outcome) => trackDuration.observe({ outcome }, seconds),
+    retried: () => retries.inc(),
     async render() {
       return { body: await registry.metrics(), contentType: registry.contentType };
     },

@@ -4,6 +4,7 @@
  *
  *   WAITING, pipeline RUNNING           -> PREDECESSORS (the ones not succeeded yet)
  *   PENDING without inputs              -> INPUT (the parameters finishInput must supply)
+ *   PENDING, a retry's delay not over   -> RETRY_DELAY (until when)
  *   PENDING with inputs                 -> WORKER (ready; every worker is busy)
  *   not started or CANCELLED, pipeline FAILED    -> PIPELINE_FAILED (the failed tracks)
  *   not started or CANCELLED, pipeline CANCELLED -> PIPELINE_CANCELLED
@@ -11,7 +12,7 @@
  */
 import { PipelineState, TrackState } from './states.ts';
 
-export type BlockedKind = 'PREDECESSORS' | 'INPUT' | 'WORKER' | 'PIPELINE_FAILED' | 'PIPELINE_CANCELLED';
+export type BlockedKind = 'PREDECESSORS' | 'INPUT' | 'RETRY_DELAY' | 'WORKER' | 'PIPELINE_FAILED' | 'PIPELINE_CANCELLED';
 
 export interface TrackRef {
   trackId: number;
@@ -26,6 +27,22 @@ export interface BlockedReason {
   tracks: TrackRef[];
   /** Parameters finishInput must supply (also while it waits for predecessors). */
   missingParams: string[];
+  /** RETRY_DELAY: when the retry may start. */
+  until?: Date;
+}
+
+/** A track waiting out the delay of an automatic retry. */
+export interface RetryWait {
+  /** Not claimed before this time. */
+  notBefore: Date;
+  /** Which retry it is (1 for the first) and how many the vertex has. */
+  retryNumber: number;
+  retries: number;
+  /** The attempt that failed and its reason. */
+  failedAttempt: number;
+  failedReason: string | null;
+  /** The time now: the delay may be over. */
+  now: Date;
 }
 
 export interface BlockingFacts {
@@ -37,6 +54,8 @@ export interface BlockingFacts {
   /** Failed tracks of the pipeline. */
   failed: readonly TrackRef[];
   missingParams: readonly string[];
+  /** The track's retry delay, when it has one (a PENDING track after a failed attempt). */
+  retry?: RetryWait | null;
 }
 
 const names = (tracks: readonly TrackRef[]) => tracks.map((t) => t.name).join(', ');
@@ -78,6 +97,17 @@ export function blockedBy(facts: BlockingFacts): BlockedReason | null {
       message: `Waiting for input: supply ${missingParams.join(', ') || 'its parameters'} with finishInput.`,
       tracks: [],
       missingParams,
+    };
+  }
+  if (facts.retry && facts.state === TrackState.PENDING && facts.retry.notBefore.getTime() > facts.retry.now.getTime()) {
+    const { notBefore, retryNumber, retries, failedAttempt, failedReason } = facts.retry;
+    const why = failedReason ? ` (${failedReason.replace(/\.$/, '')})` : '';
+    return {
+      kind: 'RETRY_DELAY',
+      message: `Attempt ${failedAttempt} failed${why}; retry ${retryNumber} of ${retries} starts at ${notBefore.toISOString()}.`,
+      tracks: [],
+      missingParams: [],
+      until: notBefore,
     };
   }
   return { kind: 'WORKER', message: 'Ready to run; waiting for a free worker.', tracks: [], missingParams: [] };

@@ -3,6 +3,7 @@
  * Pure: works on plain ids and names, never on the database.
  */
 import { CycleError, ValidationError } from '../errors.ts';
+import { requireRetries, requireRetryBackoff, requireRetryDelay } from './fields.ts';
 import { parseInputSchema } from './inputs.ts';
 import { assertSafePlaceholders } from './template.ts';
 
@@ -103,11 +104,15 @@ export interface CheckableVertex {
   name: string;
   input: string;
   script: string;
+  /** Its automatic retries (SPEC rule 13), when known. */
+  retries?: number;
+  retryDelaySeconds?: number;
+  retryBackoff?: number;
 }
 
 /**
- * SPEC rule 2: at least one vertex, no cycle, every input schema valid; and every
- * placeholder where its value is inert (SPEC rule 6).
+ * SPEC rule 2: at least one vertex, no cycle, every input schema valid; every
+ * placeholder where its value is inert (SPEC rule 6); retries within their bounds (rule 13).
  * @throws ValidationError or CycleError naming what to fix.
  */
 export function checkGraphDefinition(vertices: readonly CheckableVertex[], edges: readonly EdgeLike[]): void {
@@ -117,6 +122,9 @@ export function checkGraphDefinition(vertices: readonly CheckableVertex[], edges
   for (const vertex of vertices) {
     const schema = parseInputSchema(vertex.input, `vertices.${vertex.name}.inputs`);
     assertSafePlaceholders(vertex.script, new Set(schema.map((p) => p.name)), `vertices.${vertex.name}.script`);
+    if (vertex.retries !== undefined) requireRetries(`vertices.${vertex.name}.retries`, vertex.retries);
+    if (vertex.retryDelaySeconds !== undefined) requireRetryDelay(`vertices.${vertex.name}.retryDelaySeconds`, vertex.retryDelaySeconds);
+    if (vertex.retryBackoff !== undefined) requireRetryBackoff(`vertices.${vertex.name}.retryBackoff`, vertex.retryBackoff);
   }
   const dag = buildDag(
     vertices.map((v) => v.id),

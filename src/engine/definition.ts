@@ -1,7 +1,7 @@
 /**
  * Graph definitions as files (JSON or YAML), so workflows can live in git: the whole
- * graph — vertices with their scripts, inputs (the seed's JSON form) and timeouts, and
- * edges by vertex name. Pure: text in, validated definition out, and back.
+ * graph — vertices with their scripts, inputs (the seed's JSON form), timeouts and
+ * automatic retries, and edges by vertex name. Pure: text in, validated definition out, and back.
  */
 import { parse as parseYaml, stringify as toYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
@@ -18,6 +18,10 @@ const definitionSchema = z.object({
         name: z.string(),
         script: z.string().optional(),
         timeoutSeconds: z.number().int().optional(),
+        // Validated (ranges) like createGraph's; printed only when not the default.
+        retries: z.number().int().optional(),
+        retryDelaySeconds: z.number().int().optional(),
+        retryBackoff: z.number().optional(),
         inputs: z.record(z.string(), z.unknown()).optional(),
       }),
     )
@@ -52,7 +56,7 @@ export function parseDefinition(text: string, format: DefinitionFormat, field = 
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const path = [field, ...issue.path.map(String)].join('.');
-    throw new ValidationError(path, `${issue.message} at ${path}. A definition has name, desc, vertices [{name, script, timeoutSeconds, inputs}] and edges [{tail, head}].`);
+    throw new ValidationError(path, `${issue.message} at ${path}. A definition has name, desc, vertices [{name, script, timeoutSeconds, retries, retryDelaySeconds, retryBackoff, inputs}] and edges [{tail, head}].`);
   }
   return result.data;
 }

@@ -1,5 +1,6 @@
 /** Validation of plain text and number fields of mutations. Pure. */
 import { ValidationError } from '../errors.ts';
+import { MAX_RETRIES, MAX_RETRY_BACKOFF, MAX_RETRY_DELAY_SECONDS } from './retry-policy.ts';
 
 export const LIMITS = {
   graphName: 48,
@@ -80,4 +81,28 @@ export function requireIdempotencyKey(field: string, value: string): string {
   }
   if (CONTROL.test(value)) throw new ValidationError(field, `${field} must be a single line without control characters.`);
   return requireUnicode(field, value);
+}
+
+/** SPEC rule 13: how many automatic retries a vertex has. */
+export function requireRetries(field: string, retries: number): number {
+  if (!Number.isInteger(retries) || retries < 0 || retries > MAX_RETRIES) {
+    throw new ValidationError(field, `${field} must be a whole number from 0 (no automatic retry) to ${MAX_RETRIES}; got ${retries}.`);
+  }
+  return retries;
+}
+
+/** The wait before the first retry: whole seconds, at most the cap every retry keeps to. */
+export function requireRetryDelay(field: string, seconds: number): number {
+  if (!Number.isInteger(seconds) || seconds < 0 || seconds > MAX_RETRY_DELAY_SECONDS) {
+    throw new ValidationError(field, `${field} must be a whole number of seconds from 0 to ${MAX_RETRY_DELAY_SECONDS}; got ${seconds}.`);
+  }
+  return seconds;
+}
+
+/** The factor each further retry's delay grows by: 1 (a fixed delay) to MAX_RETRY_BACKOFF. */
+export function requireRetryBackoff(field: string, factor: number): number {
+  if (!Number.isFinite(factor) || factor < 1 || factor > MAX_RETRY_BACKOFF) {
+    throw new ValidationError(field, `${field} must be a number from 1 (the same delay each time) to ${MAX_RETRY_BACKOFF}; got ${factor}.`);
+  }
+  return factor;
 }

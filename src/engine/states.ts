@@ -3,6 +3,7 @@
  * stores). GraphQL exposes them as enums.
  *
  * Track:    WAITING -> PENDING -> RUNNING -> SUCCEED | FAILED
+ *           RUNNING -> PENDING                    (automatic retry, attempt + 1, after a delay)
  *           WAITING | PENDING -> CANCELLED        (pipeline failed or cancelled)
  *           RUNNING -> CANCELLED                  (cancelPipeline)
  *           FAILED | CANCELLED -> PENDING | WAITING (retryPipeline, attempt + 1)
@@ -59,5 +60,7 @@ export type EventType =
   | 'track:claimed'
   | 'track:succeeded'
   | 'track:failed'
+  /** An attempt failed and the track will run again by itself (SPEC rule 13). */
+  | 'track:retrying'
   | 'track:cancelled'
   | 'track:retried';

@@ -6,16 +6,20 @@
  *   start:    zero in-degree -> PENDING, others WAITING; pipeline RUNNING
  *   success:  track SUCCEED; each WAITING successor whose predecessors all SUCCEED -> PENDING;
  *             no track left unsucceeded -> pipeline FINISH
- *   failure:  track FAILED; pipeline FAILED; every WAITING/PENDING track -> CANCELLED
- *             with a reason naming the failed track (running ones finish on their own)
+ *   failure:  with automatic retries left (SPEC rule 13) and the pipeline RUNNING: track
+ *             PENDING, attempt + 1, not claimed before its delay; nothing else changes.
+ *             Otherwise track FAILED; pipeline FAILED; every WAITING/PENDING track ->
+ *             CANCELLED with a reason naming the failed track (running ones finish on
+ *             their own)
  *   cancel:   pipeline CANCELLED; WAITING/PENDING/RUNNING tracks -> CANCELLED
  *   retry:    FAILED/CANCELLED tracks -> PENDING (all predecessors SUCCEED) or WAITING,
- *             attempt + 1; pipeline RUNNING
+ *             attempt + 1, a fresh budget of automatic retries; pipeline RUNNING
  *   re-run:   retry from named vertices (SPEC rule 17), also of a FINISH pipeline: those
  *             vertices' tracks and all their descendants too, even SUCCEED ones
  */
 import { ConflictError, ValidationError } from '../errors.ts';
 import { descendants, startVertices, withDescendants, type Dag } from './dag.ts';
+import { retryDelaySeconds, type RetryPolicy } from './retry-policy.ts';
 import { PipelineState, TrackState } from './states.ts';
 
 export interface TrackView {
@@ -48,6 +52,21 @@ export function promotableSuccessors(dag: Dag, vertexId: number, stateOf: (verte
       stateOf(successor) === TrackState.WAITING &&
       dag.predecessors.get(successor)!.every((p) => p === vertexId || stateOf(p) === TrackState.SUCCEED),
   );
+}
+
+/** What becomes of a track whose attempt failed: run again after a delay, or fail (rule 8). */
+export type AfterFailedAttempt = { retry: true; retryNumber: number; delaySeconds: number } | { retry: false };
+
+/**
+ * SPEC rule 13: a failed attempt (non-zero exit, timeout, could not start, its worker died)
+ * is retried while the vertex has retries left and the pipeline still runs; only the last
+ * failure fails the track and the pipeline. A cancelled attempt never comes here.
+ * @param retriesTaken automatic retries the track has had since it was started or retried by an operator.
+ */
+export function afterFailedAttempt(policy: RetryPolicy, retriesTaken: number, pipelineState: PipelineState): AfterFailedAttempt {
+  if (pipelineState !== PipelineState.RUNNING || retriesTaken >= policy.retries) return { retry: false };
+  const retryNumber = retriesTaken + 1;
+  return { retry: true, retryNumber, delaySeconds: retryDelaySeconds(policy, retryNumber) };
 }
 
 /** The pipeline state once no track is left unsucceeded, else unchanged. */

@@ -15,6 +15,11 @@
  * next heartbeat that its row is gone, kills its scripts (their results would be
  * discarded: completeTrack fences by attempt and owner) and registers again under a new id.
  *
+ * Retries (SPEC rule 13): a failed attempt with retries left is PENDING again at once, with
+ * a time before which no claim takes it (store/executions.ts), so it holds no worker while
+ * it waits. The executor that recorded the failure sets a timer for that time; every
+ * executor's poll finds it too (a busy one leaves it to the others).
+ *
  * On SQLite one process runs everything: a second one is refused at start-up.
  */
 import { randomUUID } from 'node:crypto';
@@ -132,6 +137,8 @@ export class Executor {
   private beating = false;
   private sweeping = false;
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Wake-ups at the end of retry delays. */
+  private readonly retryTimers = new Set<NodeJS.Timeout>();
 
   constructor(
     private readonly store: Store,
@@ -203,6 +210,8 @@ export class Executor {
     clearInterval(this.pollTimer);
     clearInterval(this.heartbeatTimer);
     clearInterval(this.sweepTimer);
+    for (const timer of this.retryTimers) clearTimeout(timer);
+    this.retryTimers.clear();
     for (const run of this.running.values()) {
       if (run.runId) this.launcher.kill(run.runId, 'the service is shutting down');
     }
@@ -219,6 +228,19 @@ export class Executor {
       return;
     }
     this.track(this.pump());
+  }
+
+  /**
+   * Wakes once a retry's delay is over, when the track may be claimed. A few milliseconds
+   * late rather than early: the claim compares the delay's end with its own clock.
+   */
+  private wakeAt(at: Date): void {
+    if (this.stopped) return;
+    const timer = setTimeout(() => {
+      this.retryTimers.delete(timer);
+      this.wake();
+    }, Math.max(0, at.getTime() - Date.now()) + 10);
+    this.retryTimers.add(timer);
   }
 
   /** Dispatch latency percentiles in milliseconds, over the most recent samples. */
@@ -279,7 +301,11 @@ export class Executor {
     const claimedNow = new Set(events.filter((e) => e.type === 'track:claimed').map((e) => e.trackId));
     for (const event of events) {
       if (event.trackId === null) continue;
-      if (event.trackState === TrackState.PENDING || event.type === 'track:input') {
+      if (event.type === 'track:retrying') {
+        // Ready only once its delay is over (see wakeAt): not a dispatch latency sample.
+        this.readyAt.delete(event.trackId);
+        ready = true;
+      } else if (event.trackState === TrackState.PENDING || event.type === 'track:input') {
         this.readyAt.set(event.trackId, { at: now, immediate: claimedNow.has(event.trackId) });
         ready = true;
       } else if (event.type === 'track:cancelled') {
@@ -403,9 +429,12 @@ export class Executor {
           { ...fields, succeeded: result.succeeded },
           'result discarded: the track was settled without it (this worker was taken for dead) or has moved on to another attempt',
         );
+      } else if (next.retryAt) {
+        this.trackLog(claimed).warn({ ...fields, retryAt: next.retryAt.toISOString() }, 'track attempt failed; it will be retried');
       } else {
         this.trackLog(claimed)[result.succeeded ? 'info' : 'warn'](fields, result.succeeded ? 'track succeeded' : 'track failed');
       }
+      if (next.retryAt) this.retried(next.retryAt);
       for (const track of next.claimed) this.launch(track);
       // Fewer than asked means nothing else is ready now; a later commit or the poll wakes us.
       if (next.claimed.length === want && want > 0) this.pumpAgain = true;
@@ -420,6 +449,12 @@ export class Executor {
         this.wake();
       }
     }
+  }
+
+  /** A failed attempt was put back for a retry at `at`: count it, and claim it then. */
+  private retried(at: Date): void {
+    this.options.observer?.retried();
+    this.wakeAt(at);
   }
 
   /**
@@ -482,7 +517,11 @@ export class Executor {
     });
     const lost = new Set(removed.filter((e) => !stopped.has(e.id)).map((e) => e.id));
     if (lost.size > 0) this.logDead(removed.filter((e) => lost.has(e.id)));
-    const failed = await settleOrphans(this.store, (owner) => (owner !== null && lost.has(owner) ? WORKER_LOST_REASON : STOPPED_REASON));
+    const failed = await settleOrphans(
+      this.store,
+      (owner) => (owner !== null && lost.has(owner) ? WORKER_LOST_REASON : STOPPED_REASON),
+      (at) => this.retried(at),
+    );
     if (failed > 0) this.log.warn({ failed }, 'failed tracks left running by a stopped executor');
   }
 
@@ -553,7 +592,7 @@ export class Executor {
     try {
       const dead = await removeDeadExecutors(this.store, { except: this.id, leaseMs: this.leaseMs });
       if (dead.length > 0) this.logDead(dead);
-      const failed = await settleOrphans(this.store, () => WORKER_LOST_REASON);
+      const failed = await settleOrphans(this.store, () => WORKER_LOST_REASON, (at) => this.retried(at));
       if (failed > 0) this.log.warn({ failed }, 'failed the running tracks of workers taken for dead');
     } catch (error) {
       this.log.warn({ err: error }, 'sweeping for dead workers failed; trying again at the next interval');

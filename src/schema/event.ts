@@ -13,7 +13,7 @@ export const Event = builder.prismaObject('Event', {
     id: t.exposeInt('id', { description: 'Monotonic id: the order transitions committed in.' }),
     type: t.exposeString('type', {
       description:
-        'What happened, as "domain:action": pipeline:started|finished|failed|cancelled|retried, track:created|ready|input|claimed|succeeded|failed|cancelled|retried.',
+        'What happened, as "domain:action": pipeline:started|finished|failed|cancelled|retried, track:created|ready|input|claimed|succeeded|failed|cancelled|retried|retrying. track:retrying: an attempt failed and the track will run again by itself (the vertex\'s retries): trackState PENDING, attempt the new attempt, exitCode the failed attempt\'s, reason how it failed and when the retry starts. track:failed is only the last failure, which fails the pipeline; track:retried is retryPipeline putting a track back into play.',
     }),
     pipelineId: t.exposeInt('pipelineId', { description: 'The pipeline.' }),
     seq: t.exposeInt('seq', {

@@ -6,6 +6,7 @@ import { toDot, toMermaid } from '../engine/diagram.ts';
 import { parseDefinition, printDefinition } from '../engine/definition.ts';
 import { CycleError, withinField } from '../errors.ts';
 import { toSchemaObject, VertexFields } from './vertex-input.ts';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../engine/retry-policy.ts';
 
 /** What a delete mutation returns: the object is gone, so only its id and name remain. */
 export const Deleted = builder.objectRef<{ id: number; name?: string }>('Deleted').implement({
@@ -15,6 +16,15 @@ export const Deleted = builder.objectRef<{ id: number; name?: string }>('Deleted
     name: t.string({ nullable: true, description: 'Its name, if it had one.', resolve: (d) => d.name ?? null }),
   }),
 });
+
+/** A vertex's retry fields for its definition, each only when it is not the default. */
+function retryFields(vertex: RetryPolicy): Partial<RetryPolicy> {
+  return Object.fromEntries(
+    (Object.keys(DEFAULT_RETRY_POLICY) as Array<keyof RetryPolicy>)
+      .filter((key) => vertex[key] !== DEFAULT_RETRY_POLICY[key])
+      .map((key) => [key, vertex[key]]),
+  );
+}
 
 /** The vertices and edges a picture of a graph needs, loaded with the parent query. */
 export const GRAPH_SHAPE = {
@@ -48,12 +58,15 @@ export const Graph = builder.prismaObject('Graph', {
       resolve: (graph) => toDot(graph, graph.name),
     }),
     definition: t.string({
-      description: 'The whole graph as a file (vertices, scripts, inputs, timeouts, edges by name) for git; importGraph reads it back.',
+      description: 'The whole graph as a file (vertices, scripts, inputs, timeouts, retries, edges by name) for git; importGraph reads it back.',
       args: { format: t.arg({ type: DefinitionFormatEnum, required: false, description: 'YAML (default) or JSON.' }) },
       select: {
         name: true,
         desc: true,
-        vertices: { select: { id: true, name: true, script: true, input: true, timeoutSeconds: true }, orderBy: { id: 'asc' } },
+        vertices: {
+          select: { id: true, name: true, script: true, input: true, timeoutSeconds: true, retries: true, retryDelaySeconds: true, retryBackoff: true },
+          orderBy: { id: 'asc' },
+        },
         edges: { select: { tailId: true, headId: true }, orderBy: { id: 'asc' } },
       },
       resolve: (graph, args) => {
@@ -66,6 +79,7 @@ export const Graph = builder.prismaObject('Graph', {
               name: v.name,
               script: v.script,
               timeoutSeconds: v.timeoutSeconds,
+              ...retryFields(v),
               inputs: JSON.parse(v.input) as Record<string, unknown>,
             })),
             edges: graph.edges.map((e) => ({ tail: names.get(e.tailId)!, head: names.get(e.headId)! })),

@@ -23,6 +23,9 @@ const BlockedKind = builder.enumType('BlockedKind', {
   values: {
     PREDECESSORS: { description: 'It waits for predecessors to succeed (listed in tracks).' },
     INPUT: { description: 'It waits for finishInput to supply its parameters (listed in missingParams).' },
+    RETRY_DELAY: {
+      description: 'An attempt failed and the track waits out the delay before its automatic retry (until when: until). It holds no worker meanwhile.',
+    },
     WORKER: { description: 'It is ready and waits for a free worker.' },
     PIPELINE_FAILED: { description: 'The pipeline failed (the failed tracks are listed), so it will not run unless retried.' },
     PIPELINE_CANCELLED: { description: 'The pipeline was cancelled, so it will not run unless retried.' },
@@ -51,6 +54,38 @@ const BlockedReason = builder.objectRef<BlockedReasonShape>('BlockedReason').imp
     missingParams: t.exposeStringList('missingParams', {
       description: 'Parameters finishInput must supply before it can run (also while it waits for predecessors).',
     }),
+    until: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: 'RETRY_DELAY: when the retry may start (it starts then, or as soon as a worker is free). Otherwise null.',
+      resolve: (r) => r.until ?? null,
+    }),
+  }),
+});
+
+/** One attempt of a track, as Track.attempts lists it. */
+interface AttemptShape {
+  attempt: number;
+  state: number;
+  exitCode: number | null;
+  reason: string | null;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+const TrackAttempt = builder.objectRef<AttemptShape>('TrackAttempt').implement({
+  description: "One attempt of a track: an automatic retry (the vertex's retries) or retryPipeline starts the next one. Its output: Track.output(attempt:).",
+  fields: (t) => ({
+    attempt: t.exposeInt('attempt', { description: 'Its number: 1, 2, 3, ...' }),
+    state: t.field({
+      type: TrackStateEnum,
+      description: 'How it ended (FAILED or CANCELLED for an earlier attempt), or the state of the current one.',
+      resolve: (a) => a.state as never,
+    }),
+    exitCode: t.exposeInt('exitCode', { nullable: true, description: 'The script exit code, if it ended on its own.' }),
+    reason: t.exposeString('reason', { nullable: true, description: 'Why it failed or was cancelled, in plain words.' }),
+    startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true, description: 'When its script started (null if it never did).' }),
+    finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true, description: 'When it ended.' }),
   }),
 });
 
@@ -109,20 +144,45 @@ export const Track = builder.prismaObject('Track', {
     }),
     exitCode: t.exposeInt('exitCode', { nullable: true, description: 'The script exit code, once it ended on its own.' }),
     reason: t.exposeString('reason', { nullable: true, description: 'Why it failed or was cancelled, in plain words.' }),
-    attempt: t.exposeInt('attempt', { description: 'Starts at 1; retryPipeline adds 1 to each track it puts back into play.' }),
+    attempt: t.exposeInt('attempt', {
+      description:
+        "The current attempt: starts at 1; an automatic retry (the vertex's retries) and retryPipeline each add 1. exitCode, reason, startedAt, finishedAt and output are this attempt's; attempts lists them all.",
+    }),
+    attempts: t.field({
+      type: [TrackAttempt],
+      description: 'Every attempt, oldest first, the current one last: exit code, reason and times. Read an attempt\'s output with output(attempt:).',
+      select: {
+        attempt: true,
+        state: true,
+        exitCode: true,
+        reason: true,
+        startedAt: true,
+        finishedAt: true,
+        pastAttempts: { orderBy: { attempt: 'asc' } },
+      },
+      resolve: (track) => [
+        ...track.pastAttempts,
+        { attempt: track.attempt, state: track.state, exitCode: track.exitCode, reason: track.reason, startedAt: track.startedAt, finishedAt: track.finishedAt },
+      ],
+    }),
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true, description: 'When the script started.' }),
     finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true, description: 'When it ended.' }),
     blockedBy: t.field({
       type: BlockedReason,
       nullable: true,
-      description: 'Why it is not running (waiting for predecessors, input or a worker; the pipeline failed or was cancelled); null while it runs or after it ran.',
+      description:
+        "Why it is not running (waiting for predecessors, input, a retry's delay or a worker; the pipeline failed or was cancelled); null while it runs or after it ran.",
       select: {
         state: true,
         script: true,
         pipelineId: true,
         vertexId: true,
+        attempt: true,
+        notBefore: true,
+        retryCount: true,
         pipeline: { select: { state: true, graphId: true } },
-        vertex: { select: { input: true } },
+        vertex: { select: { input: true, retries: true } },
+        pastAttempts: { select: { attempt: true, reason: true }, orderBy: { attempt: 'desc' }, take: 1 },
       },
       resolve: async (track, _args, ctx) => {
         if (track.state === TrackState.RUNNING || track.state === TrackState.SUCCEED || track.state === TrackState.FAILED) return null;
@@ -147,6 +207,17 @@ export const Track = builder.prismaObject('Track', {
           missingParams: inputSchemaOf(track.vertex)
             .filter((p) => p.required || p.default === undefined)
             .map((p) => p.name),
+          retry:
+            track.notBefore === null
+              ? null
+              : {
+                  notBefore: track.notBefore,
+                  retryNumber: track.retryCount,
+                  retries: track.vertex.retries,
+                  failedAttempt: track.attempt - 1,
+                  failedReason: track.pastAttempts[0]?.reason ?? null,
+                  now: new Date(),
+                },
         });
       },
     }),

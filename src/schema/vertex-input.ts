@@ -38,6 +38,12 @@ export const VertexFields = builder.inputType('VertexInput', {
     script: t.string({ required: false, description: 'Bash script template, at most 64 KiB.' }),
     inputs: t.field({ type: [InputParamInput], required: false, description: 'The typed parameters (replaces all).' }),
     timeoutSeconds: t.int({ required: false, description: 'Timeout in seconds (default 3600, at most 7 days).' }),
+    retries: t.int({ required: false, description: 'Automatic retries of a failed attempt (default 0, at most 10).' }),
+    retryDelaySeconds: t.int({ required: false, description: 'Seconds before the first retry (default 10, 0 to 3600).' }),
+    retryBackoff: t.float({
+      required: false,
+      description: 'Factor each further retry waits longer by (default 2, from 1 to 10); no wait exceeds 3600 s.',
+    }),
   }),
 });
 

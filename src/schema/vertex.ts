@@ -35,6 +35,16 @@ export const Vertex = builder.prismaObject('Vertex', {
       description: 'Bash script; {param} is replaced by the shell-quoted value of a declared parameter.',
     }),
     timeoutSeconds: t.exposeInt('timeoutSeconds', { description: 'The script is killed (whole process group) after this long.' }),
+    retries: t.exposeInt('retries', {
+      description:
+        'How many times a failed attempt (non-zero exit, timeout, could not start, its worker died) is run again by itself before the track fails (0 to 10). Cancelling never retries.',
+    }),
+    retryDelaySeconds: t.exposeInt('retryDelaySeconds', {
+      description: 'Seconds before the first retry; the track holds no worker while it waits (see Track.blockedBy).',
+    }),
+    retryBackoff: t.exposeFloat('retryBackoff', {
+      description: 'Each further retry waits this many times longer than the one before (the wait is at most 3600 s).',
+    }),
     inputs: t.field({
       type: [InputParam],
       description: 'The typed parameters of the script.',

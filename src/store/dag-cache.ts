@@ -6,6 +6,7 @@
 import { buildDag, type Dag } from '../engine/dag.ts';
 import type { Db } from '../db.ts';
 import { parseInputSchema, type InputSchema } from '../engine/inputs.ts';
+import type { RetryPolicy } from '../engine/retry-policy.ts';
 import type { Tx } from './transaction.ts';
 
 export interface VertexFacts {
@@ -14,6 +15,8 @@ export interface VertexFacts {
   timeoutSeconds: number;
   /** Its parameters (which ones are secret, for masking). */
   inputs: InputSchema;
+  /** Its automatic retries (SPEC rule 13). */
+  retry: RetryPolicy;
 }
 
 export interface SealedGraph {
@@ -36,7 +39,7 @@ export class DagCache {
       return cached;
     }
     const [vertices, edges] = await Promise.all([
-      db.vertex.findMany({ where: { graphId }, select: { id: true, name: true, timeoutSeconds: true, input: true }, orderBy: { id: 'asc' } }),
+      db.vertex.findMany({ where: { graphId }, select: { id: true, name: true, timeoutSeconds: true, input: true, retries: true, retryDelaySeconds: true, retryBackoff: true }, orderBy: { id: 'asc' } }),
       db.edge.findMany({ where: { graphId }, select: { tailId: true, headId: true } }),
     ]);
     const graph: SealedGraph = {
@@ -44,10 +47,18 @@ export class DagCache {
         vertices.map((v) => v.id),
         edges,
       ),
-      vertices: new Map(vertices.map((v) => [
+      vertices: new Map(
+        vertices.map((v) => [
           v.id,
-          { graphId, name: v.name, timeoutSeconds: v.timeoutSeconds, inputs: parseInputSchema(v.input, `vertex ${v.name} input`) },
-        ])),
+          {
+            graphId,
+            name: v.name,
+            timeoutSeconds: v.timeoutSeconds,
+            inputs: parseInputSchema(v.input, `vertex ${v.name} input`),
+            retry: { retries: v.retries, retryDelaySeconds: v.retryDelaySeconds, retryBackoff: v.retryBackoff },
+          },
+        ]),
+      ),
     };
     this.remember(graphId, graph);
     return graph;

@@ -1,7 +1,12 @@
 /**
- * Executor-driven transitions (SPEC rules 7, 8, 10, 11): claiming ready tracks, recording
- * results, and failing tracks whose executor died. All conditional updates: correct
- * with several executor processes sharing one database.
+ * Executor-driven transitions (SPEC rules 7, 8, 10, 11, 13): claiming ready tracks,
+ * recording results, retrying failed attempts, and failing tracks whose executor died.
+ * All conditional updates: correct with several executor processes sharing one database.
+ *
+ * Retries (rule 13): a failed attempt of a vertex with retries left, in a RUNNING pipeline,
+ * goes back to PENDING with attempt + 1 and `notBefore` = the end of its delay; the claim
+ * skips it until then, so it holds no worker while it waits. The attempt that failed is
+ * kept in track_attempt.
  *
  * Fencing: a claim names its executor (`executorId`), and only a registered executor
  * claims (worker-registry.ts). A result is recorded only while the track is RUNNING in the
@@ -12,14 +17,14 @@
  * the driver adapter (store/sql.ts): no Prisma call may happen inside these transactions.
  * Sealed-graph facts are loaded before a transaction starts, from the cache.
  */
-import { cancellationsAfterFailure, pipelineStateAfterSuccess, promotableSuccessors } from '../engine/transitions.ts';
+import { afterFailedAttempt, cancellationsAfterFailure, pipelineStateAfterSuccess, promotableSuccessors } from '../engine/transitions.ts';
 import { PipelineState, TrackState } from '../engine/states.ts';
 import type { InputSchema } from '../engine/inputs.ts';
 import type { Flush } from '../engine/output-window.ts';
 import type { SealedGraph } from './dag-cache.ts';
 import { writeOutput } from './output.ts';
 import { prismaRunner, sql, type SqlRunner } from './sql.ts';
-import { applyTrackChanges } from './track-changes.ts';
+import { applyTrackChanges, archiveAttempts, NEXT_ATTEMPT } from './track-changes.ts';
 import { fastTransition, lockPipeline, type Journal, type Store } from './transaction.ts';
 
 /** A track an executor holds: what it runs and what it needs to record the result. */
@@ -49,7 +54,8 @@ export interface ClaimRequest {
 type ClaimedRow = Pick<ClaimedTrack, 'id' | 'pipelineId' | 'vertexId' | 'attempt' | 'executorId' | 'script' | 'input'>;
 
 /**
- * Claims up to `limit` PENDING tracks that have their inputs, oldest first. The claim is
+ * Claims up to `limit` PENDING tracks that have their inputs and no retry delay still to
+ * wait, oldest first. The claim is
  * one conditional `UPDATE ... WHERE state = PENDING`: of executors racing for a track,
  * exactly one gets it back. A short transaction: the script runs after it committed.
  *
@@ -60,6 +66,8 @@ type ClaimedRow = Pick<ClaimedTrack, 'id' | 'pipelineId' | 'vertexId' | 'attempt
  */
 async function claimInTransaction(runner: SqlRunner, journal: Journal, request: ClaimRequest): Promise<ClaimedRow[]> {
   if (request.limit <= 0) return [];
+  // A retry waiting out its delay (notBefore later than now) is not claimed yet.
+  const now = new Date();
   const rows =
     runner.provider === 'postgres'
       ? // Competing workers skip each other's rows instead of waiting (SKIP LOCKED); NO KEY
@@ -70,17 +78,19 @@ async function claimInTransaction(runner: SqlRunner, journal: Journal, request: 
           WITH ready AS MATERIALIZED (
             SELECT t."id" FROM "track" t JOIN "pipeline" p ON p."id" = t."p_id"
             WHERE t."state" = ${TrackState.PENDING} AND t."script" IS NOT NULL AND p."state" = ${PipelineState.RUNNING}
+              AND (t."notBefore" IS NULL OR t."notBefore" <= ${now})
               AND EXISTS (SELECT 1 FROM "executor" WHERE "id" = ${request.executorId})
             ORDER BY t."id" LIMIT ${request.limit}
             FOR NO KEY UPDATE OF t SKIP LOCKED)
-          UPDATE "track" SET "state" = ${TrackState.RUNNING}, "startedAt" = ${new Date()}, "executorId" = ${request.executorId}
+          UPDATE "track" SET "state" = ${TrackState.RUNNING}, "startedAt" = ${now}, "executorId" = ${request.executorId}
           FROM ready WHERE "track"."id" = ready."id" AND "track"."state" = ${TrackState.PENDING}
           RETURNING "track"."id", "p_id", "v_id", "attempt", "script", "input"`)
       : await runner.query(sql`
-          UPDATE "track" SET "state" = ${TrackState.RUNNING}, "startedAt" = ${new Date()}, "executorId" = ${request.executorId}
+          UPDATE "track" SET "state" = ${TrackState.RUNNING}, "startedAt" = ${now}, "executorId" = ${request.executorId}
           WHERE "state" = ${TrackState.PENDING} AND "id" IN (
             SELECT t."id" FROM "track" t JOIN "pipeline" p ON p."id" = t."p_id"
             WHERE t."state" = ${TrackState.PENDING} AND t."script" IS NOT NULL AND p."state" = ${PipelineState.RUNNING}
+              AND (t."notBefore" IS NULL OR t."notBefore" <= ${now})
               AND EXISTS (SELECT 1 FROM "executor" WHERE "id" = ${request.executorId})
             ORDER BY t."id" LIMIT ${request.limit})
           RETURNING "id", "p_id", "v_id", "attempt", "script", "input"`);
@@ -138,17 +148,23 @@ export interface Completion {
   discarded?: 'cancelled' | 'superseded';
   /** Tracks claimed in the same transaction (see `claimNext`). */
   claimed: ClaimedTrack[];
+  /** When the attempt failed and is retried: when the retry may be claimed (wake then). */
+  retryAt?: Date;
 }
 
 /** The running attempt a result is for; `executorId` null only for a claim of unknown owner. */
 type HeldTrack = Pick<ClaimedTrack, 'id' | 'attempt' | 'pipelineId' | 'vertexId' | 'graphId' | 'vertexName'> & { executorId: string | null };
 
+/** The decision about a failed attempt (see afterFailedAttempt), once recorded. */
+type FailureOutcome = { retryAt: Date } | undefined;
+
 /**
  * Records a result, fenced by the attempt and the owner: written only if the track is
  * still RUNNING in the attempt that started it, held by the executor that claimed it.
- * Success promotes ready successors and may finish the pipeline; failure fails the
- * pipeline and cancels every track that can no longer run. With `claimNext`, the freed
- * worker claims its next tracks in the same transaction.
+ * Success promotes ready successors and may finish the pipeline; a failure with retries
+ * left puts the track back to PENDING for its next attempt after the delay (SPEC rule 13),
+ * the last failure fails the pipeline and cancels every track that can no longer run.
+ * With `claimNext`, the freed worker claims its next tracks in the same transaction.
  */
 export async function completeTrack(store: Store, track: HeldTrack, result: TrackResult, claimNext?: ClaimRequest): Promise<Completion> {
   const graph = await store.dags.get(store.db, track.graphId);
@@ -158,13 +174,15 @@ export async function completeTrack(store: Store, track: HeldTrack, result: Trac
     if (result.outputChunks) await writeOutput(runner, track.id, track.attempt, result.outputChunks);
     const to = result.succeeded ? TrackState.SUCCEED : TrackState.FAILED;
     const heldBy = sql`"id" = ${track.id} AND "attempt" = ${track.attempt} AND "executorId" ${track.executorId === null ? sql`IS NULL` : sql`= ${track.executorId}`}`;
-    const count = await runner.execute(sql`
+    const recorded = await runner.query(sql`
       UPDATE "track" SET "state" = ${to}, "exitCode" = ${result.exitCode}, "reason" = ${result.reason},
         "output" = ${result.output}, "finishedAt" = ${new Date()}
-      WHERE ${heldBy} AND "state" = ${TrackState.RUNNING}`);
+      WHERE ${heldBy} AND "state" = ${TrackState.RUNNING}
+      RETURNING "retryCount"`);
     let outcome: Completion['outcome'] = 'recorded';
     let discarded: Completion['discarded'];
-    if (count === 0) {
+    let retried: FailureOutcome;
+    if (recorded.length === 0) {
       // Cancelled while running: keep what it printed, change nothing else.
       const kept = await runner.query(sql`
         UPDATE "track" SET "output" = CASE WHEN "output" = '' THEN ${result.output} ELSE "output" END,
@@ -173,27 +191,74 @@ export async function completeTrack(store: Store, track: HeldTrack, result: Trac
         RETURNING "id"`);
       outcome = 'stale';
       discarded = kept.length === 1 ? 'cancelled' : 'superseded';
-    } else {
+    } else if (result.succeeded) {
       journal.record({
         pipelineId: track.pipelineId,
         trackId: track.id,
-        type: result.succeeded ? 'track:succeeded' : 'track:failed',
+        type: 'track:succeeded',
         trackState: to,
         attempt: track.attempt,
         exitCode: result.exitCode,
-        reason: result.reason,
       });
-      if (result.succeeded) await afterSuccess(graph, runner, journal, track);
-      else await failPipeline(graph, runner, journal, track);
+      await afterSuccess(graph, runner, journal, track);
+    } else {
+      retried = await afterFailure(graph, runner, journal, track, result, Number(recorded[0]!.retryCount));
     }
     const claimed = claimNext ? await claimInTransaction(runner, journal, claimNext) : [];
-    return { outcome, discarded, claimed };
+    return { outcome, discarded, claimed, retried };
   });
   return {
     outcome: completion.outcome,
     ...(completion.discarded && { discarded: completion.discarded }),
     claimed: await withVertexFacts(store, completion.claimed),
+    ...(completion.retried && { retryAt: completion.retried.retryAt }),
   };
+}
+
+/**
+ * A failed attempt, recorded FAILED: retried when the vertex has retries left and the
+ * pipeline still runs (it goes on to its next attempt, PENDING until the delay is over,
+ * the failed one archived), else the failure of the track and its pipeline (SPEC rule 8).
+ */
+async function afterFailure(
+  graph: SealedGraph,
+  runner: SqlRunner,
+  journal: Journal,
+  track: HeldTrack,
+  result: TrackResult,
+  retriesTaken: number,
+): Promise<FailureOutcome> {
+  const policy = graph.vertices.get(track.vertexId)!.retry;
+  const [pipeline] = await runner.query(sql`SELECT "state" FROM "pipeline" WHERE "id" = ${track.pipelineId}`);
+  const decision = afterFailedAttempt(policy, retriesTaken, Number(pipeline!.state) as PipelineState);
+  if (!decision.retry) {
+    journal.record({
+      pipelineId: track.pipelineId,
+      trackId: track.id,
+      type: 'track:failed',
+      trackState: TrackState.FAILED,
+      attempt: track.attempt,
+      exitCode: result.exitCode,
+      reason: result.reason,
+    });
+    await failPipeline(graph, runner, journal, track);
+    return undefined;
+  }
+  const retryAt = new Date(Date.now() + decision.delaySeconds * 1000);
+  await archiveAttempts(runner, [track.id], [TrackState.FAILED]);
+  await runner.execute(sql`
+    UPDATE "track" SET "state" = ${TrackState.PENDING}, ${NEXT_ATTEMPT}, "notBefore" = ${retryAt}, "retryCount" = "retryCount" + 1
+    WHERE "id" = ${track.id} AND "attempt" = ${track.attempt} AND "state" = ${TrackState.FAILED}`);
+  journal.record({
+    pipelineId: track.pipelineId,
+    trackId: track.id,
+    type: 'track:retrying',
+    trackState: TrackState.PENDING,
+    attempt: track.attempt + 1,
+    exitCode: result.exitCode,
+    reason: `Attempt ${track.attempt} failed: ${result.reason ?? 'unknown reason'} Retry ${decision.retryNumber} of ${policy.retries} starts at ${retryAt.toISOString()} (after ${decision.delaySeconds} s).`,
+  });
+  return { retryAt };
 }
 
 async function afterSuccess({ dag }: SealedGraph, runner: SqlRunner, journal: Journal, done: HeldTrack): Promise<void> {
@@ -267,9 +332,15 @@ export const WORKER_LOST_REASON =
  * path (the pipeline fails, what can no longer run is cancelled; retryPipeline resumes
  * them), each in its own short transaction fenced by attempt and owner: of several
  * executors settling the same orphan, one records it. `reasonOf` gives the reason for an
- * owner, e.g. one this caller found dead and removed itself.
+ * owner, e.g. one this caller found dead and removed itself. An attempt lost this way is a
+ * failed attempt: retried when its vertex has retries left (SPEC rule 13), and then
+ * `onRetry` is told when the retry may start.
  */
-export async function settleOrphans(store: Store, reasonOf: (executorId: string | null) => string): Promise<number> {
+export async function settleOrphans(
+  store: Store,
+  reasonOf: (executorId: string | null) => string,
+  onRetry?: (at: Date) => void,
+): Promise<number> {
   const orphans = await prismaRunner(store.db, store.fast.provider).query(sql`
     SELECT t."id", t."attempt", t."p_id", t."v_id", t."executorId" FROM "track" t
     WHERE t."state" = ${TrackState.RUNNING}
@@ -285,12 +356,13 @@ export async function settleOrphans(store: Store, reasonOf: (executorId: string 
       executorId: row.executorId === null ? null : String(row.executorId),
     };
     const vertex = await store.dags.vertex(store.db, orphan.vertexId);
-    const { outcome } = await completeTrack(
+    const { outcome, retryAt } = await completeTrack(
       store,
       { ...orphan, graphId: vertex.graphId, vertexName: vertex.name },
       { succeeded: false, exitCode: null, reason: reasonOf(orphan.executorId), output: '' },
     );
     if (outcome === 'recorded') failed++;
+    if (retryAt) onRetry?.(retryAt);
   }
   return failed;
 }

@@ -3,7 +3,16 @@
  * guarded by "the graph is not sealed", and resets `checked`.
  */
 import { buildDag, checkGraphDefinition, findCycle } from '../engine/dag.ts';
-import { LIMITS, optionalText, requireName, requireScript, requireTimeout } from '../engine/fields.ts';
+import {
+  LIMITS,
+  optionalText,
+  requireName,
+  requireRetries,
+  requireRetryBackoff,
+  requireRetryDelay,
+  requireScript,
+  requireTimeout,
+} from '../engine/fields.ts';
 import { parseInputSchema, serializeInputSchema } from '../engine/inputs.ts';
 import { assertSafePlaceholders } from '../engine/template.ts';
 import { ConflictError, CycleError, NotFoundError, ValidationError, withinField } from '../errors.ts';
@@ -22,6 +31,10 @@ export interface VertexInput {
   /** Parameter name -> spec, in the seed's JSON shape. */
   inputs?: Record<string, unknown> | null;
   timeoutSeconds?: number | null;
+  /** Automatic retries (SPEC rule 13). */
+  retries?: number | null;
+  retryDelaySeconds?: number | null;
+  retryBackoff?: number | null;
 }
 
 /** Maps a unique-constraint race (two requests at once) to the same error a check gives. */
@@ -177,6 +190,9 @@ export async function cloneGraph(db: Db, graphId: number, input: { name?: string
         script: v.script,
         input: v.input,
         timeoutSeconds: v.timeoutSeconds,
+        retries: v.retries,
+        retryDelaySeconds: v.retryDelaySeconds,
+        retryBackoff: v.retryBackoff,
       })),
       select: { id: true, name: true },
     });
@@ -194,11 +210,22 @@ export async function cloneGraph(db: Db, graphId: number, input: { name?: string
 }
 
 function validateVertex(input: VertexInput, creating: boolean) {
-  const data: { name?: string; script?: string; input?: string; timeoutSeconds?: number } = {};
+  const data: {
+    name?: string;
+    script?: string;
+    input?: string;
+    timeoutSeconds?: number;
+    retries?: number;
+    retryDelaySeconds?: number;
+    retryBackoff?: number;
+  } = {};
   if (input.name != null || creating) data.name = requireName('name', input.name ?? '', LIMITS.vertexName);
   if (input.script != null) data.script = requireScript('script', input.script);
   if (input.inputs != null) data.input = serializeInputSchema(parseInputSchema(input.inputs, 'inputs'));
   if (input.timeoutSeconds != null) data.timeoutSeconds = requireTimeout('timeoutSeconds', input.timeoutSeconds);
+  if (input.retries != null) data.retries = requireRetries('retries', input.retries);
+  if (input.retryDelaySeconds != null) data.retryDelaySeconds = requireRetryDelay('retryDelaySeconds', input.retryDelaySeconds);
+  if (input.retryBackoff != null) data.retryBackoff = requireRetryBackoff('retryBackoff', input.retryBackoff);
   return data;
 }
 

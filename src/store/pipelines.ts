@@ -101,8 +101,17 @@ async function startOnce(store: Store, input: StartInput, key: string | null): P
       );
     }
     const vertices = (
-      await runner.query(sql`SELECT "id", "name", "input", "script", "timeoutSeconds" FROM "vertex" WHERE "g_id" = ${graph.id} ORDER BY "id"`)
-    ).map((r) => ({ id: Number(r.id), name: String(r.name), input: String(r.input), script: String(r.script), timeoutSeconds: Number(r.timeoutSeconds) }));
+      await runner.query(sql`
+        SELECT "id", "name", "input", "script", "timeoutSeconds", "retries", "retryDelaySeconds", "retryBackoff"
+        FROM "vertex" WHERE "g_id" = ${graph.id} ORDER BY "id"`)
+    ).map((r) => ({
+      id: Number(r.id),
+      name: String(r.name),
+      input: String(r.input),
+      script: String(r.script),
+      timeoutSeconds: Number(r.timeoutSeconds),
+      retry: { retries: Number(r.retries), retryDelaySeconds: Number(r.retryDelaySeconds), retryBackoff: Number(r.retryBackoff) },
+    }));
     const edges = (await runner.query(sql`SELECT "tail", "head" FROM "edge" WHERE "g_id" = ${graph.id}`)).map((r) => ({
       tailId: Number(r.tail),
       headId: Number(r.head),
@@ -144,7 +153,9 @@ async function startOnce(store: Store, input: StartInput, key: string | null): P
     }
     const sealedGraph: SealedGraph = {
       dag,
-      vertices: new Map(vertices.map((v, i) => [v.id, { graphId: graph.id, name: v.name, timeoutSeconds: v.timeoutSeconds, inputs: prepared[i]!.inputs }])),
+      vertices: new Map(
+        vertices.map((v, i) => [v.id, { graphId: graph.id, name: v.name, timeoutSeconds: v.timeoutSeconds, inputs: prepared[i]!.inputs, retry: v.retry }]),
+      ),
     };
     return { pipeline, sealedGraph };
   });

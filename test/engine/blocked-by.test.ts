@@ -47,4 +47,20 @@ describe('blockedBy', () => {
     expect(blockedBy({ ...base, state: TrackState.CANCELLED, pipelineState: PipelineState.CANCELLED })).toMatchObject({ kind: 'PIPELINE_CANCELLED' });
     expect(blockedBy({ ...base, state: TrackState.PENDING, pipelineState: PipelineState.CANCELLED })).toMatchObject({ kind: 'PIPELINE_CANCELLED' });
   });
+
+  it("a track waiting out a retry's delay says which attempt failed, why, and until when; once it is over, it waits for a worker", () => {
+    const notBefore = new Date('2026-12-02T03:00:10.000Z');
+    const retry = { notBefore, retryNumber: 2, retries: 3, failedAttempt: 2, failedReason: 'The script exited with code 3.', now: new Date('2026-12-02T03:00:00.000Z') };
+    expect(blockedBy({ ...base, state: TrackState.PENDING, retry })).toEqual({
+      kind: 'RETRY_DELAY',
+      message: 'Attempt 2 failed (The script exited with code 3); retry 2 of 3 starts at 2026-12-02T03:00:10.000Z.',
+      tracks: [],
+      missingParams: [],
+      until: notBefore,
+    });
+    expect(blockedBy({ ...base, state: TrackState.PENDING, retry: { ...retry, now: notBefore } })).toMatchObject({ kind: 'WORKER' });
+    // Cancelled or failed meanwhile: that is what it says.
+    expect(blockedBy({ ...base, state: TrackState.CANCELLED, pipelineState: PipelineState.CANCELLED, retry })).toMatchObject({ kind: 'PIPELINE_CANCELLED' });
+    expect(blockedBy({ ...base, state: TrackState.CANCELLED, pipelineState: PipelineState.FAILED, retry })).toMatchObject({ kind: 'PIPELINE_FAILED' });
+  });
 });

@@ -236,6 +236,17 @@ describe('checkGraphDefinition', () => {
   });
 
   it.each([
+    { retries: 11, field: 'vertices.ping.retries' },
+    { retryDelaySeconds: 7200, field: 'vertices.ping.retryDelaySeconds' },
+    { retryBackoff: 0, field: 'vertices.ping.retryBackoff' },
+  ])('refuses retries out of bounds, naming the vertex and the field: $field', ({ field, ...retry }) => {
+    const error = thrown(() => checkGraphDefinition([v(1, 'start'), { ...v(2, 'ping'), ...retry }], [e(1, 2)]));
+    expect(error).toBeInstanceOf(ValidationError);
+    expect((error as ValidationError).field).toBe(field);
+    expect(() => checkGraphDefinition([{ ...v(2, 'ping'), retries: 10, retryDelaySeconds: 3600, retryBackoff: 10 }], [])).not.toThrow();
+  });
+
+  it.each([
     {
       name: 'unknown type',
       input: '{"host": {"type": "hostname"}}',

@@ -8,6 +8,7 @@ const definition: GraphDefinition = {
   vertices: [
     { name: 'ping', script: 'echo {ip}\n', timeoutSeconds: 10, inputs: { ip: { type: 'ip', default: '127.0.0.1' } } },
     { name: 'report', script: 'echo done', timeoutSeconds: 3600, inputs: {} },
+    { name: 'flaky', script: 'curl -f localhost', timeoutSeconds: 60, retries: 3, retryDelaySeconds: 5, retryBackoff: 1.5, inputs: {} },
   ],
   edges: [{ tail: 'ping', head: 'report' }],
 };
@@ -42,6 +43,9 @@ describe('graph definitions', () => {
     ['{"name": "x", "vertices": [{"script": "true"}]}', 'definition.vertices.0.name'],
     ['{"name": "x", "edges": [{"tail": "a"}]}', 'definition.edges.0.head'],
     ['{"name": "x", "vertices": [{"name": "a", "timeoutSeconds": 1.5}]}', 'definition.vertices.0.timeoutSeconds'],
+    ['{"name": "x", "vertices": [{"name": "a", "retries": "3"}]}', 'definition.vertices.0.retries'],
+    ['{"name": "x", "vertices": [{"name": "a", "retryDelaySeconds": 0.5}]}', 'definition.vertices.0.retryDelaySeconds'],
+    ['{"name": "x", "vertices": [{"name": "a", "retryBackoff": "fast"}]}', 'definition.vertices.0.retryBackoff'],
     ['[1, 2]', 'definition'],
   ])('names the field of a wrong shape: %s', (text, field) => {
     expect(fieldOf(() => parseDefinition(text, 'json'))).toBe(field);

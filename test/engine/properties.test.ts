@@ -5,10 +5,14 @@
  * DAGs with random outcomes, worker counts and completion orders, and takes every state
  * decision from the engine's functions (initialStates, promotableSuccessors,
  * pipelineStateAfterSuccess, cancellationsAfterFailure, cancellationsForCancel,
- * retryChanges). It checks: every run ends FINISH, FAILED or CANCELLED with no track left
- * unfinished; no track starts before all its predecessors succeeded; no track runs twice
- * in one attempt; a failure fails the pipeline and cancels every never-started track with
- * a reason naming the failed one; retry re-runs with attempt + 1 and converges.
+ * retryChanges, afterFailedAttempt). It checks: every run ends FINISH, FAILED or CANCELLED
+ * with no track left unfinished; no track starts before all its predecessors succeeded; no
+ * track runs twice in one attempt; a failure fails the pipeline and cancels every
+ * never-started track with a reason naming the failed one; retry re-runs with attempt + 1
+ * and converges. Automatic retries (SPEC rule 13) on a simulated clock: a failed attempt
+ * with retries left runs again as attempt + 1, never before its delay, the pipeline still
+ * running; a track has at most retries + 1 attempts per run; the last failure is the one
+ * that fails the pipeline.
  * Also: cycle detection against a reference algorithm, value conversion (a right-typed
  * value or a ValidationError naming the field, nothing else) and rendering (each value
  * is exactly one shell-quoted word that parses back to the value).
@@ -32,7 +36,9 @@ import {
 import { LIMITS, optionalText, requireName, requireScript } from '../../src/engine/fields.ts';
 import { PipelineState, TrackState } from '../../src/engine/states.ts';
 import { inputEnvironment, renderScript, shellQuote } from '../../src/engine/template.ts';
+import { MAX_RETRY_DELAY_SECONDS, type RetryPolicy } from '../../src/engine/retry-policy.ts';
 import {
+  afterFailedAttempt,
   cancellationsAfterFailure,
   cancellationsForCancel,
   initialStates,
@@ -65,6 +71,10 @@ interface Scenario {
   choices: number[];
   /** How many times an operator may cancel. */
   cancels: number;
+  /** Each vertex's automatic retries (by index). */
+  policies: RetryPolicy[];
+  /** retryOutcomes[i][k]: does vertex i's automatic retry k + 1 succeed? Later ones do. */
+  retryOutcomes: boolean[][];
 }
 
 interface Process {
@@ -115,6 +125,17 @@ class Simulation {
   readonly claims = new Set<string>();
   /** The track whose failure failed the pipeline in this round (since start or the last retry). */
   failedBy: number | undefined;
+  /** The simulated clock, in seconds; it moves on to the end of a retry's delay. */
+  now = 0;
+  /** Per vertex: automatic retries taken in this round, and when the pending retry may be claimed. */
+  readonly retryCount = new Map<number, number>();
+  readonly notBefore = new Map<number, number>();
+  /** Per vertex: attempts claimed in this round (since start or the last operator retry). */
+  readonly claimsThisRound = new Map<number, number>();
+  /** Per vertex: the most attempts claimed in any one round. */
+  readonly mostClaimsInARound = new Map<number, number>();
+  /** Per vertex: the delay of each automatic retry, in order. */
+  readonly delays = new Map<number, number[]>();
   retries = 0;
   readonly maxRetries: number;
   cancelsLeft: number;
@@ -139,6 +160,8 @@ class Simulation {
       this.trackId.set(id, 5000 + id * 3); // track ids differ from vertex ids
       this.vertexOfTrack.set(5000 + id * 3, id);
       this.attempt.set(id, 1);
+      this.retryCount.set(id, 0);
+      this.claimsThisRound.set(id, 0);
     });
     for (const [id, state] of initialStates(this.dag)) this.state.set(id, state);
     this.cancelsLeft = scenario.cancels;
@@ -164,14 +187,36 @@ class Simulation {
       if (!from.includes(this.state.get(vertexId!)!)) continue;
       this.state.set(vertexId!, change.to);
       this.reason.set(vertexId!, change.reason);
-      if (retry) this.attempt.set(vertexId!, this.attempt.get(vertexId!)! + 1);
+      if (retry) {
+        // Like the store: a fresh budget of automatic retries, no delay.
+        this.attempt.set(vertexId!, this.attempt.get(vertexId!)! + 1);
+        this.retryCount.set(vertexId!, 0);
+        this.notBefore.delete(vertexId!);
+      }
     }
+  }
+
+  private policyOf(vertexId: number): RetryPolicy {
+    return this.scenario.policies[this.scenario.ids.indexOf(vertexId)]!;
+  }
+
+  /** PENDING tracks whose retry delay is not over (the claim skips them). */
+  private delayed(): number[] {
+    return this.scenario.ids.filter((id) => this.state.get(id) === PENDING && (this.notBefore.get(id) ?? 0) > this.now);
+  }
+
+  /** The clock moves on to the end of the next retry delay (the executor's timer). */
+  private tick(): void {
+    const next = Math.min(...this.delayed().map((id) => this.notBefore.get(id)!));
+    ensure(next > this.now, 'time moves forward');
+    this.log.push(`tick ${this.now} -> ${next}`);
+    this.now = next;
   }
 
   /** Claims PENDING tracks into free workers, in random order (the store: by id). */
   private claim(): void {
     while (this.pipeline === PipelineState.RUNNING && this.processes.length < this.scenario.workers) {
-      const pending = this.scenario.ids.filter((id) => this.state.get(id) === PENDING);
+      const pending = this.scenario.ids.filter((id) => this.state.get(id) === PENDING && (this.notBefore.get(id) ?? 0) <= this.now);
       if (pending.length === 0) return;
       const vertexId = pending[this.choose(pending.length)]!;
       const attempt = this.attempt.get(vertexId)!;
@@ -184,8 +229,19 @@ class Simulation {
       ensure(!this.claims.has(key), `${this.name.get(vertexId)} claimed twice in attempt ${attempt}`);
       this.claims.add(key);
       this.state.set(vertexId, RUNNING);
+      // Property: at most retries + 1 attempts of a track per run.
+      const claims = this.claimsThisRound.get(vertexId)! + 1;
+      this.claimsThisRound.set(vertexId, claims);
+      this.mostClaimsInARound.set(vertexId, Math.max(claims, this.mostClaimsInARound.get(vertexId) ?? 0));
+      ensure(claims <= this.policyOf(vertexId).retries + 1, `${this.name.get(vertexId)} ran ${claims} times with ${this.policyOf(vertexId).retries} retries`);
       const index = this.scenario.ids.indexOf(vertexId);
-      const succeeds = this.retries < this.scenario.outcomes.length ? this.scenario.outcomes[this.retries]![index]! : true;
+      const retryNumber = this.retryCount.get(vertexId)!;
+      const succeeds =
+        retryNumber > 0
+          ? (this.scenario.retryOutcomes[index]?.[retryNumber - 1] ?? true)
+          : this.retries < this.scenario.outcomes.length
+            ? this.scenario.outcomes[this.retries]![index]!
+            : true;
       this.processes.push({ vertexId, attempt, succeeds });
       this.log.push(`claim ${this.name.get(vertexId)}@${attempt}`);
     }
@@ -219,6 +275,24 @@ class Simulation {
       }
       return;
     }
+    const policy = this.policyOf(vertexId);
+    const taken = this.retryCount.get(vertexId)!;
+    const decision = afterFailedAttempt(policy, taken, this.pipeline);
+    if (decision.retry) {
+      // Retried: attempt + 1, PENDING after the delay; the pipeline and the others unchanged.
+      ensure(this.pipeline === PipelineState.RUNNING && taken < policy.retries, `${name} retried with ${taken} of ${policy.retries} taken, pipeline ${this.pipeline}`);
+      ensure(decision.retryNumber === taken + 1, 'retries are numbered 1, 2, 3, ...');
+      const expected = Math.min(MAX_RETRY_DELAY_SECONDS, policy.retryDelaySeconds * policy.retryBackoff ** taken);
+      ensure(decision.delaySeconds === expected && decision.delaySeconds >= 0, `delay ${decision.delaySeconds}, expected ${expected}`);
+      this.state.set(vertexId, PENDING);
+      this.attempt.set(vertexId, process.attempt + 1);
+      this.retryCount.set(vertexId, decision.retryNumber);
+      this.notBefore.set(vertexId, this.now + decision.delaySeconds);
+      this.delays.set(vertexId, [...(this.delays.get(vertexId) ?? []), decision.delaySeconds]);
+      this.log.push(`  retry ${decision.retryNumber} at ${this.now + decision.delaySeconds}`);
+      return;
+    }
+    ensure(this.pipeline !== PipelineState.RUNNING || taken === policy.retries, `${name} failed with retries left`);
     this.state.set(vertexId, FAILED);
     if (this.pipeline !== PipelineState.RUNNING) return; // already failed or cancelled
     this.pipeline = PipelineState.FAILED;
@@ -270,6 +344,7 @@ class Simulation {
     this.pipeline = PipelineState.RUNNING;
     this.retries++;
     this.failedBy = undefined;
+    for (const id of this.scenario.ids) this.claimsThisRound.set(id, 0);
   }
 
   /** Invariants that hold after every step. */
@@ -293,6 +368,8 @@ class Simulation {
     ensure(this.pipeline !== PipelineState.RUNNING, 'the pipeline ended');
     if (this.pipeline === PipelineState.FAILED) {
       ensure(this.failedBy !== undefined && this.state.get(this.failedBy) === FAILED, 'a FAILED pipeline has the FAILED track that failed it');
+      // Only the last failure fails the pipeline: the track that did had used all its retries.
+      ensure(this.retryCount.get(this.failedBy) === this.policyOf(this.failedBy).retries, `${this.name.get(this.failedBy)} failed the pipeline with retries left`);
     }
     for (const id of this.scenario.ids) {
       const state = this.state.get(id)!;
@@ -325,13 +402,19 @@ class Simulation {
       ensure(step < 10_000, 'the simulation does not end');
       this.claim();
       this.checkInvariants();
+      if (this.processes.length === 0 && this.pipeline === PipelineState.RUNNING && this.delayed().length > 0) {
+        // Nothing runs, only retries wait: the next wake-up is the end of a delay.
+        this.tick();
+        continue;
+      }
       if (this.processes.length === 0) {
         // Property: a RUNNING pipeline with nothing running and nothing claimable is stuck.
         ensure(this.pipeline !== PipelineState.RUNNING, 'stuck: RUNNING with nothing running and nothing to claim');
         this.checkEnded();
       }
-      const actions: Array<'complete' | 'cancel' | 'retry'> = [];
+      const actions: Array<'complete' | 'cancel' | 'retry' | 'tick'> = [];
       if (this.processes.length > 0) actions.push('complete', 'complete', 'complete', 'complete');
+      if (this.pipeline === PipelineState.RUNNING && this.delayed().length > 0) actions.push('tick');
       if (this.pipeline === PipelineState.RUNNING && this.cancelsLeft > 0) actions.push('cancel');
       const retriable = this.pipeline === PipelineState.FAILED || this.pipeline === PipelineState.CANCELLED;
       if (retriable && this.retries < this.maxRetries) actions.push('retry');
@@ -339,6 +422,7 @@ class Simulation {
       const action = this.processes.length === 0 && retriable ? 'retry' : actions[this.choose(actions.length)]!;
       if (action === 'complete') this.complete(this.processes.splice(this.choose(this.processes.length), 1)[0]!);
       else if (action === 'cancel') this.cancel();
+      else if (action === 'tick') this.tick();
       else this.retry();
     }
   }
@@ -360,6 +444,13 @@ const dagShape = (maxVertices: number) =>
     });
   });
 
+/** Mostly small, sometimes none, sometimes a delay that reaches the cap. */
+const retryPolicy: fc.Arbitrary<RetryPolicy> = fc.record({
+  retries: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 3 })),
+  retryDelaySeconds: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 30 }), fc.constant(MAX_RETRY_DELAY_SECONDS)),
+  retryBackoff: fc.oneof(fc.constant(1), fc.constant(2), fc.double({ min: 1, max: 10, noNaN: true })),
+});
+
 const scenario: fc.Arbitrary<Scenario> = dagShape(12).chain(({ ids, edges, n }) =>
   fc.record({
     ids: fc.constant(ids),
@@ -368,8 +459,12 @@ const scenario: fc.Arbitrary<Scenario> = dagShape(12).chain(({ ids, edges, n }) 
     workers: fc.integer({ min: 1, max: 4 }),
     choices: fc.array(fc.nat({ max: 1000 }), { minLength: 1, maxLength: 60 }),
     cancels: fc.integer({ min: 0, max: 2 }),
+    policies: fc.array(retryPolicy, { minLength: n, maxLength: n }),
+    retryOutcomes: fc.array(fc.array(fc.boolean(), { maxLength: 3 }), { minLength: n, maxLength: n }),
   }),
 );
+
+const NO_RETRIES: RetryPolicy = { retries: 0, retryDelaySeconds: 10, retryBackoff: 2 };
 
 // ---------------------------------------------------------------------------------------
 // Runs
@@ -383,6 +478,21 @@ describe('pipeline runs on random DAGs', () => {
         sim.run();
         // Retried often enough, a graph whose scripts succeed always finishes.
         expect(sim.pipeline, sim.log.join(', ')).toBe(PipelineState.FINISH);
+      }),
+      params(400),
+    );
+  });
+
+  it('with automatic retries and no operator: every run still ends, and no track has more than retries + 1 attempts', () => {
+    fc.assert(
+      fc.property(scenario, (s) => {
+        const sim = new Simulation(s, 0);
+        sim.run();
+        expect([PipelineState.FINISH, PipelineState.FAILED, PipelineState.CANCELLED]).toContain(sim.pipeline);
+        for (const [i, id] of s.ids.entries()) {
+          expect(sim.attempt.get(id)!).toBeLessThanOrEqual(s.policies[i]!.retries + 1);
+          expect(sim.mostClaimsInARound.get(id) ?? 0).toBeLessThanOrEqual(s.policies[i]!.retries + 1);
+        }
       }),
       params(400),
     );
@@ -406,10 +516,25 @@ describe('pipeline runs on random DAGs', () => {
       fc.property(scenario, fc.nat(), (s, pick) => {
         const failing = pick % s.ids.length;
         const outcomes = [s.ids.map((_, i) => i !== failing)];
-        const sim = new Simulation({ ...s, outcomes, cancels: 0 }, 0);
+        // Every automatic retry fails too: only the others' first attempts succeed.
+        const retryOutcomes = s.ids.map(() => Array.from({ length: 10 }, () => false));
+        const sim = new Simulation({ ...s, outcomes, retryOutcomes, cancels: 0 }, 0);
         sim.run();
         expect(sim.pipeline).toBe(PipelineState.FAILED);
         const failedId = s.ids[failing]!;
+        // It ran once and then once per retry, each a new attempt.
+        const retries = s.policies[failing]!.retries;
+        expect(sim.attempt.get(failedId)).toBe(retries + 1);
+        expect([...sim.claims].filter((c) => c.startsWith(`${failedId}@`)).sort()).toEqual(
+          Array.from({ length: retries + 1 }, (_, k) => `${failedId}@${k + 1}`).sort(),
+        );
+        const delays = sim.delays.get(failedId) ?? [];
+        expect(delays).toHaveLength(retries);
+        delays.forEach((delay, k) => {
+          const { retryDelaySeconds, retryBackoff } = s.policies[failing]!;
+          expect(delay).toBe(Math.min(MAX_RETRY_DELAY_SECONDS, retryDelaySeconds * retryBackoff ** k));
+          if (k > 0) expect(delay).toBeGreaterThanOrEqual(delays[k - 1]!);
+        });
         expect(sim.failedBy).toBe(failedId);
         expect(sim.state.get(failedId)).toBe(FAILED);
         const downstream = reachableFrom(s, failing);

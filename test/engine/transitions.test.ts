@@ -1,11 +1,13 @@
 /**
- * Unit tests of the pure state transitions (SPEC rules 4, 8 and 9) on the SPEC seed
+ * Unit tests of the pure state transitions (SPEC rules 4, 8, 9 and 13) on the SPEC seed
  * scenario: A -> B, A -> C, B -> D, C -> D, plus isolated E.
  */
 import { describe, expect, it } from 'vitest';
 import { buildDag, type Dag } from '../../src/engine/dag.ts';
 import { PipelineState, TrackState } from '../../src/engine/states.ts';
+import { retryDelaySeconds } from '../../src/engine/retry-policy.ts';
 import {
+  afterFailedAttempt,
   cancellationsAfterFailure,
   cancellationsForCancel,
   initialStates,
@@ -451,5 +453,33 @@ describe('whole run of the seed scenario', () => {
     sim.succeed('E');
     expect(sim.pipeline).toBe(PipelineState.FAILED);
     expect(sim.claim()).toEqual([]);
+  });
+});
+
+describe('afterFailedAttempt (SPEC rule 13)', () => {
+  const policy = { retries: 3, retryDelaySeconds: 10, retryBackoff: 2 };
+
+  it.each([
+    [0, { retry: true, retryNumber: 1, delaySeconds: 10 }],
+    [1, { retry: true, retryNumber: 2, delaySeconds: 20 }],
+    [2, { retry: true, retryNumber: 3, delaySeconds: 40 }],
+    [3, { retry: false }],
+  ])('with %i of 3 retries taken: %o', (taken, expected) => {
+    expect(afterFailedAttempt(policy, taken, PipelineState.RUNNING)).toEqual(expected);
+  });
+
+  it('never retries without retries, or in a pipeline that no longer runs (failed by another track, cancelled)', () => {
+    expect(afterFailedAttempt({ ...policy, retries: 0 }, 0, PipelineState.RUNNING)).toEqual({ retry: false });
+    for (const state of [PipelineState.FAILED, PipelineState.CANCELLED, PipelineState.FINISH]) {
+      expect(afterFailedAttempt(policy, 0, state)).toEqual({ retry: false });
+    }
+  });
+
+  it('delays grow by the backoff and stop at an hour; a backoff of 1 keeps them equal; 0 s retries at once', () => {
+    const ten = { retries: 10, retryDelaySeconds: 600, retryBackoff: 2 };
+    expect([1, 2, 3, 4, 10].map((n) => retryDelaySeconds(ten, n))).toEqual([600, 1200, 2400, 3600, 3600]);
+    expect([1, 2, 3].map((n) => retryDelaySeconds({ ...ten, retryBackoff: 1 }, n))).toEqual([600, 600, 600]);
+    expect(retryDelaySeconds({ ...ten, retryDelaySeconds: 0 }, 5)).toBe(0);
+    expect(retryDelaySeconds({ retries: 2, retryDelaySeconds: 3, retryBackoff: 1.5 }, 2)).toBe(4.5);
   });
 });

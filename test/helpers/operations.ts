@@ -56,7 +56,7 @@ export const AddVertex = graphql(`
   mutation AddVertex($graphId: Int!, $input: VertexInput!) {
     addVertex(graphId: $graphId, input: $input) {
       __typename
-      ... on Vertex { id name script timeoutSeconds inputs { name type required default choices pattern secret } }
+      ... on Vertex { id name script timeoutSeconds retries retryDelaySeconds retryBackoff inputs { name type required default choices pattern secret } }
       ... on Error { message field }
     }
   }
@@ -66,7 +66,7 @@ export const UpdateVertex = graphql(`
   mutation UpdateVertex($id: Int!, $input: VertexInput!) {
     updateVertex(id: $id, input: $input) {
       __typename
-      ... on Vertex { id name script timeoutSeconds }
+      ... on Vertex { id name script timeoutSeconds retries retryDelaySeconds retryBackoff }
       ... on Error { message field }
     }
   }
