@@ -55,17 +55,19 @@ export async function readOutput(
   // Comparisons, not `IN (VALUES ...)`: PostgreSQL would type the VALUES' parameters as text.
   const attempts = joinSql(requests.map((r) => sql`("t_id" = ${r.trackId} AND "attempt" = ${r.attempt})`), ' OR ');
   const from = Math.min(...requests.map((r) => r.offset));
-  const [chunks, sizes] = await Promise.all([
-    runner.query(sql`
+  // The sizes first, then the chunks, one after the other: on PostgreSQL each statement
+  // sees the commits made before it began, so chunks read second hold at least what the
+  // sizes counted. Read at once, a chunk committed in between could count in the size and
+  // be missing from the text (a page claiming more than it shows).
+  const sizes = await runner.query(sql`
+      SELECT "t_id", "attempt", MAX("offset" + "bytes") AS "end", SUM("bytes") AS "stored"
+      FROM "output_chunk" WHERE (${attempts}) GROUP BY "t_id", "attempt"`);
+  const chunks = await runner.query(sql`
       SELECT "t_id", "attempt", "offset", "bytes", "text", "streams" FROM (
         SELECT c.*, ROW_NUMBER() OVER (PARTITION BY "t_id", "attempt" ORDER BY "offset") AS "n"
         FROM "output_chunk" c
         WHERE (${attempts}) AND "offset" + "bytes" > ${from}
-      ) AS page WHERE "n" <= ${CHUNKS_PER_PAGE} ORDER BY "t_id", "attempt", "offset"`),
-    runner.query(sql`
-      SELECT "t_id", "attempt", MAX("offset" + "bytes") AS "end", SUM("bytes") AS "stored"
-      FROM "output_chunk" WHERE (${attempts}) GROUP BY "t_id", "attempt"`),
-  ]);
+      ) AS page WHERE "n" <= ${CHUNKS_PER_PAGE} ORDER BY "t_id", "attempt", "offset"`);
   const key = (trackId: unknown, attempt: unknown) => `${Number(trackId)}:${Number(attempt)}`;
   const chunksOf = new Map<string, Array<{ offset: number; bytes: number; text: string; streams: string }>>();
   for (const c of chunks) {
