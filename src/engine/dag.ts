@@ -33,17 +33,9 @@ export function startVertices(dag: Dag): number[] {
   return dag.vertexIds.filter((id) => dag.predecessors.get(id)!.length === 0);
 }
 
-/** Every vertex reachable from `from` (not including it). */
+/** Every vertex reachable from `from` (not including it: the graph has no cycle). */
 export function descendants(dag: Dag, from: number): Set<number> {
-  const seen = new Set<number>();
-  const stack = [...dag.successors.get(from)!];
-  while (stack.length > 0) {
-    const id = stack.pop()!;
-    if (seen.has(id)) continue;
-    seen.add(id);
-    stack.push(...dag.successors.get(id)!);
-  }
-  return seen;
+  return withDescendants(dag, dag.successors.get(from)!);
 }
 
 /** The `roots` and every vertex reachable from them: what a re-run from them runs again. */
