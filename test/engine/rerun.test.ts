@@ -9,7 +9,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConflictError, ValidationError } from '../../src/errors.ts';
-import { buildDag, withDescendants, type Dag } from '../../src/engine/dag.ts';
+import { buildDag, withDescendants } from '../../src/engine/dag.ts';
+import { NAME_OF_TRACK, NAMES, seedDag, VID, views, type Name, type States } from '../helpers/seed-dag.ts';
 import { PipelineState, TrackState } from '../../src/engine/states.ts';
 import { pipelineStateAfterSuccess, promotableSuccessors, rerunVertexIds, retryChanges, type TrackView } from '../../src/engine/transitions.ts';
 import { fcSeed } from '../helpers/hostile.ts';
@@ -17,28 +18,11 @@ import { fcSeed } from '../helpers/hostile.ts';
 const seed = fcSeed('test/engine/rerun.test.ts');
 const { WAITING, PENDING, RUNNING, SUCCEED, FAILED, CANCELLED } = TrackState;
 
-type Name = 'A' | 'B' | 'C' | 'D' | 'E';
-const NAMES: Name[] = ['A', 'B', 'C', 'D', 'E'];
-const VID: Record<Name, number> = { A: 11, B: 12, C: 13, D: 14, E: 15 };
-const TID: Record<Name, number> = { A: 101, B: 102, C: 103, D: 104, E: 105 };
-const NAME_OF_TRACK = new Map(NAMES.map((n) => [TID[n], n]));
 const VERTICES = NAMES.map((name) => ({ id: VID[name], name }));
-
-const seedDag: Dag = buildDag(
-  NAMES.map((n) => VID[n]),
-  [
-    { tailId: VID.A, headId: VID.B },
-    { tailId: VID.A, headId: VID.C },
-    { tailId: VID.B, headId: VID.D },
-    { tailId: VID.C, headId: VID.D },
-  ],
-);
-
-const views = (states: Record<Name, TrackState>): TrackView[] => NAMES.map((n) => ({ id: TID[n], vertexId: VID[n], name: n, state: states[n] }));
 const allSucceeded = { A: SUCCEED, B: SUCCEED, C: SUCCEED, D: SUCCEED, E: SUCCEED };
 
 /** retryChanges from the named vertices, as { track name: new state }. */
-function rerun(states: Record<Name, TrackState>, from: Name[]) {
+function rerun(states: States, from: Name[]) {
   const changes = retryChanges(seedDag, views(states), rerunVertexIds(from, VERTICES));
   return Object.fromEntries(changes.map((c) => [NAME_OF_TRACK.get(c.trackId)!, c.to]));
 }

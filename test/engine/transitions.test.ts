@@ -3,9 +3,10 @@
  * scenario: A -> B, A -> C, B -> D, C -> D, plus isolated E.
  */
 import { describe, expect, it } from 'vitest';
-import { buildDag, type Dag } from '../../src/engine/dag.ts';
 import { PipelineState, TrackState } from '../../src/engine/states.ts';
+import { buildDag, type Dag } from '../../src/engine/dag.ts';
 import { retryDelaySeconds } from '../../src/engine/retry-policy.ts';
+import { NAME_OF_TRACK, NAME_OF_VERTEX, NAMES, seedDag, TID, VID, views, type Name, type States } from '../helpers/seed-dag.ts';
 import {
   afterFailedAttempt,
   cancellationsAfterFailure,
@@ -19,30 +20,6 @@ import {
 } from '../../src/engine/transitions.ts';
 
 const { WAITING, PENDING, RUNNING, SUCCEED, FAILED, CANCELLED } = TrackState;
-
-type Name = 'A' | 'B' | 'C' | 'D' | 'E';
-const NAMES: Name[] = ['A', 'B', 'C', 'D', 'E'];
-/** Vertex ids, and track ids deliberately different from them. */
-const VID: Record<Name, number> = { A: 11, B: 12, C: 13, D: 14, E: 15 };
-const TID: Record<Name, number> = { A: 101, B: 102, C: 103, D: 104, E: 105 };
-const NAME_OF_VERTEX = new Map(NAMES.map((n) => [VID[n], n]));
-const NAME_OF_TRACK = new Map(NAMES.map((n) => [TID[n], n]));
-
-const seedDag: Dag = buildDag(
-  NAMES.map((n) => VID[n]),
-  [
-    { tailId: VID.A, headId: VID.B },
-    { tailId: VID.A, headId: VID.C },
-    { tailId: VID.B, headId: VID.D },
-    { tailId: VID.C, headId: VID.D },
-  ],
-);
-
-type States = Record<Name, TrackState>;
-
-function views(states: States): TrackView[] {
-  return NAMES.map((n) => ({ id: TID[n], vertexId: VID[n], name: n, state: states[n] }));
-}
 
 function stateOf(states: States) {
   return (vertexId: number) => {
