@@ -8,7 +8,9 @@
  *           RUNNING -> CANCELLED                  (cancelPipeline)
  *           FAILED | CANCELLED -> PENDING | WAITING (retryPipeline, attempt + 1)
  *           SUCCEED -> PENDING | WAITING          (retryPipeline from a step, attempt + 1)
- * Pipeline: RUNNING -> FINISH | FAILED | CANCELLED; FAILED | CANCELLED -> RUNNING (retry);
+ * Pipeline: QUEUED -> RUNNING                   (a slot of the graph's maxConcurrentPipelines freed)
+ *           QUEUED -> CANCELLED
+ *           RUNNING -> FINISH | FAILED | CANCELLED; FAILED | CANCELLED -> RUNNING (retry);
  *           FINISH | FAILED | CANCELLED -> RUNNING (retryPipeline from a step)
  */
 export const TrackState = {
@@ -22,6 +24,8 @@ export const TrackState = {
 export type TrackState = (typeof TrackState)[keyof typeof TrackState];
 
 export const PipelineState = {
+  /** Started beyond its graph's maxConcurrentPipelines: waits for a slot (SPEC rule 14). */
+  QUEUED: 1,
   RUNNING: 2,
   FAILED: 4,
   FINISH: 5,
@@ -32,8 +36,11 @@ export type PipelineState = (typeof PipelineState)[keyof typeof PipelineState];
 /** Tracks that have not run yet in this attempt and may still run. */
 export const NOT_STARTED: readonly TrackState[] = [TrackState.WAITING, TrackState.PENDING];
 
+/** QUEUED or RUNNING: the pipeline has not ended. */
+export const ACTIVE_PIPELINE_STATES: readonly PipelineState[] = [PipelineState.QUEUED, PipelineState.RUNNING];
+
 export function isTerminalPipelineState(state: number): boolean {
-  return state !== PipelineState.RUNNING;
+  return state !== PipelineState.RUNNING && state !== PipelineState.QUEUED;
 }
 
 /** SUCCEED, FAILED or CANCELLED: the track will not run again unless retried. */

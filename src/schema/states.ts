@@ -17,6 +17,10 @@ export const TrackStateEnum = builder.enumType('TrackState', {
 export const PipelineStateEnum = builder.enumType('PipelineState', {
   description: 'Where a pipeline (one run of a graph) is.',
   values: {
+    QUEUED: {
+      value: PipelineState.QUEUED,
+      description: "Started while its graph ran maxConcurrentPipelines pipelines: it starts when a slot frees, in the order queued (see queue). cancelPipeline removes it.",
+    },
     RUNNING: { value: PipelineState.RUNNING, description: 'Tracks are running or ready to run.' },
     FAILED: { value: PipelineState.FAILED, description: 'A track failed; nothing new starts. retryPipeline resumes.' },
     FINISH: { value: PipelineState.FINISH, description: 'Every track succeeded. retryPipeline with from re-runs it from chosen steps.' },
