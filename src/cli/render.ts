@@ -63,6 +63,7 @@ export function sanitize(text: string): string {
 
 export const STATE_STYLE: Record<TrackState | PipelineState, Style> = {
   WAITING: 'gray',
+  QUEUED: 'gray',
   PENDING: 'blue',
   RUNNING: 'cyan',
   SUCCEED: 'green',
