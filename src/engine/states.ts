@@ -56,6 +56,9 @@ export function trackStateName(state: number): keyof typeof TrackState {
 
 /** What an event announces, as "domain:action". Every transition appends one or more. */
 export type EventType =
+  /** Started beyond its graph's maxConcurrentPipelines: QUEUED (SPEC rule 14). */
+  | 'pipeline:queued'
+  /** RUNNING: at its start, or when it left the queue. */
   | 'pipeline:started'
   | 'pipeline:finished'
   | 'pipeline:failed'
