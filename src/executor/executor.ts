@@ -48,6 +48,7 @@ import {
   unregisterExecutor,
   type ExecutorRow,
 } from '../store/worker-registry.ts';
+import { releaseStalledQueues } from '../store/concurrency.ts';
 import { CANCEL_HINT, type Store } from '../store/transaction.ts';
 import type { Logger } from '../logger.ts';
 import type { ExecutorObserver } from '../metrics.ts';
@@ -584,7 +585,8 @@ export class Executor {
   /**
    * PostgreSQL: deletes the rows of executors whose heartbeat is older than the lease
    * (SKIP LOCKED: sweepers never wait for each other) and fails the tracks they, or any
-   * executor without a row, left RUNNING: each a short transaction of its own.
+   * executor without a row, left RUNNING: each a short transaction of its own. Then starts
+   * queued pipelines a race left waiting with a free slot (releaseStalledQueues).
    */
   private async sweep(): Promise<void> {
     if (this.sweeping || this.stopped) return;
@@ -594,6 +596,8 @@ export class Executor {
       if (dead.length > 0) this.logDead(dead);
       const failed = await settleOrphans(this.store, () => WORKER_LOST_REASON, (at) => this.retried(at));
       if (failed > 0) this.log.warn({ failed }, 'failed the running tracks of workers taken for dead');
+      const released = await releaseStalledQueues(this.store);
+      if (released.length > 0) this.log.info({ pipelines: released }, 'started queued pipelines that a race had left waiting with a free slot');
     } catch (error) {
       this.log.warn({ err: error }, 'sweeping for dead workers failed; trying again at the next interval');
     } finally {

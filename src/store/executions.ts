@@ -24,6 +24,7 @@ import type { Flush } from '../engine/output-window.ts';
 import type { SealedGraph } from './dag-cache.ts';
 import { writeOutput } from './output.ts';
 import { prismaRunner, sql, type SqlRunner } from './sql.ts';
+import { releaseQueued } from './concurrency.ts';
 import { applyTrackChanges, archiveAttempts, NEXT_ATTEMPT } from './track-changes.ts';
 import { fastTransition, lockPipeline, type Journal, type Store } from './transaction.ts';
 
@@ -261,7 +262,8 @@ async function afterFailure(
   return { retryAt };
 }
 
-async function afterSuccess({ dag }: SealedGraph, runner: SqlRunner, journal: Journal, done: HeldTrack): Promise<void> {
+async function afterSuccess(graph: SealedGraph, runner: SqlRunner, journal: Journal, done: HeldTrack): Promise<void> {
+  const { dag } = graph;
   const successors = dag.successors.get(done.vertexId)!;
   if (successors.length === 0) {
     // Only a sink can be the last track to succeed: anything upstream still has work after it.
@@ -271,7 +273,10 @@ async function afterSuccess({ dag }: SealedGraph, runner: SqlRunner, journal: Jo
     const finished = await runner.execute(sql`
       UPDATE "pipeline" SET "state" = ${PipelineState.FINISH}, "finishedAt" = ${new Date()}
       WHERE "id" = ${done.pipelineId} AND "state" = ${PipelineState.RUNNING}`);
-    if (finished === 1) journal.record({ pipelineId: done.pipelineId, type: 'pipeline:finished', pipelineState: PipelineState.FINISH });
+    if (finished === 0) return;
+    journal.record({ pipelineId: done.pipelineId, type: 'pipeline:finished', pipelineState: PipelineState.FINISH });
+    // Its slot is free: the graph's next queued pipeline starts (SPEC rule 14).
+    await releaseQueued(runner, journal, done.graphId, async () => graph);
     return;
   }
   // Successors with other predecessors need those predecessors' states; a successor whose
@@ -297,7 +302,8 @@ async function afterSuccess({ dag }: SealedGraph, runner: SqlRunner, journal: Jo
   }
 }
 
-async function failPipeline({ dag }: SealedGraph, runner: SqlRunner, journal: Journal, failed: HeldTrack): Promise<void> {
+async function failPipeline(graph: SealedGraph, runner: SqlRunner, journal: Journal, failed: HeldTrack): Promise<void> {
+  const { dag } = graph;
   const count = await runner.execute(sql`
     UPDATE "pipeline" SET "state" = ${PipelineState.FAILED}, "finishedAt" = ${new Date()}
     WHERE "id" = ${failed.pipelineId} AND "state" = ${PipelineState.RUNNING}`);
@@ -317,6 +323,7 @@ async function failPipeline({ dag }: SealedGraph, runner: SqlRunner, journal: Jo
     pipelineState: PipelineState.FAILED,
     reason: `${failed.vertexName} failed`,
   });
+  await releaseQueued(runner, journal, failed.graphId, async () => graph);
 }
 
 /** Why a track left RUNNING by a process that stopped failed (SPEC rule 10). */

@@ -17,12 +17,16 @@ import { parseInputSchema, serializeInputSchema } from '../engine/inputs.ts';
 import { assertSafePlaceholders } from '../engine/template.ts';
 import { ConflictError, CycleError, NotFoundError, ValidationError, withinField } from '../errors.ts';
 import type { Db } from '../db.ts';
+import { requireConcurrencyLimit } from '../engine/concurrency.ts';
 import { Prisma } from '../generated/prisma/client.ts';
-import type { Tx } from './transaction.ts';
+import { releaseQueued } from './concurrency.ts';
+import { transition, type Store, type Tx } from './transaction.ts';
 
 export interface GraphInput {
   name?: string | null;
   desc?: string | null;
+  /** SPEC rule 14; null removes the limit, undefined leaves it. */
+  maxConcurrentPipelines?: number | null;
 }
 
 export interface VertexInput {
@@ -86,10 +90,17 @@ export interface EdgeByName {
  */
 export async function createGraph(
   db: Db,
-  input: { name: string; desc?: string | null; vertices?: readonly VertexInput[] | null; edges?: readonly EdgeByName[] | null },
+  input: {
+    name: string;
+    desc?: string | null;
+    maxConcurrentPipelines?: number | null;
+    vertices?: readonly VertexInput[] | null;
+    edges?: readonly EdgeByName[] | null;
+  },
 ) {
   const name = requireName('name', input.name, LIMITS.graphName);
   const desc = optionalText('desc', input.desc, LIMITS.graphDesc);
+  const maxConcurrentPipelines = requireConcurrencyLimit('maxConcurrentPipelines', input.maxConcurrentPipelines ?? null);
   const vertices = (input.vertices ?? []).map((vertex, i) =>
     withinField(`vertices.${i}`, () => {
       const data = validateVertex(vertex, true);
@@ -120,7 +131,7 @@ export async function createGraph(
   if (cycle) throw new CycleError(cycle.map((i) => vertices[i]!.name));
   return uniquely('name', duplicateGraphName(name), () =>
     db.$transaction(async (tx) => {
-      const graph = await tx.graph.create({ data: { name, desc } });
+      const graph = await tx.graph.create({ data: { name, desc, maxConcurrentPipelines } });
       if (vertices.length === 0) return graph;
       const created = await tx.vertex.createManyAndReturn({
         data: vertices.map((vertex) => ({ ...vertex, graphId: graph.id })),
@@ -139,16 +150,28 @@ export async function createGraph(
   );
 }
 
-export async function updateGraph(db: Db, graphId: number, input: GraphInput) {
+/**
+ * Renames or re-describes an unsealed graph, and sets its concurrency limit (SPEC rule 14),
+ * which a sealed graph may change too: it says how many runs go at once, not what runs, so it
+ * neither resets `checked` nor needs a clone. A raised or removed limit starts queued
+ * pipelines at once, in the same transaction.
+ */
+export async function updateGraph(store: Store, graphId: number, input: GraphInput) {
   const data: Prisma.GraphUpdateInput = {};
   if (input.name != null) data.name = requireName('name', input.name, LIMITS.graphName);
   if (input.desc !== undefined) data.desc = optionalText('desc', input.desc, LIMITS.graphDesc);
-  return uniquely('name', duplicateGraphName(String(data.name)), () =>
-    db.$transaction(async (tx) => {
-      await beginEdit(tx, graphId, 'id');
-      return tx.graph.update({ where: { id: graphId }, data });
-    }),
-  );
+  const relimit = input.maxConcurrentPipelines !== undefined;
+  if (relimit) data.maxConcurrentPipelines = requireConcurrencyLimit('input.maxConcurrentPipelines', input.maxConcurrentPipelines ?? null);
+  return uniquely('name', duplicateGraphName(String(data.name)), async () => {
+    const { result } = await transition(store, async (tx, journal, sql) => {
+      if (input.name != null || input.desc !== undefined) await beginEdit(tx, graphId, 'id');
+      else if (!(await tx.graph.findUnique({ where: { id: graphId }, select: { id: true } }))) throw new NotFoundError('id', 'graph', graphId);
+      const graph = await tx.graph.update({ where: { id: graphId }, data });
+      if (relimit) await releaseQueued(sql, journal, graphId, () => store.dags.get(tx, graphId));
+      return graph;
+    });
+    return result;
+  });
 }
 
 export async function deleteGraph(db: Db, graphId: number) {
@@ -182,7 +205,9 @@ export async function cloneGraph(db: Db, graphId: number, input: { name?: string
     if (await tx.graph.findUnique({ where: { name }, select: { id: true } })) {
       throw new ConflictError('name', duplicateGraphName(name));
     }
-    const copy = await tx.graph.create({ data: { name, desc: source.desc, checked: source.checked, checkedAt: source.checkedAt } });
+    const copy = await tx.graph.create({
+      data: { name, desc: source.desc, checked: source.checked, checkedAt: source.checkedAt, maxConcurrentPipelines: source.maxConcurrentPipelines },
+    });
     const vertices = await tx.vertex.createManyAndReturn({
       data: source.vertices.map((v) => ({
         graphId: copy.id,

@@ -5,11 +5,12 @@
 import { buildDag } from '../engine/dag.ts';
 import { LIMITS, optionalText, requireIdempotencyKey, requireName } from '../engine/fields.ts';
 import { parseInputSchema, resolveParams, type InputSchema } from '../engine/inputs.ts';
-import { NOT_STARTED, PipelineState, TrackState } from '../engine/states.ts';
+import { ACTIVE_PIPELINE_STATES, NOT_STARTED, PipelineState, TrackState } from '../engine/states.ts';
 import { renderScript } from '../engine/template.ts';
 import { cancellationsForCancel, initialStates, rerunVertexIds, retryChanges } from '../engine/transitions.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Pipeline } from '../generated/prisma/client.ts';
+import { admission, releaseQueued } from './concurrency.ts';
 import type { SealedGraph } from './dag-cache.ts';
 import { applyTrackChanges } from './track-changes.ts';
 import { insertRows, sql, type InsertColumn, type SqlRunner } from './sql.ts';
@@ -124,11 +125,15 @@ async function startOnce(store: Store, input: StartInput, key: string | null): P
       vertices.map((v) => v.id),
       edges,
     );
-    const states = initialStates(dag);
+    // SPEC rule 14: beyond the graph's limit the pipeline queues, every track WAITING. The
+    // graph's row is locked already (the seal above), so racing starts count one at a time.
+    const state = await admission(runner, graph.id);
+    const states = state === PipelineState.QUEUED ? new Map(dag.vertexIds.map((id) => [id, TrackState.WAITING])) : initialStates(dag);
     const createdAt = new Date();
+    const queuedAt = state === PipelineState.QUEUED ? createdAt : null;
     const [row] = await runner.query(sql`
-      INSERT INTO "pipeline" ("g_id", "name", "desc", "state", "createdAt", "idempotencyKey")
-      VALUES (${graph.id}, ${name}, ${desc}, ${PipelineState.RUNNING}, ${createdAt}, ${key})
+      INSERT INTO "pipeline" ("g_id", "name", "desc", "state", "createdAt", "idempotencyKey", "queuedAt")
+      VALUES (${graph.id}, ${name}, ${desc}, ${state}, ${createdAt}, ${key}, ${queuedAt})
       ON CONFLICT ("g_id", "idempotencyKey") DO NOTHING
       RETURNING "id"`);
     // No row: a racing start with the same key committed first (NULL keys never collide).
@@ -138,16 +143,21 @@ async function startOnce(store: Store, input: StartInput, key: string | null): P
       graphId: graph.id,
       name,
       desc,
-      state: PipelineState.RUNNING,
+      state,
       createdAt,
       finishedAt: null,
       idempotencyKey: key,
+      queuedAt,
     };
     const tracks = await insertTracks(
       runner,
       prepared.map((t) => ({ vertexId: t.vertexId, input: t.input, script: t.script, pipelineId: pipeline.id, state: states.get(t.vertexId)! })),
     );
-    journal.record({ pipelineId: pipeline.id, type: 'pipeline:started', pipelineState: PipelineState.RUNNING });
+    journal.record(
+      state === PipelineState.QUEUED
+        ? { pipelineId: pipeline.id, type: 'pipeline:queued', pipelineState: state, reason: 'the graph runs maxConcurrentPipelines pipelines already' }
+        : { pipelineId: pipeline.id, type: 'pipeline:started', pipelineState: state },
+    );
     for (const track of tracks) {
       journal.record({ pipelineId: pipeline.id, trackId: track.id, type: 'track:created', trackState: track.state, attempt: 1 });
     }
@@ -227,10 +237,10 @@ export async function finishInput(store: Store, trackId: number, params: unknown
     include: { vertex: true, pipeline: { select: { state: true } } },
   });
   if (!track) throw new NotFoundError('trackId', 'track', trackId);
-  if (track.pipeline.state !== PipelineState.RUNNING) {
+  if (!ACTIVE_PIPELINE_STATES.includes(track.pipeline.state as PipelineState)) {
     throw new ConflictError(
       'trackId',
-      `The pipeline is ${pipelineStateName(track.pipeline.state)}; inputs can be supplied only while it runs. Retry it first.`,
+      `The pipeline is ${pipelineStateName(track.pipeline.state)}; inputs can be supplied only while it runs or is queued. Retry it first.`,
     );
   }
   if (!NOT_STARTED.includes(track.state as TrackState)) {
@@ -268,17 +278,24 @@ async function pipelineOrThrow(store: Store, pipelineId: number) {
   return pipeline;
 }
 
-/** SPEC rule 9: the pipeline and every unfinished track become CANCELLED; running ones are killed. */
+/**
+ * SPEC rule 9: the pipeline and every unfinished track become CANCELLED; running ones are
+ * killed. A QUEUED pipeline (rule 14) leaves the queue the same way. Cancelling a running
+ * pipeline frees a slot of its graph: the next queued one starts in the same transaction.
+ */
 export async function cancelPipeline(store: Store, pipelineId: number) {
   const pipeline = await pipelineOrThrow(store, pipelineId);
   const { result } = await transition(store, async (tx, journal, sql) => {
     await lockPipeline(sql, pipelineId);
     const updated = await tx.pipeline.updateManyAndReturn({
-      where: { id: pipelineId, state: PipelineState.RUNNING },
-      data: { state: PipelineState.CANCELLED, finishedAt: new Date() },
+      where: { id: pipelineId, state: { in: [...ACTIVE_PIPELINE_STATES] } },
+      data: { state: PipelineState.CANCELLED, finishedAt: new Date(), queuedAt: null },
     });
     if (updated.length === 0) {
-      throw new ConflictError('id', `Pipeline ${pipelineId} is already ${pipelineStateName(pipeline.state)}; only a RUNNING pipeline can be cancelled.`);
+      throw new ConflictError(
+        'id',
+        `Pipeline ${pipelineId} is already ${pipelineStateName(pipeline.state)}; only a RUNNING or QUEUED pipeline can be cancelled.`,
+      );
     }
     const tracks = await tx.track.findMany({
       where: { pipelineId, state: { in: [TrackState.WAITING, TrackState.PENDING, TrackState.RUNNING] } },
@@ -292,6 +309,7 @@ export async function cancelPipeline(store: Store, pipelineId: number) {
       from: [TrackState.WAITING, TrackState.PENDING, TrackState.RUNNING],
     });
     journal.record({ pipelineId, type: 'pipeline:cancelled', pipelineState: PipelineState.CANCELLED, reason: 'cancelled by an operator' });
+    await releaseQueued(sql, journal, pipeline.graphId, () => store.dags.get(tx, pipeline.graphId));
     return updated[0]!;
   });
   return result;
@@ -310,9 +328,12 @@ export async function retryPipeline(store: Store, pipelineId: number, from?: rea
     await lockPipeline(sql, pipelineId);
     const { dag, vertices } = await store.dags.get(tx, pipeline.graphId);
     const rerun = from == null ? [] : rerunVertexIds(from, [...vertices].map(([id, v]) => ({ id, name: v.name })));
+    // SPEC rule 14: a retry counts against the graph's limit as a start does; beyond it the
+    // pipeline queues (at the back) with everything it re-runs WAITING.
+    const state = await admission(sql, pipeline.graphId);
     const updated = await tx.pipeline.updateManyAndReturn({
       where: { id: pipelineId, state: { in: retriable } },
-      data: { state: PipelineState.RUNNING, finishedAt: null },
+      data: { state, finishedAt: null, queuedAt: state === PipelineState.QUEUED ? new Date() : null },
     });
     if (updated.length === 0) {
       const now = (await tx.pipeline.findUniqueOrThrow({ where: { id: pipelineId }, select: { state: true } })).state;
@@ -324,11 +345,13 @@ export async function retryPipeline(store: Store, pipelineId: number, from?: rea
       );
     }
     const tracks = await tx.track.findMany({ where: { pipelineId }, select: { id: true, vertexId: true, state: true }, orderBy: { id: 'asc' } });
-    const changes = retryChanges(
+    const planned = retryChanges(
       dag,
       tracks.map((t) => ({ ...t, name: vertices.get(t.vertexId)?.name ?? '', state: t.state as TrackState })),
       rerun,
     );
+    // Queued: nothing is ready before the pipeline leaves the queue (releaseQueued decides then).
+    const changes = state === PipelineState.QUEUED ? planned.map((c) => ({ ...c, to: TrackState.WAITING })) : planned;
     await applyTrackChanges(sql, journal, pipelineId, changes, {
       // A re-run also takes succeeded tracks; a plain retry only failed and cancelled ones.
       from: from == null ? [TrackState.FAILED, TrackState.CANCELLED] : [TrackState.SUCCEED, TrackState.FAILED, TrackState.CANCELLED],
@@ -337,8 +360,11 @@ export async function retryPipeline(store: Store, pipelineId: number, from?: rea
     journal.record({
       pipelineId,
       type: 'pipeline:retried',
-      pipelineState: PipelineState.RUNNING,
-      reason: from == null ? null : `re-run from ${rerun.map((id) => vertices.get(id)!.name).join(', ')}`,
+      pipelineState: state,
+      reason:
+        [from == null ? null : `re-run from ${rerun.map((id) => vertices.get(id)!.name).join(', ')}`, state === PipelineState.QUEUED ? 'queued: the graph runs maxConcurrentPipelines pipelines already' : null]
+          .filter((part) => part !== null)
+          .join('; ') || null,
     });
     return updated[0]!;
   });
