@@ -66,6 +66,17 @@ export function createMetrics(sources: MetricsSources): Metrics {
   });
 
   new Gauge({
+    name: 'dagpipe_queued_pipeline_wait_seconds',
+    help: "How long the oldest QUEUED pipeline has waited for a slot of its graph's maxConcurrentPipelines (0 when none is queued).",
+    registers: [registry],
+    async collect() {
+      const oldest = await sources.db.pipeline.aggregate({ where: { state: PipelineState.QUEUED }, _min: { queuedAt: true } });
+      const since = oldest._min.queuedAt;
+      this.set(since ? Math.max(0, (Date.now() - since.getTime()) / 1000) : 0);
+    },
+  });
+
+  new Gauge({
     name: 'dagpipe_queue_depth',
     help: 'Tracks ready to run (PENDING, inputs resolved, no retry delay left to wait, pipeline RUNNING) waiting for a free worker.',
     registers: [registry],

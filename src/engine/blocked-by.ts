@@ -2,6 +2,7 @@
  * Why a track is not running, as data a UI or a script can act on (and as a sentence for
  * people). Pure: the caller supplies the facts.
  *
+ *   not started, pipeline QUEUED        -> PIPELINE_QUEUED (its graph's concurrency limit)
  *   WAITING, pipeline RUNNING           -> PREDECESSORS (the ones not succeeded yet)
  *   PENDING without inputs              -> INPUT (the parameters finishInput must supply)
  *   PENDING, a retry's delay not over   -> RETRY_DELAY (until when)
@@ -12,7 +13,7 @@
  */
 import { PipelineState, TrackState } from './states.ts';
 
-export type BlockedKind = 'PREDECESSORS' | 'INPUT' | 'RETRY_DELAY' | 'WORKER' | 'PIPELINE_FAILED' | 'PIPELINE_CANCELLED';
+export type BlockedKind = 'PIPELINE_QUEUED' | 'PREDECESSORS' | 'INPUT' | 'RETRY_DELAY' | 'WORKER' | 'PIPELINE_FAILED' | 'PIPELINE_CANCELLED';
 
 export interface TrackRef {
   trackId: number;
@@ -77,6 +78,15 @@ export function blockedBy(facts: BlockingFacts): BlockedReason | null {
     return {
       kind: 'PIPELINE_CANCELLED',
       message: 'The pipeline was cancelled, so this track will not run; retryPipeline runs it again.',
+      tracks: [],
+      missingParams,
+    };
+  }
+  if (facts.pipelineState === PipelineState.QUEUED) {
+    const needs = missingParams.length ? `; it will also need ${missingParams.join(', ')} through finishInput` : '';
+    return {
+      kind: 'PIPELINE_QUEUED',
+      message: `The pipeline is queued behind its graph's concurrency limit (see the pipeline's blockedBy); this track runs after it starts${needs}.`,
       tracks: [],
       missingParams,
     };

@@ -1,7 +1,7 @@
 /**
  * Graph definitions as files (JSON or YAML), so workflows can live in git: the whole
- * graph — vertices with their scripts, inputs (the seed's JSON form), timeouts and
- * automatic retries, and edges by vertex name. Pure: text in, validated definition out, and back.
+ * graph — its concurrency limit, vertices with their scripts, inputs (the seed's JSON form),
+ * timeouts and automatic retries, and edges by vertex name. Pure: text in, validated definition out, and back.
  */
 import { parse as parseYaml, stringify as toYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
@@ -12,6 +12,8 @@ export type DefinitionFormat = 'json' | 'yaml';
 const definitionSchema = z.object({
   name: z.string(),
   desc: z.string().nullish(),
+  // SPEC rule 14; validated like createGraph's, printed only when set.
+  maxConcurrentPipelines: z.number().int().nullish(),
   vertices: z
     .array(
       z.object({
@@ -56,7 +58,7 @@ export function parseDefinition(text: string, format: DefinitionFormat, field = 
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const path = [field, ...issue.path.map(String)].join('.');
-    throw new ValidationError(path, `${issue.message} at ${path}. A definition has name, desc, vertices [{name, script, timeoutSeconds, retries, retryDelaySeconds, retryBackoff, inputs}] and edges [{tail, head}].`);
+    throw new ValidationError(path, `${issue.message} at ${path}. A definition has name, desc, maxConcurrentPipelines, vertices [{name, script, timeoutSeconds, retries, retryDelaySeconds, retryBackoff, inputs}] and edges [{tail, head}].`);
   }
   return result.data;
 }

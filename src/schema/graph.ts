@@ -44,6 +44,11 @@ export const Graph = builder.prismaObject('Graph', {
     sealed: t.exposeBoolean('sealed', {
       description: 'True once a pipeline started from it. A sealed graph never changes; cloneGraph makes an editable copy.',
     }),
+    maxConcurrentPipelines: t.exposeInt('maxConcurrentPipelines', {
+      nullable: true,
+      description:
+        'At most this many of its pipelines run at once; a start beyond it is QUEUED and starts, in the order queued, when one ends. Null: no limit. It may change on a sealed graph too (updateGraph).',
+    }),
     createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When the graph was created.' }),
     vertices: t.relation('vertices', { description: 'The steps of the graph.', query: { orderBy: { id: 'asc' } } }),
     edges: t.relation('edges', { description: 'The dependencies: tail runs before head.', query: { orderBy: { id: 'asc' } } }),
@@ -63,6 +68,7 @@ export const Graph = builder.prismaObject('Graph', {
       select: {
         name: true,
         desc: true,
+        maxConcurrentPipelines: true,
         vertices: {
           select: { id: true, name: true, script: true, input: true, timeoutSeconds: true, retries: true, retryDelaySeconds: true, retryBackoff: true },
           orderBy: { id: 'asc' },
@@ -75,6 +81,7 @@ export const Graph = builder.prismaObject('Graph', {
           {
             name: graph.name,
             desc: graph.desc,
+            ...(graph.maxConcurrentPipelines !== null && { maxConcurrentPipelines: graph.maxConcurrentPipelines }),
             vertices: graph.vertices.map((v) => ({
               name: v.name,
               script: v.script,
@@ -128,10 +135,15 @@ const EdgeByNameInput = builder.inputType('EdgeByName', {
 });
 
 const GraphFields = builder.inputType('GraphInput', {
-  description: 'Name and description of a graph.',
+  description: 'Name, description and concurrency limit of a graph.',
   fields: (t) => ({
     name: t.string({ required: false, description: 'Unique name, 1 to 48 characters.' }),
     desc: t.string({ required: false, description: 'Description, at most 100 characters; empty clears it.' }),
+    maxConcurrentPipelines: t.int({
+      required: false,
+      description:
+        'At most this many of its pipelines run at once (1 to 10,000); null removes the limit. Allowed on a sealed graph; raising or removing it starts queued pipelines at once.',
+    }),
   }),
 });
 
@@ -143,6 +155,10 @@ builder.mutationFields((t) => ({
     args: {
       name: t.arg.string({ description: 'Unique name, 1 to 48 characters.' }),
       desc: t.arg.string({ required: false, description: 'Description, at most 100 characters.' }),
+      maxConcurrentPipelines: t.arg.int({
+        required: false,
+        description: 'At most this many of its pipelines run at once (1 to 10,000); further starts are QUEUED. Default: no limit.',
+      }),
       vertices: t.arg({ type: [VertexFields], required: false, description: 'Vertices to create with it (each needs a name).' }),
       edges: t.arg({ type: [EdgeByNameInput], required: false, description: 'Edges between those vertices, by name.' }),
     },
@@ -170,10 +186,10 @@ builder.mutationFields((t) => ({
   }),
   updateGraph: t.field({
     type: Graph,
-    description: 'Renames or re-describes an unsealed graph.',
+    description: "Renames or re-describes an unsealed graph; sets any graph's maxConcurrentPipelines.",
     errors: { types: [...ALL_ERRORS], directResult: true },
     args: { id: t.arg.int({ description: 'The graph id.' }), input: t.arg({ type: GraphFields, description: 'The fields to change.' }) },
-    resolve: (_root, args, ctx) => graphs.updateGraph(ctx.db, args.id, args.input),
+    resolve: (_root, args, ctx) => graphs.updateGraph(ctx.store, args.id, args.input),
   }),
   deleteGraph: t.field({
     type: Deleted,

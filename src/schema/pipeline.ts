@@ -1,5 +1,7 @@
 /** Pipeline: the type, its queries and the operator mutations (start, cancel, retry). */
+import { queuedReason, type QueuedReason } from '../engine/concurrency.ts';
 import { toDot, toMermaid } from '../engine/diagram.ts';
+import { PipelineState } from '../engine/states.ts';
 import * as pipelines from '../store/pipelines.ts';
 import { GRAPH_SHAPE } from './graph.ts';
 import { builder, OPERATOR_ONLY } from './builder.ts';
@@ -20,6 +22,24 @@ function pictureOf(pipeline: {
   return { ...pipeline.graph, states: new Map(pipeline.tracks.map((t) => [t.vertexId, t.state])) };
 }
 
+const QueueReasonKind = builder.enumType('PipelineBlockedKind', {
+  description: 'Why a pipeline has not started.',
+  values: {
+    CONCURRENCY_LIMIT: { description: "Its graph runs maxConcurrentPipelines pipelines already; it starts, in the order queued, when one ends." },
+  } as const,
+});
+
+const PipelineBlockedReason = builder.objectRef<QueuedReason>('PipelineBlockedReason').implement({
+  description: 'Why a QUEUED pipeline waits, and behind how many.',
+  fields: (t) => ({
+    kind: t.field({ type: QueueReasonKind, description: 'What it waits for.', resolve: (r) => r.kind }),
+    message: t.exposeString('message', { description: 'The same, as a sentence for people.' }),
+    limit: t.exposeInt('limit', { nullable: true, description: "The graph's maxConcurrentPipelines now." }),
+    running: t.exposeInt('running', { description: "The graph's pipelines running now." }),
+    ahead: t.exposeInt('ahead', { description: 'Queued pipelines of the graph that start before this one (0: it is next).' }),
+  }),
+});
+
 export const Pipeline = builder.prismaObject('Pipeline', {
   description: 'One run of a graph. Each vertex of the graph has a track in it.',
   fields: (t) => ({
@@ -27,12 +47,33 @@ export const Pipeline = builder.prismaObject('Pipeline', {
     name: t.exposeString('name', { description: 'Name (defaults to the graph name).' }),
     desc: t.exposeString('desc', { nullable: true, description: 'Description.' }),
     state: t.field({ type: PipelineStateEnum, description: 'Current state.', resolve: (p) => p.state as never }),
-    createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When it started.' }),
+    createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When it was started (or queued).' }),
     finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true, description: 'When it reached FINISH, FAILED or CANCELLED.' }),
     idempotencyKey: t.exposeString('idempotencyKey', {
       nullable: true,
       description:
         'The key it was started with (startPipeline\'s idempotencyKey), or null. Another start of the same graph with this key returns this pipeline.',
+    }),
+    blockedBy: t.field({
+      type: PipelineBlockedReason,
+      nullable: true,
+      description: "Why a QUEUED pipeline has not started (its graph's concurrency limit) and behind how many; null in every other state.",
+      select: { state: true, graphId: true, queuedAt: true, graph: { select: { name: true, maxConcurrentPipelines: true } } },
+      resolve: async (pipeline, _args, ctx) => {
+        if (pipeline.state !== PipelineState.QUEUED) return null;
+        const queuedAt = pipeline.queuedAt ?? new Date(0);
+        const [running, ahead] = await Promise.all([
+          ctx.db.pipeline.count({ where: { graphId: pipeline.graphId, state: PipelineState.RUNNING } }),
+          ctx.db.pipeline.count({
+            where: {
+              graphId: pipeline.graphId,
+              state: PipelineState.QUEUED,
+              OR: [{ queuedAt: { lt: queuedAt } }, { queuedAt, id: { lt: pipeline.id } }],
+            },
+          }),
+        ]);
+        return queuedReason(pipeline.graph.name, { limit: pipeline.graph.maxConcurrentPipelines, running, ahead });
+      },
     }),
     cursor: t.int({
       description:

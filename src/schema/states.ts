@@ -19,7 +19,7 @@ export const PipelineStateEnum = builder.enumType('PipelineState', {
   values: {
     QUEUED: {
       value: PipelineState.QUEUED,
-      description: "Started while its graph ran maxConcurrentPipelines pipelines: it starts when a slot frees, in the order queued (see queue). cancelPipeline removes it.",
+      description: "Started while its graph ran maxConcurrentPipelines pipelines: it starts when a slot frees, in the order queued (see blockedBy). cancelPipeline removes it.",
     },
     RUNNING: { value: PipelineState.RUNNING, description: 'Tracks are running or ready to run.' },
     FAILED: { value: PipelineState.FAILED, description: 'A track failed; nothing new starts. retryPipeline resumes.' },

@@ -21,6 +21,7 @@ function parseValues(input: string): Record<string, ParamValue> {
 const BlockedKind = builder.enumType('BlockedKind', {
   description: 'Why a track is not running.',
   values: {
+    PIPELINE_QUEUED: { description: "Its pipeline is QUEUED behind the graph's maxConcurrentPipelines (the pipeline's blockedBy says behind how many)." },
     PREDECESSORS: { description: 'It waits for predecessors to succeed (listed in tracks).' },
     INPUT: { description: 'It waits for finishInput to supply its parameters (listed in missingParams).' },
     RETRY_DELAY: {
@@ -171,7 +172,7 @@ export const Track = builder.prismaObject('Track', {
       type: BlockedReason,
       nullable: true,
       description:
-        "Why it is not running (waiting for predecessors, input, a retry's delay or a worker; the pipeline failed or was cancelled); null while it runs or after it ran.",
+        "Why it is not running (its pipeline is queued; waiting for predecessors, input, a retry's delay or a worker; the pipeline failed or was cancelled); null while it runs or after it ran.",
       select: {
         state: true,
         script: true,

@@ -2,10 +2,10 @@
 import { graphql } from '../../src/generated/gql/index.ts';
 
 export const CreateGraph = graphql(`
-  mutation CreateGraph($name: String!, $desc: String) {
-    createGraph(name: $name, desc: $desc) {
+  mutation CreateGraph($name: String!, $desc: String, $maxConcurrentPipelines: Int) {
+    createGraph(name: $name, desc: $desc, maxConcurrentPipelines: $maxConcurrentPipelines) {
       __typename
-      ... on Graph { id name desc checked sealed }
+      ... on Graph { id name desc checked sealed maxConcurrentPipelines }
       ... on Error { message field }
     }
   }
@@ -26,7 +26,7 @@ export const UpdateGraph = graphql(`
   mutation UpdateGraph($id: Int!, $input: GraphInput!) {
     updateGraph(id: $id, input: $input) {
       __typename
-      ... on Graph { id name desc checked }
+      ... on Graph { id name desc checked sealed maxConcurrentPipelines }
       ... on Error { message field }
     }
   }

@@ -11,12 +11,17 @@ export interface GraphSpec {
   edges?: Array<[string, string]>;
   /** Run checkGraph at the end (default true). */
   check?: boolean;
+  /** SPEC rule 14 (default: no limit). */
+  maxConcurrentPipelines?: number;
 }
 
 let counter = 0;
 
 export async function seedGraph(t: GraphQLClient, spec: GraphSpec) {
-  const created = await t.request(CreateGraph, { name: spec.name ?? `graph-${process.pid}-${++counter}` });
+  const created = await t.request(CreateGraph, {
+    name: spec.name ?? `graph-${process.pid}-${++counter}`,
+    maxConcurrentPipelines: spec.maxConcurrentPipelines ?? null,
+  });
   if (created.createGraph.__typename !== 'Graph') throw new Error(JSON.stringify(created));
   const graphId = created.createGraph.id;
   const ids: Record<string, number> = {};
