@@ -86,7 +86,8 @@ export function createMetrics(sources: MetricsSources): Metrics {
           where: {
             state: TrackState.PENDING,
             script: { not: null },
-            pipeline: { state: PipelineState.RUNNING },
+            // A failed pipeline still runs its handlers (SPEC rule 19).
+            pipeline: { state: { in: [PipelineState.RUNNING, PipelineState.FAILED] } },
             OR: [{ notBefore: null }, { notBefore: { lte: new Date() } }],
           },
         }),

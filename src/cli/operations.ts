@@ -115,7 +115,7 @@ export const CliPipelineSnapshot = graphql(`
       id name state createdAt finishedAt
       graph {
         id name
-        vertices { name inputs { name required default secret } }
+        vertices { name runIf inputs { name required default secret } }
       }
       tracks { id name state attempt needsInput startedAt finishedAt exitCode reason blockedBy { missingParams } }
     }

@@ -42,7 +42,8 @@ export interface PipelineSnapshot {
   state: PipelineState;
   createdAt: string;
   finishedAt: string | null;
-  graph: { id: number; name: string; vertices: Array<{ name: string; inputs: ParamInfo[] }> };
+  /** runIf: FAILURE and ALWAYS vertices are handlers, which run after a failure too (absent: an older server). */
+  graph: { id: number; name: string; vertices: Array<{ name: string; inputs: ParamInfo[]; runIf?: string }> };
   tracks: Array<{
     id: number;
     name: string;
@@ -83,6 +84,7 @@ export class Progress {
   lastPipelineEvent = 0;
   private readonly byId = new Map<number, TrackView>();
   private readonly inputs = new Map<string, ParamInfo[]>();
+  private readonly handlers = new Set<string>();
 
   constructor(snapshot: PipelineSnapshot) {
     this.id = snapshot.id;
@@ -105,15 +107,25 @@ export class Progress {
       missing: t.blockedBy?.missingParams ?? null,
     }));
     for (const track of this.tracks) this.byId.set(track.id, track);
-    for (const vertex of snapshot.graph.vertices) this.inputs.set(vertex.name, vertex.inputs);
+    for (const vertex of snapshot.graph.vertices) {
+      this.inputs.set(vertex.name, vertex.inputs);
+      if (vertex.runIf !== undefined && vertex.runIf !== 'SUCCESS') this.handlers.add(vertex.name);
+    }
   }
 
   track(id: number): TrackView | undefined {
     return this.byId.get(id);
   }
 
+  /**
+   * The pipeline ended, and none of its handlers (runIf FAILURE or ALWAYS, SPEC rule 19),
+   * which run after a failure, still waits or runs.
+   */
   get ended(): boolean {
-    return TERMINAL_PIPELINE_STATES.includes(this.state);
+    return (
+      TERMINAL_PIPELINE_STATES.includes(this.state) &&
+      !this.tracks.some((t) => this.handlers.has(t.name) && (t.state === 'WAITING' || t.state === 'PENDING' || t.state === 'RUNNING'))
+    );
   }
 
   /**
@@ -179,7 +191,7 @@ export class Progress {
   }
 
   counts(): Record<TrackState, number> {
-    const counts: Record<TrackState, number> = { WAITING: 0, PENDING: 0, RUNNING: 0, SUCCEED: 0, FAILED: 0, CANCELLED: 0 };
+    const counts: Record<TrackState, number> = { WAITING: 0, PENDING: 0, RUNNING: 0, SUCCEED: 0, FAILED: 0, CANCELLED: 0, SKIPPED: 0 };
     for (const track of this.tracks) counts[track.state]++;
     return counts;
   }

@@ -70,6 +70,7 @@ export const STATE_STYLE: Record<TrackState | PipelineState, Style> = {
   FINISH: 'green',
   FAILED: 'red',
   CANCELLED: 'yellow',
+  SKIPPED: 'dim',
 };
 
 const SYMBOL: Record<TrackState, string> = {
@@ -79,6 +80,7 @@ const SYMBOL: Record<TrackState, string> = {
   SUCCEED: '✓',
   FAILED: '✗',
   CANCELLED: '⊘',
+  SKIPPED: '↷',
 };
 
 /** 0.4s, 12.3s, 3m05s, 1h02m. */
@@ -154,6 +156,7 @@ function countsLine(progress: Progress): Segment[] {
     [counts.WAITING, 'waiting', 'gray'],
     [counts.FAILED, 'failed', 'red'],
     [counts.CANCELLED, 'cancelled', 'yellow'],
+    [counts.SKIPPED, 'skipped', 'dim'],
   ];
   for (const [n, word, style] of more) if (n > 0) parts.push(seg(' · '), seg(`${n} ${word}`, style));
   return parts;

@@ -194,7 +194,14 @@ export async function watchPipeline(api: Api, pipelineId: number, io: Io, option
         },
       };
       stops.push(
-        api.subscribe(CliTrackUpdated, { pipelineId, after }, { ...sink, next: ({ trackUpdated }) => apply(trackUpdated) }),
+        api.subscribe(CliTrackUpdated, { pipelineId, after }, {
+          ...sink,
+          next: ({ trackUpdated }) => {
+            apply(trackUpdated);
+            // A failed pipeline's last handler (SPEC rule 19) ends the run with a track event.
+            if (progress.ended) settle();
+          },
+        }),
         api.subscribe(CliPipelineUpdated, { pipelineId, after }, {
           ...sink,
           next: ({ pipelineUpdated }) => {

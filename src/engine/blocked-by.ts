@@ -3,7 +3,9 @@
  * people). Pure: the caller supplies the facts.
  *
  *   not started, pipeline QUEUED        -> PIPELINE_QUEUED (its graph's concurrency limit)
- *   WAITING, pipeline RUNNING           -> PREDECESSORS (the ones not succeeded yet)
+ *   WAITING, pipeline RUNNING           -> PREDECESSORS (the ones not succeeded yet; for a
+ *                                          handler, SPEC rule 19, not ended yet, also in a
+ *                                          FAILED pipeline)
  *   PENDING without inputs              -> INPUT (the parameters finishInput must supply)
  *   PENDING, a retry's delay not over   -> RETRY_DELAY (until when)
  *   PENDING with inputs                 -> WORKER (ready; every worker is busy)
@@ -11,7 +13,8 @@
  *   not started or CANCELLED, pipeline CANCELLED -> PIPELINE_CANCELLED
  *   RUNNING, SUCCEED, FAILED            -> not blocked (null)
  */
-import { PipelineState, TrackState } from './states.ts';
+import type { RunIf } from './run-conditions.ts';
+import { isTerminalTrackState, PipelineState, TrackState } from './states.ts';
 
 export type BlockedKind = 'PIPELINE_QUEUED' | 'PREDECESSORS' | 'INPUT' | 'RETRY_DELAY' | 'WORKER' | 'PIPELINE_FAILED' | 'PIPELINE_CANCELLED';
 
@@ -55,6 +58,8 @@ export interface BlockingFacts {
   /** Failed tracks of the pipeline. */
   failed: readonly TrackRef[];
   missingParams: readonly string[];
+  /** Its vertex's run condition (SPEC rule 19); default SUCCESS. */
+  runIf?: RunIf;
   /** The track's retry delay, when it has one (a PENDING track after a failed attempt). */
   retry?: RetryWait | null;
 }
@@ -65,7 +70,9 @@ export function blockedBy(facts: BlockingFacts): BlockedReason | null {
   const notStarted = facts.state === TrackState.WAITING || facts.state === TrackState.PENDING;
   if (!notStarted && facts.state !== TrackState.CANCELLED) return null;
   const missingParams = facts.needsInput && notStarted ? [...facts.missingParams] : [];
-  if (facts.pipelineState === PipelineState.FAILED) {
+  // A handler (runIf FAILURE or ALWAYS) not started in a failed pipeline still runs.
+  const handler = facts.runIf !== undefined && facts.runIf !== 'SUCCESS';
+  if (facts.pipelineState === PipelineState.FAILED && !(handler && notStarted)) {
     const failed = [...facts.failed];
     return {
       kind: 'PIPELINE_FAILED',
@@ -92,11 +99,11 @@ export function blockedBy(facts: BlockingFacts): BlockedReason | null {
     };
   }
   if (facts.state === TrackState.WAITING) {
-    const waiting = facts.predecessors.filter((p) => p.state !== TrackState.SUCCEED);
+    const waiting = facts.predecessors.filter((p) => (handler ? !isTerminalTrackState(p.state) : p.state !== TrackState.SUCCEED));
     const needs = missingParams.length ? `; it will also need ${missingParams.join(', ')} through finishInput` : '';
     return {
       kind: 'PREDECESSORS',
-      message: `Waiting for ${names(waiting) || 'its predecessors'} to succeed${needs}.`,
+      message: `Waiting for ${names(waiting) || 'its predecessors'} to ${handler ? `end (runIf ${facts.runIf})` : 'succeed'}${needs}.`,
       tracks: waiting,
       missingParams,
     };

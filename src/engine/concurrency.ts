@@ -7,8 +7,6 @@
  * starting and ending the same graph's pipelines at once agree on the count.
  */
 import { ValidationError } from '../errors.ts';
-import type { Dag } from './dag.ts';
-import { TrackState } from './states.ts';
 
 /** The largest maxConcurrentPipelines a graph may set (beyond it, leave it unset). */
 export const MAX_CONCURRENT_PIPELINES = 10_000;
@@ -45,18 +43,6 @@ export function mustQueue({ limit, running, queued }: GraphLoad): boolean {
 export function releasable({ limit, running, queued }: GraphLoad): number {
   if (limit === null) return queued;
   return Math.max(0, Math.min(queued, limit - running));
-}
-
-/**
- * The tracks that become PENDING when a queued pipeline starts: each WAITING one whose
- * predecessors all succeeded. For a new pipeline these are the vertices without
- * predecessors (as rule 4's start); for a retried one, the frontier of what it re-runs.
- */
-export function readyOnRelease(dag: Dag, stateOf: (vertexId: number) => TrackState | undefined): number[] {
-  return dag.vertexIds.filter(
-    (vertexId) =>
-      stateOf(vertexId) === TrackState.WAITING && dag.predecessors.get(vertexId)!.every((p) => stateOf(p) === TrackState.SUCCEED),
-  );
 }
 
 /** Why a pipeline is QUEUED, for Pipeline.blockedBy. */

@@ -5,6 +5,7 @@
 import { CycleError, ValidationError } from '../errors.ts';
 import { requireRetries, requireRetryBackoff, requireRetryDelay } from './fields.ts';
 import { parseInputSchema } from './inputs.ts';
+import { requireRunIf } from './run-conditions.ts';
 import { assertSafePlaceholders } from './template.ts';
 
 export interface EdgeLike {
@@ -100,6 +101,8 @@ export interface CheckableVertex {
   retries?: number;
   retryDelaySeconds?: number;
   retryBackoff?: number;
+  /** Its run condition (SPEC rule 19), when known. */
+  runIf?: string;
 }
 
 /**
@@ -117,6 +120,7 @@ export function checkGraphDefinition(vertices: readonly CheckableVertex[], edges
     if (vertex.retries !== undefined) requireRetries(`vertices.${vertex.name}.retries`, vertex.retries);
     if (vertex.retryDelaySeconds !== undefined) requireRetryDelay(`vertices.${vertex.name}.retryDelaySeconds`, vertex.retryDelaySeconds);
     if (vertex.retryBackoff !== undefined) requireRetryBackoff(`vertices.${vertex.name}.retryBackoff`, vertex.retryBackoff);
+    if (vertex.runIf !== undefined) requireRunIf(`vertices.${vertex.name}.runIf`, vertex.runIf);
   }
   const dag = buildDag(
     vertices.map((v) => v.id),
@@ -126,5 +130,13 @@ export function checkGraphDefinition(vertices: readonly CheckableVertex[], edges
   if (cycle) {
     const names = new Map(vertices.map((v) => [v.id, v.name]));
     throw new CycleError(cycle.map((id) => names.get(id)!));
+  }
+  // A handler runs after its predecessors ended: without any it would be decided at the start.
+  const handler = vertices.find((v) => v.runIf !== undefined && v.runIf !== 'SUCCESS' && dag.predecessors.get(v.id)!.length === 0);
+  if (handler) {
+    throw new ValidationError(
+      `vertices.${handler.name}.runIf`,
+      `Vertex "${handler.name}" has runIf ${handler.runIf} but no predecessors: a handler runs after the steps it follows have ended. Add edges from the steps it should follow, or set runIf SUCCESS.`,
+    );
   }
 }

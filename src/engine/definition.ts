@@ -24,6 +24,8 @@ const definitionSchema = z.object({
         retries: z.number().int().optional(),
         retryDelaySeconds: z.number().int().optional(),
         retryBackoff: z.number().optional(),
+        // SPEC rule 19; printed only when not SUCCESS.
+        runIf: z.string().optional(),
         inputs: z.record(z.string(), z.unknown()).optional(),
       }),
     )
@@ -58,7 +60,7 @@ export function parseDefinition(text: string, format: DefinitionFormat, field = 
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const path = [field, ...issue.path.map(String)].join('.');
-    throw new ValidationError(path, `${issue.message} at ${path}. A definition has name, desc, maxConcurrentPipelines, vertices [{name, script, timeoutSeconds, retries, retryDelaySeconds, retryBackoff, inputs}] and edges [{tail, head}].`);
+    throw new ValidationError(path, `${issue.message} at ${path}. A definition has name, desc, maxConcurrentPipelines, vertices [{name, script, timeoutSeconds, retries, retryDelaySeconds, retryBackoff, runIf, inputs}] and edges [{tail, head}].`);
   }
   return result.data;
 }

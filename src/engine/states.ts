@@ -8,6 +8,8 @@
  *           RUNNING -> CANCELLED                  (cancelPipeline)
  *           FAILED | CANCELLED -> PENDING | WAITING (retryPipeline, attempt + 1)
  *           SUCCEED -> PENDING | WAITING          (retryPipeline from a step, attempt + 1)
+ *           WAITING -> SKIPPED                    (its runIf can no longer hold, SPEC rule 19)
+ *           SKIPPED -> PENDING | WAITING          (retryPipeline, attempt + 1)
  * Pipeline: QUEUED -> RUNNING                   (a slot of the graph's maxConcurrentPipelines freed)
  *           QUEUED -> CANCELLED
  *           RUNNING -> FINISH | FAILED | CANCELLED; FAILED | CANCELLED -> RUNNING (retry);
@@ -20,6 +22,8 @@ export const TrackState = {
   SUCCEED: 3,
   FAILED: 4,
   CANCELLED: 6,
+  /** Its run condition (runIf, SPEC rule 19) can no longer hold; it did not run. */
+  SKIPPED: 7,
 } as const;
 export type TrackState = (typeof TrackState)[keyof typeof TrackState];
 
@@ -43,9 +47,9 @@ export function isTerminalPipelineState(state: number): boolean {
   return state !== PipelineState.RUNNING && state !== PipelineState.QUEUED;
 }
 
-/** SUCCEED, FAILED or CANCELLED: the track will not run again unless retried. */
+/** SUCCEED, FAILED, CANCELLED or SKIPPED: the track will not run again unless retried. */
 export function isTerminalTrackState(state: number): boolean {
-  return state === TrackState.SUCCEED || state === TrackState.FAILED || state === TrackState.CANCELLED;
+  return state === TrackState.SUCCEED || state === TrackState.FAILED || state === TrackState.CANCELLED || state === TrackState.SKIPPED;
 }
 
 export function trackStateName(state: number): keyof typeof TrackState {
@@ -73,4 +77,6 @@ export type EventType =
   /** An attempt failed and the track will run again by itself (SPEC rule 13). */
   | 'track:retrying'
   | 'track:cancelled'
+  /** Its run condition can no longer hold (SPEC rule 19). */
+  | 'track:skipped'
   | 'track:retried';

@@ -76,12 +76,19 @@ export function pipelineStateAfterSuccess(unsucceededTracks: number): PipelineSt
 
 /**
  * After `failed` failed (or was reconciled as failed): every track that will now never
- * run is cancelled, with a reason naming the failed one. Running tracks are left to finish.
+ * run is cancelled, with a reason naming the failed one. Running tracks are left to finish,
+ * and handlers (SPEC rule 19) are left to their run condition.
  */
-export function cancellationsAfterFailure(dag: Dag, failed: TrackView, tracks: readonly TrackView[]): TrackChange[] {
+export function cancellationsAfterFailure(
+  dag: Dag,
+  failed: TrackView,
+  tracks: readonly TrackView[],
+  isHandler: (vertexId: number) => boolean = () => false,
+): TrackChange[] {
   const downstream = descendants(dag, failed.vertexId);
   return tracks
-    .filter((t) => t.state === TrackState.WAITING || t.state === TrackState.PENDING)
+    // Handlers (runIf FAILURE or ALWAYS, SPEC rule 19) are decided once their predecessors end.
+    .filter((t) => (t.state === TrackState.WAITING || t.state === TrackState.PENDING) && !isHandler(t.vertexId))
     .map((t) => ({
       trackId: t.id,
       to: TrackState.CANCELLED,
@@ -100,17 +107,28 @@ export function cancellationsForCancel(tracks: readonly TrackView[], reason: str
 
 /**
  * retryPipeline (SPEC rules 9 and 17): the tracks that go back into play (the store adds 1
- * to their attempt). Without `from`, the FAILED and CANCELLED ones. With `from` (vertex
- * ids), also those vertices' tracks and all their descendants, even if they had succeeded:
- * the failed and cancelled ones are re-run too, since a track downstream of one left FAILED
- * could never run. Each goes PENDING when every predecessor succeeded and is not re-run
- * itself, else WAITING. Every other track is kept as it is.
+ * to their attempt). Without `from`, the FAILED, CANCELLED and SKIPPED ones and the
+ * handlers below them (SPEC rule 19). With `from` (vertex ids), also those vertices' tracks
+ * and all their descendants, even if they had succeeded: the failed and cancelled ones are
+ * re-run too, since a track downstream of one left FAILED could never run. Each goes
+ * PENDING when every predecessor succeeded and is not re-run itself, else WAITING; a handler
+ * always WAITING, for the store to decide by its condition. Every other track is kept as it is.
  * @throws ConflictError naming `from` when a track to re-run is still RUNNING (a failed
  *   pipeline lets its running tracks finish): its late result would race the re-run.
  */
-export function retryChanges(dag: Dag, tracks: readonly TrackView[], from: readonly number[] = []): TrackChange[] {
-  const rerun = withDescendants(dag, from);
-  const again = tracks.filter((t) => rerun.has(t.vertexId) || t.state === TrackState.FAILED || t.state === TrackState.CANCELLED);
+export function retryChanges(
+  dag: Dag,
+  tracks: readonly TrackView[],
+  from: readonly number[] = [],
+  isHandler: (vertexId: number) => boolean = () => false,
+): TrackChange[] {
+  // What did not succeed goes back with everything below it: below a failed, cancelled or
+  // skipped track only handlers can have run (SPEC rule 19), and they must be decided anew.
+  const notSucceeded = tracks
+    .filter((t) => t.state === TrackState.FAILED || t.state === TrackState.CANCELLED || t.state === TrackState.SKIPPED)
+    .map((t) => t.vertexId);
+  const rerun = withDescendants(dag, [...from, ...notSucceeded]);
+  const again = tracks.filter((t) => rerun.has(t.vertexId));
   const running = again.find((t) => t.state === TrackState.RUNNING);
   if (running) {
     throw new ConflictError(
@@ -121,9 +139,10 @@ export function retryChanges(dag: Dag, tracks: readonly TrackView[], from: reado
   const back = new Set(again.map((t) => t.vertexId));
   const stateByVertex = new Map(tracks.map((t) => [t.vertexId, t.state]));
   const staysSucceeded = (vertexId: number) => !back.has(vertexId) && stateByVertex.get(vertexId) === TrackState.SUCCEED;
+  // A handler waits: the store decides it by its condition (run-conditions.ts) once it is back.
   return again.map((t) => ({
     trackId: t.id,
-    to: dag.predecessors.get(t.vertexId)!.every(staysSucceeded) ? TrackState.PENDING : TrackState.WAITING,
+    to: !isHandler(t.vertexId) && dag.predecessors.get(t.vertexId)!.every(staysSucceeded) ? TrackState.PENDING : TrackState.WAITING,
   }));
 }
 

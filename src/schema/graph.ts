@@ -28,7 +28,7 @@ function retryFields(vertex: RetryPolicy): Partial<RetryPolicy> {
 
 /** The vertices and edges a picture of a graph needs, loaded with the parent query. */
 export const GRAPH_SHAPE = {
-  vertices: { select: { id: true, name: true }, orderBy: { id: 'asc' as const } },
+  vertices: { select: { id: true, name: true, runIf: true }, orderBy: { id: 'asc' as const } },
   edges: { select: { tailId: true, headId: true }, orderBy: { id: 'asc' as const } },
 };
 
@@ -70,7 +70,7 @@ export const Graph = builder.prismaObject('Graph', {
         desc: true,
         maxConcurrentPipelines: true,
         vertices: {
-          select: { id: true, name: true, script: true, input: true, timeoutSeconds: true, retries: true, retryDelaySeconds: true, retryBackoff: true },
+          select: { id: true, name: true, script: true, input: true, timeoutSeconds: true, retries: true, retryDelaySeconds: true, retryBackoff: true, runIf: true },
           orderBy: { id: 'asc' },
         },
         edges: { select: { tailId: true, headId: true }, orderBy: { id: 'asc' } },
@@ -87,6 +87,7 @@ export const Graph = builder.prismaObject('Graph', {
               script: v.script,
               timeoutSeconds: v.timeoutSeconds,
               ...retryFields(v),
+              ...(v.runIf !== 'SUCCESS' && { runIf: v.runIf }),
               inputs: JSON.parse(v.input) as Record<string, unknown>,
             })),
             edges: graph.edges.map((e) => ({ tail: names.get(e.tailId)!, head: names.get(e.headId)! })),

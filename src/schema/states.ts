@@ -11,6 +11,10 @@ export const TrackStateEnum = builder.enumType('TrackState', {
     SUCCEED: { value: TrackState.SUCCEED, description: 'The script exited 0.' },
     FAILED: { value: TrackState.FAILED, description: 'Non-zero exit, timeout, or it could not start; see reason.' },
     CANCELLED: { value: TrackState.CANCELLED, description: 'It will not run in this attempt; see reason.' },
+    SKIPPED: {
+      value: TrackState.SKIPPED,
+      description: "Its vertex's runIf can no longer hold (a FAILURE handler when nothing failed, a step below a skipped one); it did not run. See reason.",
+    },
   } as const,
 });
 

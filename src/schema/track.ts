@@ -2,6 +2,7 @@
 import { parseInputSchema, type InputSchema, type ParamValue } from '../engine/inputs.ts';
 import { maskedValues, maskSecrets, secretsOf } from '../engine/secrets.ts';
 import DataLoader from 'dataloader';
+import type { RunIf } from '../engine/run-conditions.ts';
 import { blockedBy, type BlockedReason as BlockedReasonShape, type TrackRef } from '../engine/blocked-by.ts';
 import { PipelineState, TrackState } from '../engine/states.ts';
 import type { Context } from '../context.ts';
@@ -182,11 +183,18 @@ export const Track = builder.prismaObject('Track', {
         notBefore: true,
         retryCount: true,
         pipeline: { select: { state: true, graphId: true } },
-        vertex: { select: { input: true, retries: true } },
+        vertex: { select: { input: true, retries: true, runIf: true } },
         pastAttempts: { select: { attempt: true, reason: true }, orderBy: { attempt: 'desc' }, take: 1 },
       },
       resolve: async (track, _args, ctx) => {
-        if (track.state === TrackState.RUNNING || track.state === TrackState.SUCCEED || track.state === TrackState.FAILED) return null;
+        if (
+          track.state === TrackState.RUNNING ||
+          track.state === TrackState.SUCCEED ||
+          track.state === TrackState.FAILED ||
+          track.state === TrackState.SKIPPED
+        ) {
+          return null;
+        }
         let predecessors: TrackRef[] = [];
         let failed: TrackRef[] = [];
         if (track.state === TrackState.WAITING || track.pipeline.state === PipelineState.FAILED) {
@@ -201,6 +209,7 @@ export const Track = builder.prismaObject('Track', {
         }
         return blockedBy({
           state: track.state,
+          runIf: track.vertex.runIf as RunIf,
           needsInput: track.script === null,
           pipelineState: track.pipeline.state,
           predecessors,

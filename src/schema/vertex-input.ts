@@ -31,6 +31,15 @@ const InputParamInput = builder.inputType('InputParamInput', {
   }),
 });
 
+export const RunIfEnum = builder.enumType('RunIf', {
+  description: "A vertex's run condition (SPEC rule 19); a condition that can no longer hold ends its track SKIPPED.",
+  values: {
+    SUCCESS: { description: 'Every predecessor succeeded (the default).' },
+    FAILURE: { description: 'Every predecessor has ended and some track of the pipeline failed: a failure handler (cleanup, alert).' },
+    ALWAYS: { description: 'Every predecessor has ended, whatever the outcome: runs after a failure too.' },
+  } as const,
+});
+
 export const VertexFields = builder.inputType('VertexInput', {
   description: 'The fields of a vertex; on update, omitted fields keep their value.',
   fields: (t) => ({
@@ -43,6 +52,11 @@ export const VertexFields = builder.inputType('VertexInput', {
     retryBackoff: t.float({
       required: false,
       description: 'Factor each further retry waits longer by (default 2, from 1 to 10); no wait exceeds 3600 s.',
+    }),
+    runIf: t.field({
+      type: RunIfEnum,
+      required: false,
+      description: 'When it runs (default SUCCESS: every predecessor succeeded). FAILURE and ALWAYS make it a handler that runs after failures too.',
     }),
   }),
 });

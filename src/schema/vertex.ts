@@ -5,7 +5,8 @@ import * as graphs from '../store/graphs.ts';
 import { builder } from './builder.ts';
 import { ALL_ERRORS } from './errors.ts';
 import { Deleted } from './graph.ts';
-import { ParamType, toSchemaObject, VertexFields } from './vertex-input.ts';
+import { ParamType, RunIfEnum, toSchemaObject, VertexFields } from './vertex-input.ts';
+import type { RunIf } from '../engine/run-conditions.ts';
 
 const InputParam = builder.objectRef<ParamSpec>('InputParam').implement({
   description: 'A typed parameter of a vertex script, used as {name} in the script and as INPUT_<NAME>.',
@@ -44,6 +45,11 @@ export const Vertex = builder.prismaObject('Vertex', {
     }),
     retryBackoff: t.exposeFloat('retryBackoff', {
       description: 'Each further retry waits this many times longer than the one before (the wait is at most 3600 s).',
+    }),
+    runIf: t.field({
+      type: RunIfEnum,
+      description: 'When it runs: SUCCESS (every predecessor succeeded), FAILURE or ALWAYS (a handler: after its predecessors ended, also after a failure).',
+      resolve: (vertex) => vertex.runIf as RunIf,
     }),
     inputs: t.field({
       type: [InputParam],

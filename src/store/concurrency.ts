@@ -10,8 +10,9 @@
  * lock of the pipeline it starts, so no two of these wait for each other in a circle.
  * SQLite runs one transaction at a time: no lock is needed.
  */
-import { mustQueue, readyOnRelease, releasable, type GraphLoad } from '../engine/concurrency.ts';
-import { PipelineState, TrackState } from '../engine/states.ts';
+import { mustQueue, releasable, type GraphLoad } from '../engine/concurrency.ts';
+import { PipelineState } from '../engine/states.ts';
+import { releaseDecisions } from './run-conditions.ts';
 import type { SealedGraph } from './dag-cache.ts';
 import { sql, type SqlRunner } from './sql.ts';
 import { prismaRunner } from './sql.ts';
@@ -44,7 +45,7 @@ export async function admission(runner: SqlRunner, graphId: number): Promise<Pip
 
 /**
  * Starts as many of the graph's queued pipelines as its limit allows now, oldest first:
- * each becomes RUNNING and its ready tracks PENDING (engine readyOnRelease), with the events
+ * each becomes RUNNING and its ready tracks PENDING (by their run conditions), with the events
  * that say so. Called in the transaction that ended a pipeline or changed the limit, and by
  * the workers' periodic sweep (executor.ts) as a safety net. Returns the pipelines started.
  */
@@ -84,18 +85,7 @@ export async function releaseQueued(
           ? 'started from the queue: the graph no longer has a concurrency limit'
           : `started from the queue: ${running} of the graph's at most ${load.limit} pipelines (maxConcurrentPipelines) now run`,
     });
-    const tracks = await runner.query(sql`SELECT "v_id", "state" FROM "track" WHERE "p_id" = ${pipelineId}`);
-    const stateOf = new Map(tracks.map((t) => [Number(t.v_id), Number(t.state) as TrackState]));
-    const ready = readyOnRelease((await sealedGraph()).dag, (vertexId) => stateOf.get(vertexId));
-    if (ready.length > 0) {
-      const promoted = await runner.query(sql`
-        UPDATE "track" SET "state" = ${TrackState.PENDING}
-        WHERE "p_id" = ${pipelineId} AND "v_id" IN (${ready}) AND "state" = ${TrackState.WAITING}
-        RETURNING "id", "attempt"`);
-      for (const track of promoted.map((r) => ({ id: Number(r.id), attempt: Number(r.attempt) })).sort((a, b) => a.id - b.id)) {
-        journal.record({ pipelineId, trackId: track.id, type: 'track:ready', trackState: TrackState.PENDING, attempt: track.attempt });
-      }
-    }
+    await releaseDecisions(runner, journal, await sealedGraph(), pipelineId);
     started.push(pipelineId);
   }
   return started;

@@ -7,6 +7,7 @@ import { buildDag, type Dag } from '../engine/dag.ts';
 import type { Db } from '../db.ts';
 import { parseInputSchema, type InputSchema } from '../engine/inputs.ts';
 import type { RetryPolicy } from '../engine/retry-policy.ts';
+import type { RunIf } from '../engine/run-conditions.ts';
 import type { Tx } from './transaction.ts';
 
 export interface VertexFacts {
@@ -17,6 +18,8 @@ export interface VertexFacts {
   inputs: InputSchema;
   /** Its automatic retries (SPEC rule 13). */
   retry: RetryPolicy;
+  /** When it runs (SPEC rule 19). */
+  runIf: RunIf;
 }
 
 export interface SealedGraph {
@@ -39,7 +42,7 @@ export class DagCache {
       return cached;
     }
     const [vertices, edges] = await Promise.all([
-      db.vertex.findMany({ where: { graphId }, select: { id: true, name: true, timeoutSeconds: true, input: true, retries: true, retryDelaySeconds: true, retryBackoff: true }, orderBy: { id: 'asc' } }),
+      db.vertex.findMany({ where: { graphId }, select: { id: true, name: true, timeoutSeconds: true, input: true, retries: true, retryDelaySeconds: true, retryBackoff: true, runIf: true }, orderBy: { id: 'asc' } }),
       db.edge.findMany({ where: { graphId }, select: { tailId: true, headId: true } }),
     ]);
     const graph: SealedGraph = {
@@ -56,6 +59,7 @@ export class DagCache {
             timeoutSeconds: v.timeoutSeconds,
             inputs: parseInputSchema(v.input, `vertex ${v.name} input`),
             retry: { retries: v.retries, retryDelaySeconds: v.retryDelaySeconds, retryBackoff: v.retryBackoff },
+            runIf: v.runIf as RunIf,
           },
         ]),
       ),

@@ -25,6 +25,7 @@ import type { SealedGraph } from './dag-cache.ts';
 import { writeOutput } from './output.ts';
 import { prismaRunner, sql, type SqlRunner } from './sql.ts';
 import { releaseQueued } from './concurrency.ts';
+import { advancePipeline, handlerTest, hasHandlers } from './run-conditions.ts';
 import { applyTrackChanges, archiveAttempts, NEXT_ATTEMPT } from './track-changes.ts';
 import { fastTransition, lockPipeline, type Journal, type Store } from './transaction.ts';
 
@@ -52,6 +53,13 @@ export interface ClaimRequest {
   limit: number;
 }
 
+/**
+ * The pipeline states whose PENDING tracks are claimed: RUNNING, and FAILED for its
+ * handlers (SPEC rule 19). A failure cancels every other track that had not started, and
+ * nothing but a handler becomes PENDING in a failed pipeline afterwards.
+ */
+const CLAIMABLE_IN = [PipelineState.RUNNING, PipelineState.FAILED];
+
 type ClaimedRow = Pick<ClaimedTrack, 'id' | 'pipelineId' | 'vertexId' | 'attempt' | 'executorId' | 'script' | 'input'>;
 
 /**
@@ -78,7 +86,7 @@ async function claimInTransaction(runner: SqlRunner, journal: Journal, request: 
         await runner.query(sql`
           WITH ready AS MATERIALIZED (
             SELECT t."id" FROM "track" t JOIN "pipeline" p ON p."id" = t."p_id"
-            WHERE t."state" = ${TrackState.PENDING} AND t."script" IS NOT NULL AND p."state" = ${PipelineState.RUNNING}
+            WHERE t."state" = ${TrackState.PENDING} AND t."script" IS NOT NULL AND p."state" IN (${CLAIMABLE_IN})
               AND (t."notBefore" IS NULL OR t."notBefore" <= ${now})
               AND EXISTS (SELECT 1 FROM "executor" WHERE "id" = ${request.executorId})
             ORDER BY t."id" LIMIT ${request.limit}
@@ -90,7 +98,7 @@ async function claimInTransaction(runner: SqlRunner, journal: Journal, request: 
           UPDATE "track" SET "state" = ${TrackState.RUNNING}, "startedAt" = ${now}, "executorId" = ${request.executorId}
           WHERE "state" = ${TrackState.PENDING} AND "id" IN (
             SELECT t."id" FROM "track" t JOIN "pipeline" p ON p."id" = t."p_id"
-            WHERE t."state" = ${TrackState.PENDING} AND t."script" IS NOT NULL AND p."state" = ${PipelineState.RUNNING}
+            WHERE t."state" = ${TrackState.PENDING} AND t."script" IS NOT NULL AND p."state" IN (${CLAIMABLE_IN})
               AND (t."notBefore" IS NULL OR t."notBefore" <= ${now})
               AND EXISTS (SELECT 1 FROM "executor" WHERE "id" = ${request.executorId})
             ORDER BY t."id" LIMIT ${request.limit})
@@ -231,7 +239,10 @@ async function afterFailure(
 ): Promise<FailureOutcome> {
   const policy = graph.vertices.get(track.vertexId)!.retry;
   const [pipeline] = await runner.query(sql`SELECT "state" FROM "pipeline" WHERE "id" = ${track.pipelineId}`);
-  const decision = afterFailedAttempt(policy, retriesTaken, Number(pipeline!.state) as PipelineState);
+  // A handler runs in a failed pipeline and retries there as it would in a running one.
+  const pipelineState = Number(pipeline!.state) as PipelineState;
+  const runsOn = pipelineState === PipelineState.FAILED && handlerTest(graph)(track.vertexId) ? PipelineState.RUNNING : pipelineState;
+  const decision = afterFailedAttempt(policy, retriesTaken, runsOn);
   if (!decision.retry) {
     journal.record({
       pipelineId: track.pipelineId,
@@ -262,7 +273,26 @@ async function afterFailure(
   return { retryAt };
 }
 
+/**
+ * A RUNNING pipeline all of whose tracks succeeded (or were skipped) is FINISH; its slot is
+ * free, so the graph's next queued pipeline starts (SPEC rule 14).
+ */
+export async function finishPipeline(runner: SqlRunner, journal: Journal, graph: SealedGraph, graphId: number, pipelineId: number): Promise<void> {
+  const finished = await runner.execute(sql`
+    UPDATE "pipeline" SET "state" = ${PipelineState.FINISH}, "finishedAt" = ${new Date()}
+    WHERE "id" = ${pipelineId} AND "state" = ${PipelineState.RUNNING}`);
+  if (finished === 0) return;
+  journal.record({ pipelineId, type: 'pipeline:finished', pipelineState: PipelineState.FINISH });
+  await releaseQueued(runner, journal, graphId, async () => graph);
+}
+
 async function afterSuccess(graph: SealedGraph, runner: SqlRunner, journal: Journal, done: HeldTrack): Promise<void> {
+  if (hasHandlers(graph)) {
+    // Conditions may skip tracks anywhere below: decided from the whole pipeline.
+    const { finished } = await advancePipeline(runner, journal, graph, done.pipelineId, [done.vertexId]);
+    if (finished) await finishPipeline(runner, journal, graph, done.graphId, done.pipelineId);
+    return;
+  }
   const { dag } = graph;
   const successors = dag.successors.get(done.vertexId)!;
   if (successors.length === 0) {
@@ -270,13 +300,7 @@ async function afterSuccess(graph: SealedGraph, runner: SqlRunner, journal: Jour
     const [row] = await runner.query(sql`
       SELECT COUNT(*) AS "unsucceeded" FROM "track" WHERE "p_id" = ${done.pipelineId} AND "state" <> ${TrackState.SUCCEED}`);
     if (pipelineStateAfterSuccess(Number(row!.unsucceeded)) !== PipelineState.FINISH) return;
-    const finished = await runner.execute(sql`
-      UPDATE "pipeline" SET "state" = ${PipelineState.FINISH}, "finishedAt" = ${new Date()}
-      WHERE "id" = ${done.pipelineId} AND "state" = ${PipelineState.RUNNING}`);
-    if (finished === 0) return;
-    journal.record({ pipelineId: done.pipelineId, type: 'pipeline:finished', pipelineState: PipelineState.FINISH });
-    // Its slot is free: the graph's next queued pipeline starts (SPEC rule 14).
-    await releaseQueued(runner, journal, done.graphId, async () => graph);
+    await finishPipeline(runner, journal, graph, done.graphId, done.pipelineId);
     return;
   }
   // Successors with other predecessors need those predecessors' states; a successor whose
@@ -307,7 +331,12 @@ async function failPipeline(graph: SealedGraph, runner: SqlRunner, journal: Jour
   const count = await runner.execute(sql`
     UPDATE "pipeline" SET "state" = ${PipelineState.FAILED}, "finishedAt" = ${new Date()}
     WHERE "id" = ${failed.pipelineId} AND "state" = ${PipelineState.RUNNING}`);
-  if (count === 0) return; // already failed or cancelled: nothing more to stop
+  if (count === 0) {
+    // Already failed (this is a second failure, or a handler's) or cancelled: nothing more
+    // to stop, but handlers below this track may be decided now (SPEC rule 19).
+    if (hasHandlers(graph)) await advancePipeline(runner, journal, graph, failed.pipelineId, [failed.vertexId]);
+    return;
+  }
   const waiting = await runner.query(sql`
     SELECT "id", "v_id", "state" FROM "track"
     WHERE "p_id" = ${failed.pipelineId} AND "state" IN (${[TrackState.WAITING, TrackState.PENDING]})`);
@@ -315,6 +344,7 @@ async function failPipeline(graph: SealedGraph, runner: SqlRunner, journal: Jour
     dag,
     { id: failed.id, vertexId: failed.vertexId, name: failed.vertexName, state: TrackState.FAILED },
     waiting.map((t) => ({ id: Number(t.id), vertexId: Number(t.v_id), name: '', state: Number(t.state) as TrackState })),
+    handlerTest(graph),
   );
   await applyTrackChanges(runner, journal, failed.pipelineId, changes, { from: [TrackState.WAITING, TrackState.PENDING] });
   journal.record({
@@ -323,6 +353,8 @@ async function failPipeline(graph: SealedGraph, runner: SqlRunner, journal: Jour
     pipelineState: PipelineState.FAILED,
     reason: `${failed.vertexName} failed`,
   });
+  // Handlers whose predecessors have all ended now run (SPEC rule 19).
+  if (hasHandlers(graph)) await advancePipeline(runner, journal, graph, failed.pipelineId, null);
   await releaseQueued(runner, journal, failed.graphId, async () => graph);
 }
 

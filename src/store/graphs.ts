@@ -14,6 +14,7 @@ import {
   requireTimeout,
 } from '../engine/fields.ts';
 import { parseInputSchema, serializeInputSchema } from '../engine/inputs.ts';
+import { requireRunIf, type RunIf } from '../engine/run-conditions.ts';
 import { assertSafePlaceholders } from '../engine/template.ts';
 import { ConflictError, CycleError, NotFoundError, ValidationError, withinField } from '../errors.ts';
 import type { Db } from '../db.ts';
@@ -39,6 +40,8 @@ export interface VertexInput {
   retries?: number | null;
   retryDelaySeconds?: number | null;
   retryBackoff?: number | null;
+  /** SPEC rule 19. */
+  runIf?: string | null;
 }
 
 /** Maps a unique-constraint race (two requests at once) to the same error a check gives. */
@@ -218,6 +221,7 @@ export async function cloneGraph(db: Db, graphId: number, input: { name?: string
         retries: v.retries,
         retryDelaySeconds: v.retryDelaySeconds,
         retryBackoff: v.retryBackoff,
+        runIf: v.runIf,
       })),
       select: { id: true, name: true },
     });
@@ -243,6 +247,7 @@ function validateVertex(input: VertexInput, creating: boolean) {
     retries?: number;
     retryDelaySeconds?: number;
     retryBackoff?: number;
+    runIf?: RunIf;
   } = {};
   if (input.name != null || creating) data.name = requireName('name', input.name ?? '', LIMITS.vertexName);
   if (input.script != null) data.script = requireScript('script', input.script);
@@ -251,6 +256,7 @@ function validateVertex(input: VertexInput, creating: boolean) {
   if (input.retries != null) data.retries = requireRetries('retries', input.retries);
   if (input.retryDelaySeconds != null) data.retryDelaySeconds = requireRetryDelay('retryDelaySeconds', input.retryDelaySeconds);
   if (input.retryBackoff != null) data.retryBackoff = requireRetryBackoff('retryBackoff', input.retryBackoff);
+  if (input.runIf != null) data.runIf = requireRunIf('runIf', input.runIf);
   return data;
 }
 

@@ -6,12 +6,15 @@ import { buildDag } from '../engine/dag.ts';
 import { LIMITS, optionalText, requireIdempotencyKey, requireName } from '../engine/fields.ts';
 import { parseInputSchema, resolveParams, type InputSchema } from '../engine/inputs.ts';
 import { ACTIVE_PIPELINE_STATES, NOT_STARTED, PipelineState, TrackState } from '../engine/states.ts';
+import type { RunIf } from '../engine/run-conditions.ts';
 import { renderScript } from '../engine/template.ts';
 import { cancellationsForCancel, initialStates, rerunVertexIds, retryChanges } from '../engine/transitions.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Pipeline } from '../generated/prisma/client.ts';
 import { admission, releaseQueued } from './concurrency.ts';
 import type { SealedGraph } from './dag-cache.ts';
+import { finishPipeline } from './executions.ts';
+import { advancePipeline, handlerTest, hasHandlers } from './run-conditions.ts';
 import { applyTrackChanges } from './track-changes.ts';
 import { insertRows, sql, type InsertColumn, type SqlRunner } from './sql.ts';
 import { fastTransition, lockPipeline, transition, type Store } from './transaction.ts';
@@ -103,7 +106,7 @@ async function startOnce(store: Store, input: StartInput, key: string | null): P
     }
     const vertices = (
       await runner.query(sql`
-        SELECT "id", "name", "input", "script", "timeoutSeconds", "retries", "retryDelaySeconds", "retryBackoff"
+        SELECT "id", "name", "input", "script", "timeoutSeconds", "retries", "retryDelaySeconds", "retryBackoff", "runIf"
         FROM "vertex" WHERE "g_id" = ${graph.id} ORDER BY "id"`)
     ).map((r) => ({
       id: Number(r.id),
@@ -112,6 +115,7 @@ async function startOnce(store: Store, input: StartInput, key: string | null): P
       script: String(r.script),
       timeoutSeconds: Number(r.timeoutSeconds),
       retry: { retries: Number(r.retries), retryDelaySeconds: Number(r.retryDelaySeconds), retryBackoff: Number(r.retryBackoff) },
+      runIf: String(r.runIf) as RunIf,
     }));
     const edges = (await runner.query(sql`SELECT "tail", "head" FROM "edge" WHERE "g_id" = ${graph.id}`)).map((r) => ({
       tailId: Number(r.tail),
@@ -164,7 +168,10 @@ async function startOnce(store: Store, input: StartInput, key: string | null): P
     const sealedGraph: SealedGraph = {
       dag,
       vertices: new Map(
-        vertices.map((v, i) => [v.id, { graphId: graph.id, name: v.name, timeoutSeconds: v.timeoutSeconds, inputs: prepared[i]!.inputs, retry: v.retry }]),
+        vertices.map((v, i) => [
+          v.id,
+          { graphId: graph.id, name: v.name, timeoutSeconds: v.timeoutSeconds, inputs: prepared[i]!.inputs, retry: v.retry, runIf: v.runIf },
+        ]),
       ),
     };
     return { pipeline, sealedGraph };
@@ -237,7 +244,8 @@ export async function finishInput(store: Store, trackId: number, params: unknown
     include: { vertex: true, pipeline: { select: { state: true } } },
   });
   if (!track) throw new NotFoundError('trackId', 'track', trackId);
-  if (!ACTIVE_PIPELINE_STATES.includes(track.pipeline.state as PipelineState)) {
+  // A failed pipeline still runs its handlers (SPEC rule 19): the only tracks in it not started.
+  if (![...ACTIVE_PIPELINE_STATES, PipelineState.FAILED].includes(track.pipeline.state as PipelineState)) {
     throw new ConflictError(
       'trackId',
       `The pipeline is ${pipelineStateName(track.pipeline.state)}; inputs can be supplied only while it runs or is queued. Retry it first.`,
@@ -291,10 +299,16 @@ export async function cancelPipeline(store: Store, pipelineId: number) {
       where: { id: pipelineId, state: { in: [...ACTIVE_PIPELINE_STATES] } },
       data: { state: PipelineState.CANCELLED, finishedAt: new Date(), queuedAt: null },
     });
-    if (updated.length === 0) {
+    // A FAILED pipeline whose handlers (SPEC rule 19) still wait or run: they are cancelled,
+    // and the pipeline stays FAILED, which its failure decided.
+    const failed = updated.length === 0 ? await tx.pipeline.findUnique({ where: { id: pipelineId } }) : null;
+    const handlersLeft =
+      failed?.state === PipelineState.FAILED &&
+      (await tx.track.count({ where: { pipelineId, state: { in: [TrackState.WAITING, TrackState.PENDING, TrackState.RUNNING] } } })) > 0;
+    if (updated.length === 0 && !handlersLeft) {
       throw new ConflictError(
         'id',
-        `Pipeline ${pipelineId} is already ${pipelineStateName(pipeline.state)}; only a RUNNING or QUEUED pipeline can be cancelled.`,
+        `Pipeline ${pipelineId} is already ${pipelineStateName(failed?.state ?? pipeline.state)}; only a RUNNING or QUEUED pipeline (or a FAILED one whose handlers still run) can be cancelled.`,
       );
     }
     const tracks = await tx.track.findMany({
@@ -308,6 +322,7 @@ export async function cancelPipeline(store: Store, pipelineId: number) {
     await applyTrackChanges(sql, journal, pipelineId, changes, {
       from: [TrackState.WAITING, TrackState.PENDING, TrackState.RUNNING],
     });
+    if (handlersLeft) return failed!;
     journal.record({ pipelineId, type: 'pipeline:cancelled', pipelineState: PipelineState.CANCELLED, reason: 'cancelled by an operator' });
     await releaseQueued(sql, journal, pipeline.graphId, () => store.dags.get(tx, pipeline.graphId));
     return updated[0]!;
@@ -326,7 +341,8 @@ export async function retryPipeline(store: Store, pipelineId: number, from?: rea
   if (from != null) retriable.push(PipelineState.FINISH);
   const { result } = await transition(store, async (tx, journal, sql) => {
     await lockPipeline(sql, pipelineId);
-    const { dag, vertices } = await store.dags.get(tx, pipeline.graphId);
+    const sealed = await store.dags.get(tx, pipeline.graphId);
+    const { dag, vertices } = sealed;
     const rerun = from == null ? [] : rerunVertexIds(from, [...vertices].map(([id, v]) => ({ id, name: v.name })));
     // SPEC rule 14: a retry counts against the graph's limit as a start does; beyond it the
     // pipeline queues (at the back) with everything it re-runs WAITING.
@@ -349,12 +365,14 @@ export async function retryPipeline(store: Store, pipelineId: number, from?: rea
       dag,
       tracks.map((t) => ({ ...t, name: vertices.get(t.vertexId)?.name ?? '', state: t.state as TrackState })),
       rerun,
+      handlerTest(sealed),
     );
     // Queued: nothing is ready before the pipeline leaves the queue (releaseQueued decides then).
     const changes = state === PipelineState.QUEUED ? planned.map((c) => ({ ...c, to: TrackState.WAITING })) : planned;
     await applyTrackChanges(sql, journal, pipelineId, changes, {
       // A re-run also takes succeeded tracks; a plain retry only failed and cancelled ones.
-      from: from == null ? [TrackState.FAILED, TrackState.CANCELLED] : [TrackState.SUCCEED, TrackState.FAILED, TrackState.CANCELLED],
+      // Handlers below what failed go back too, whatever they ended as (SPEC rule 19).
+      from: [TrackState.SUCCEED, TrackState.FAILED, TrackState.CANCELLED, TrackState.SKIPPED],
       retry: true,
     });
     journal.record({
@@ -366,6 +384,11 @@ export async function retryPipeline(store: Store, pipelineId: number, from?: rea
           .filter((part) => part !== null)
           .join('; ') || null,
     });
+    // Handlers back in play wait for their condition: decided now, those whose predecessors ended.
+    if (state === PipelineState.RUNNING && hasHandlers(sealed)) {
+      const { finished } = await advancePipeline(sql, journal, sealed, pipelineId, null);
+      if (finished) await finishPipeline(sql, journal, sealed, pipeline.graphId, pipelineId);
+    }
     return updated[0]!;
   });
   return result;

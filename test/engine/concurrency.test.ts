@@ -1,11 +1,8 @@
 /** SPEC rule 14's decisions, pure: when a start queues, how many queued runs may start, and what becomes ready. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { mustQueue, queuedReason, readyOnRelease, releasable, requireConcurrencyLimit } from '../../src/engine/concurrency.ts';
-import { initialStates } from '../../src/engine/transitions.ts';
-import { TrackState } from '../../src/engine/states.ts';
+import { mustQueue, queuedReason, releasable, requireConcurrencyLimit } from '../../src/engine/concurrency.ts';
 import { ValidationError } from '../../src/errors.ts';
-import { NAMES, seedDag, VID, type Name } from '../helpers/seed-dag.ts';
 
 describe('admission', () => {
   it('queues only with a limit, when it is reached or others are queued already', () => {
@@ -73,29 +70,6 @@ describe('admission', () => {
         expect(startedOrder).toEqual(queuedOrder.filter((id) => startedOrder.includes(id)));
       }),
     );
-  });
-});
-
-describe('readyOnRelease', () => {
-  const states = (given: Partial<Record<Name, TrackState>>) => (vertexId: number) => {
-    const name = NAMES.find((n) => VID[n] === vertexId)!;
-    return given[name] ?? TrackState.WAITING;
-  };
-
-  it('for a new pipeline (all WAITING) gives exactly what a start without a queue makes PENDING', () => {
-    const ready = readyOnRelease(seedDag, states({}));
-    const pending = [...initialStates(seedDag)].filter(([, s]) => s === TrackState.PENDING).map(([id]) => id);
-    expect(ready.sort()).toEqual(pending.sort());
-    expect(ready.sort()).toEqual([VID.A, VID.E]);
-  });
-
-  it('for a retried one gives the frontier: WAITING tracks whose predecessors all succeeded', () => {
-    expect(readyOnRelease(seedDag, states({ A: TrackState.SUCCEED, E: TrackState.SUCCEED, B: TrackState.SUCCEED }))).toEqual([VID.C]);
-    expect(
-      readyOnRelease(seedDag, states({ A: TrackState.SUCCEED, B: TrackState.SUCCEED, C: TrackState.SUCCEED, E: TrackState.SUCCEED })),
-    ).toEqual([VID.D]);
-    // Only WAITING tracks are touched.
-    expect(readyOnRelease(seedDag, states({ A: TrackState.CANCELLED, E: TrackState.SUCCEED }))).toEqual([]);
   });
 });
 

@@ -8,7 +8,7 @@ describe('when a stream is over', () => {
 
   it('a track\'s output stream ends when it succeeded only: a failed or cancelled track may get another attempt', () => {
     const ends = Object.fromEntries(Object.entries(TrackState).map(([name, code]) => [name, endsOutputStream(code)]));
-    expect(ends).toEqual({ WAITING: false, PENDING: false, RUNNING: false, SUCCEED: true, FAILED: false, CANCELLED: false });
+    expect(ends).toEqual({ WAITING: false, PENDING: false, RUNNING: false, SUCCEED: true, FAILED: false, CANCELLED: false, SKIPPED: false });
   });
 
   it('an event that sets no track state (a pipeline event) ends nothing', () => {
