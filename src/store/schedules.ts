@@ -17,6 +17,7 @@ import {
 } from '../engine/schedule.ts';
 import { LIMITS, requireName } from '../engine/fields.ts';
 import { parseInputSchema } from '../engine/inputs.ts';
+import { MASK } from '../engine/secrets.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { Prisma, type Schedule } from '../generated/prisma/client.ts';
 import { prepareTracks, type VertexParams } from './pipelines.ts';
@@ -64,7 +65,13 @@ const NAME_LIMIT = LIMITS.vertexName;
  * expression against the time zone it will have, `current`).
  * @throws ValidationError naming the field.
  */
-export function validateSchedule(input: ScheduleInput, target: ScheduleTarget, current?: { cron: string; timeZone: string }): ScheduleData {
+export function validateSchedule(
+  input: ScheduleInput,
+  target: ScheduleTarget,
+  current?: { cron: string; timeZone: string; inputs: string },
+  /** Stored inputs whose secret values a *** keeps (by default the current schedule's). */
+  storedInputs = current?.inputs,
+): ScheduleData {
   const creating = current === undefined;
   const data: ScheduleData = {};
   if (input.name != null || creating) data.name = requireName('name', input.name ?? '', NAME_LIMIT);
@@ -72,7 +79,7 @@ export function validateSchedule(input: ScheduleInput, target: ScheduleTarget, c
   else if (creating) data.timeZone = DEFAULT_TIME_ZONE;
   if (input.cron != null || creating) data.cron = parseCron('cron', input.cron ?? '', data.timeZone ?? current!.timeZone).cron;
   else if (data.timeZone !== undefined) parseCron('cron', current!.cron, data.timeZone);
-  if (input.inputs != null) data.inputs = JSON.stringify(validateInputs(input.inputs, target));
+  if (input.inputs != null) data.inputs = JSON.stringify(validateInputs(unmasked(input.inputs, target, storedInputs), target));
   else if (creating) data.inputs = JSON.stringify(validateInputs([], target));
   if (input.overlap != null || creating) data.overlap = requireOverlap('overlap', input.overlap ?? 'SKIP');
   if (input.misfireGraceSeconds != null || creating) {
@@ -101,6 +108,30 @@ function validateInputs(inputs: readonly VertexParams[], target: ScheduleTarget)
     );
   });
   return inputs.map((entry) => ({ vertex: entry.vertex, params: entry.params }));
+}
+
+/**
+ * A secret parameter's value given as `***` (as Schedule.inputs and definition files show
+ * it) keeps the value stored for it: what was read can be written back unchanged.
+ * @throws ValidationError when there is no stored value to keep.
+ */
+function unmasked(inputs: readonly VertexParams[], target: ScheduleTarget, stored: string | undefined): VertexParams[] {
+  const previous = new Map((stored ? (JSON.parse(stored) as VertexParams[]) : []).map((entry) => [entry.vertex, entry.params]));
+  return inputs.map((entry, i) => {
+    const vertex = target.vertices.find((v) => v.name === entry.vertex);
+    if (!vertex || typeof entry.params !== 'object' || entry.params === null) return entry;
+    const secret = new Set(parseInputSchema(vertex.input, 'inputs').filter((p) => p.secret).map((p) => p.name));
+    const params = { ...entry.params };
+    for (const [name, value] of Object.entries(params)) {
+      if (value !== MASK || !secret.has(name)) continue;
+      const kept = previous.get(entry.vertex)?.[name];
+      if (kept === undefined) {
+        throw new ValidationError(`inputs.${i}.params.${name}`, `Parameter "${name}" is secret and its value is shown as ${MASK}: give the real value here.`);
+      }
+      params[name] = kept;
+    }
+    return { vertex: entry.vertex, params };
+  });
 }
 
 async function targetOf(tx: Tx, graphId: number, field: string): Promise<ScheduleTarget> {
@@ -231,12 +262,17 @@ export interface ScheduleDefinition extends ScheduleInput {
  * The schedules of a definition, validated against the graph's vertices (field paths
  * "schedules.<i>...."), with names given once.
  */
-export function validateScheduleDefinitions(definitions: readonly ScheduleDefinition[], target: ScheduleTarget): ScheduleData[] {
+export function validateScheduleDefinitions(
+  definitions: readonly ScheduleDefinition[],
+  target: ScheduleTarget,
+  /** The graph's schedules' stored inputs by name, for secret values given as ***. */
+  storedInputs: ReadonlyMap<string, string> = new Map(),
+): ScheduleData[] {
   const seen = new Set<string>();
   return definitions.map((definition, i) => {
     let data: ScheduleData;
     try {
-      data = validateSchedule(definition, target);
+      data = validateSchedule(definition, target, undefined, storedInputs.get(definition.name.trim()));
     } catch (error) {
       if (error instanceof ValidationError) throw new ValidationError(`schedules.${i}.${error.field}`, error.message);
       throw error;
@@ -284,9 +320,27 @@ export async function syncSchedules(
   return result;
 }
 
-/** A stored schedule as its graph's definition prints it: the settings that are not the default. */
-export function scheduleDefinition(schedule: Pick<Schedule, 'name' | 'cron' | 'timeZone' | 'inputs' | 'overlap' | 'misfireGraceSeconds' | 'paused'>) {
-  const inputs = JSON.parse(schedule.inputs) as VertexParams[];
+/**
+ * A schedule's stored inputs with the values of secret parameters as `***` (what the API and
+ * definition files show: schedules are read by every viewer).
+ */
+export function maskedScheduleInputs(stored: string, vertices: ReadonlyArray<{ name: string; input: string }>): VertexParams[] {
+  const secret = new Map(vertices.map((v) => [v.name, new Set(parseInputSchema(v.input, 'inputs').filter((p) => p.secret).map((p) => p.name))]));
+  return (JSON.parse(stored) as VertexParams[]).map((entry) => ({
+    vertex: entry.vertex,
+    params: Object.fromEntries(Object.entries(entry.params).map(([name, value]) => [name, secret.get(entry.vertex)?.has(name) ? MASK : value])),
+  }));
+}
+
+/**
+ * A stored schedule as its graph's definition prints it: the settings that are not the
+ * default (the time zone always), secret values masked.
+ */
+export function scheduleDefinition(
+  schedule: Pick<Schedule, 'name' | 'cron' | 'timeZone' | 'inputs' | 'overlap' | 'misfireGraceSeconds' | 'paused'>,
+  vertices: ReadonlyArray<{ name: string; input: string }>,
+) {
+  const inputs = maskedScheduleInputs(schedule.inputs, vertices);
   return {
     name: schedule.name,
     cron: schedule.cron,
