@@ -1,4 +1,4 @@
--- Schedules (SPEC rule 16): a schedule starts its graph on a cron expression; schedule_tick
+-- Schedules (SPEC rule 16): a schedule starts its graph on a cron expression, and schedule_tick
 -- records what became of each tick, once (the unique index on (schedule, tick time) is what lets
 -- several scheduler processes race for a tick). pipeline.scheduleId names the schedule that
 -- started a pipeline, and is cleared when that schedule is deleted.
