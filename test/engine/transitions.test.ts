@@ -40,7 +40,7 @@ function byName(changes: TrackChange[]): Record<string, { to: TrackState; reason
 describe('states', () => {
   it('keeps the seed integer codes', () => {
     expect(TrackState).toEqual({ WAITING: 0, PENDING: 1, RUNNING: 2, SUCCEED: 3, FAILED: 4, CANCELLED: 6 });
-    expect(PipelineState).toEqual({ RUNNING: 2, FAILED: 4, FINISH: 5, CANCELLED: 6 });
+    expect(PipelineState).toEqual({ QUEUED: 1, RUNNING: 2, FAILED: 4, FINISH: 5, CANCELLED: 6 });
   });
 });
 

@@ -9,10 +9,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_PROVIDER, TEST_REDIS_URL } from '../helpers/databases.ts';
+import { TEST_PROVIDER } from '../helpers/databases.ts';
 import { CreateSchedule, UpdateSchedule } from '../helpers/operations.ts';
 import { eventually, seedGraph } from '../helpers/seed.ts';
-import { freePort, killServerProcesses, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
+import { killServerProcesses, startWorkerProcess, type ServerProcess } from '../helpers/server-process.ts';
 import { startTestApp, type TestApp } from '../helpers/test-app.ts';
 
 const RUN_MS = 60_000;
@@ -28,19 +28,7 @@ describe.runIf(TEST_PROVIDER === 'postgresql')('a schedule on three workers', ()
   const workers: ServerProcess[] = [];
   beforeAll(async () => {
     api = await startTestApp({ env: { ROLE: 'api' } });
-    for (let i = 1; i <= 3; i++) {
-      workers.push(
-        await startServerProcess({
-          ROLE: 'worker',
-          DATABASE_URL: api.databaseUrl,
-          REDIS_URL: TEST_REDIS_URL,
-          PORT: String(await freePort()),
-          WORK_DIR: path.join(dir, `work-${i}`),
-          WORKERS: '2',
-          LOG_LEVEL: 'info',
-        }),
-      );
-    }
+    for (let i = 1; i <= 3; i++) workers.push(await startWorkerProcess(api.databaseUrl, path.join(dir, `work-${i}`), { LOG_LEVEL: 'info' }));
   });
   afterAll(async () => {
     await Promise.all(workers.map((w) => w.stop()));
