@@ -82,6 +82,11 @@ export class Scheduler {
     });
   }
 
+  /** Resolves once no pass is running (after changed(), the pass it started has ended). */
+  async idle(): Promise<void> {
+    while (this.passing) await this.passing;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);

@@ -7,7 +7,9 @@
  * outage writes a bounded number of rows. Several processes racing for ticks are
  * test/faults/scheduler-workers.test.ts.
  */
+import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { Scheduler } from '../../src/scheduler/scheduler.ts';
 import { CreateSchedule, DeleteSchedule, ScheduleTicks, UpdateSchedule } from '../helpers/operations.ts';
 import { eventually, seedGraph } from '../helpers/seed.ts';
 import { startTestApp, type TestApp } from '../helpers/test-app.ts';
@@ -170,4 +172,42 @@ it('a per-second schedule down for a day writes a bounded number of tick rows', 
   expect(missed[0]!.reason).toMatch(/^At least \d+ ticks from .* were missed/);
   // The on-time ticks of the moment it came back ran; everything before was missed.
   expect(rows.length).toBeLessThan(40);
+});
+
+it('on an injected clock, the scheduler starts Berlin\'s daily 02:30 at 03:00 CEST on the spring day and once on the autumn day', { timeout: 30_000 }, async () => {
+  const { graphId } = await seedGraph(t, { vertices: { x: { script: 'true' } } });
+  const id = await schedule(graphId, { name: 'berlin 02:30', cron: '30 2 * * *', timeZone: 'Europe/Berlin', overlap: 'ALLOW', paused: true });
+  await t.app.scheduler!.stop();
+  let now = Date.parse('2026-03-29T00:59:59Z');
+  const scheduler = new Scheduler(t.app.store, pino({ level: 'silent' }), { clock: () => now });
+  const at = async (iso: string) => {
+    now = Date.parse(iso);
+    scheduler.changed();
+    await scheduler.idle();
+    return (await ticksOf(id)).map((tick) => [tick.tickAt, tick.outcome, tick.pipeline?.idempotencyKey]);
+  };
+  try {
+    await t.app.store.db.schedule.update({ where: { id }, data: { paused: false, since: new Date('2026-03-28T12:00:00Z') } });
+    await scheduler.start();
+    await scheduler.idle();
+    expect(await ticksOf(id)).toEqual([]);
+    // 02:30 does not exist that night: the tick is at 03:00 CEST, 01:00 UTC.
+    const key = (iso: string) => `schedule:${id}:${iso}`;
+    expect(await at('2026-03-29T01:00:00.200Z')).toEqual([['2026-03-29T01:00:00.000Z', 'STARTED', key('2026-03-29T01:00:00.000Z')]]);
+    expect(await at('2026-03-29T23:00:00Z')).toHaveLength(1);
+    expect(await at('2026-03-30T00:30:00.200Z')).toHaveLength(2);
+
+    // Autumn, from the day before: 02:30 CEST (00:30 UTC) runs, 02:30 CET an hour later does not.
+    await t.app.store.db.schedule.update({ where: { id }, data: { lastTickAt: new Date('2026-10-24T00:30:00Z') } });
+    const first = await at('2026-10-25T00:30:00.200Z');
+    expect(first.at(-1)).toEqual(['2026-10-25T00:30:00.000Z', 'STARTED', key('2026-10-25T00:30:00.000Z')]);
+    expect(await at('2026-10-25T01:30:00.200Z')).toEqual(first);
+    const next = await at('2026-10-26T01:30:00.200Z');
+    expect(next.slice(first.length)).toEqual([['2026-10-26T01:30:00.000Z', 'STARTED', key('2026-10-26T01:30:00.000Z')]]);
+    expect(next.every(([, outcome]) => outcome === 'STARTED')).toBe(true);
+  } finally {
+    await scheduler.stop();
+    await pause(id);
+    await t.app.scheduler!.start();
+  }
 });
