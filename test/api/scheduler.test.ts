@@ -9,7 +9,8 @@
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { Scheduler } from '../../src/scheduler/scheduler.ts';
+import { Scheduler, TICK_HISTORY } from '../../src/scheduler/scheduler.ts';
+import { pruneTicks } from '../../src/store/schedule-ticks.ts';
 import { CreateSchedule, DeleteSchedule, ScheduleTicks, UpdateSchedule } from '../helpers/operations.ts';
 import { eventually, seedGraph } from '../helpers/seed.ts';
 import { startTestApp, type TestApp } from '../helpers/test-app.ts';
@@ -210,4 +211,18 @@ it('on an injected clock, the scheduler starts Berlin\'s daily 02:30 at 03:00 CE
     await pause(id);
     await t.app.scheduler!.start();
   }
+});
+
+it('keeps the newest 1000 ticks of a schedule', async () => {
+  const { graphId } = await seedGraph(t, { vertices: { x: { script: 'true' } } });
+  const id = await schedule(graphId, { name: 'long history', cron: '* * * * * *', paused: true });
+  const start = Date.parse('2026-01-01T00:00:00Z');
+  await t.app.store.db.scheduleTick.createMany({
+    data: Array.from({ length: TICK_HISTORY + 5 }, (_, i) => ({ scheduleId: id, tickAt: new Date(start + i * 1000), outcome: 'MISSED', reason: 'test' })),
+  });
+  expect(await pruneTicks(t.app.store, TICK_HISTORY)).toBe(5);
+  const kept = await t.app.store.db.scheduleTick.findMany({ where: { scheduleId: id }, orderBy: { tickAt: 'asc' } });
+  expect(kept).toHaveLength(TICK_HISTORY);
+  expect(kept[0]!.tickAt).toEqual(new Date(start + 5000));
+  expect(await pruneTicks(t.app.store, TICK_HISTORY)).toBe(0);
 });
