@@ -45,6 +45,7 @@ export class Scheduler {
   private timer: NodeJS.Timeout | undefined;
   private maintenanceTimer: NodeJS.Timeout | undefined;
   private passing: Promise<void> | undefined;
+  private maintaining: Promise<void> | undefined;
   private again = false;
   private offsetMs = 0;
   /** Parsed expressions by "cron\ntime zone"; a bad one (stored before a syntax change) is reported once. */
@@ -91,10 +92,15 @@ export class Scheduler {
     this.stopped = true;
     clearTimeout(this.timer);
     clearInterval(this.maintenanceTimer);
-    await this.passing;
+    await Promise.all([this.passing, this.maintaining]);
   }
 
-  private async maintain(): Promise<void> {
+  private maintain(): Promise<void> {
+    this.maintaining ??= this.measureAndPrune().finally(() => (this.maintaining = undefined));
+    return this.maintaining;
+  }
+
+  private async measureAndPrune(): Promise<void> {
     try {
       if (!this.options.clock) this.offsetMs = await databaseClockOffset(this.store);
       const pruned = await pruneTicks(this.store, TICK_HISTORY);
