@@ -1,8 +1,9 @@
 /**
  * The composition root. The service parts (database, store, bus) are composed for every
  * role; then by ROLE (SPEC rule 11):
- * - `all` and `worker` run the executor (with its launcher) and, on PostgreSQL, the
- *   listener that wakes it when another process made work ready;
+ * - `all` and `worker` run the executor (with its launcher), the scheduler beside it
+ *   (src/scheduler/) and, on PostgreSQL, the listener that wakes them when another process
+ *   made work ready or changed a schedule;
  * - `all` and `api` serve GraphQL over HTTP, SSE and WebSocket (src/http/api.ts);
  * - every role serves /health and /metrics (src/http/probes.ts); a worker serves nothing
  *   else, on its own port.
@@ -22,7 +23,9 @@ import type { Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createBus } from './pubsub.ts';
 import { connectRedisBus } from './redis-bus.ts';
+import { Scheduler } from './scheduler/scheduler.ts';
 import { DagCache } from './store/dag-cache.ts';
+import { SCHEDULES_HINT } from './store/schedules.ts';
 import type { Store } from './store/transaction.ts';
 import { WorkListener } from './store/work-listener.ts';
 
@@ -46,6 +49,8 @@ export interface App {
   readonly store: Store;
   /** This process's executor; none on an API process (ROLE=api). */
   readonly executor: Executor | undefined;
+  /** This process's scheduler: beside the executor, none on an API process. */
+  readonly scheduler: Scheduler | undefined;
   readonly server: Server;
   readonly metrics: Metrics;
   /** The GraphQL server; none on a worker (ROLE=worker). */
@@ -73,6 +78,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       : createBus(),
     dags: new DagCache(),
     commitListeners: [],
+    scheduleListeners: [],
     onListenerError: (error) => logger.error({ err: error }, 'commit listener failed'),
   };
   let api: GraphQLApi | undefined;
@@ -84,9 +90,15 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     webSocketConnections: () => api?.webSocketConnections() ?? 0,
   });
   const executor = config.role === 'api' ? undefined : createExecutor(deps, store, metrics);
+  const scheduler = executor ? new Scheduler(store, logger.child({ component: 'scheduler' }), { observer: metrics }) : undefined;
+  if (scheduler) store.scheduleListeners.push(() => scheduler.changed());
   const listener =
     executor && fast.provider === 'postgres'
-      ? new WorkListener(config.databaseUrl, (hint) => executor.hinted(hint), logger.child({ component: 'listener' }))
+      ? new WorkListener(
+          config.databaseUrl,
+          (hint) => (hint === SCHEDULES_HINT ? scheduler?.changed() : executor.hinted(hint)),
+          logger.child({ component: 'listener' }),
+        )
       : undefined;
   // Every committed pipeline change in the log, with its ids; track changes at debug.
   const journalLog = logger.child({ component: 'journal' });
@@ -124,6 +136,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   return {
     store,
     executor,
+    scheduler,
     server,
     metrics,
     yoga: api?.yoga,
@@ -136,6 +149,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       });
       started = true;
       await executor?.start();
+      await scheduler?.start();
       await listener?.start();
       const { port } = server.address() as AddressInfo;
       const host = config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -148,6 +162,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         await new Promise<void>((resolve) => server.close(() => resolve()));
       }
       await listener?.stop();
+      await scheduler?.stop();
       await executor?.stop();
       await store.bus.close();
       await db.$disconnect();

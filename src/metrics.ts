@@ -6,6 +6,8 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Db } from './db.ts';
+import { TICK_OUTCOMES } from './engine/schedule.ts';
+import type { ScheduleObserver } from './scheduler/scheduler.ts';
 import { PipelineState, TrackState, trackStateName } from './engine/states.ts';
 
 /** What the executor reports as it runs tracks. */
@@ -18,7 +20,7 @@ export interface ExecutorObserver {
   retried(): void;
 }
 
-export interface Metrics extends ExecutorObserver {
+export interface Metrics extends ExecutorObserver, ScheduleObserver {
   readonly registry: Registry;
   /** A subscription event delivered; `executed` false when it reused another subscriber's execution. */
   subscriptionEvent(executed: boolean): void;
@@ -153,6 +155,15 @@ export function createMetrics(sources: MetricsSources): Metrics {
     registers: [registry],
   });
 
+  const scheduleTicks = new Counter({
+    name: 'dagpipe_schedule_ticks_total',
+    help: 'Schedule ticks this process recorded, by outcome: started a pipeline, skipped (the previous run still active), missed (no scheduler was running), failed (the start was refused).',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  // Every outcome from the start, at 0: a rate over a counter that appears late misses its first increase.
+  for (const outcome of TICK_OUTCOMES) scheduleTicks.inc({ outcome: outcome.toLowerCase() }, 0);
+
   // Counted once per subscriber and event, a million times in a big fan-out: plain numbers,
   // handed to the counter when scraped (its inc hashes the labels on every call).
   const delivered = { executed: 0, shared: 0 };
@@ -176,6 +187,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
     dispatched: (seconds) => dispatchLatency.observe(seconds),
     finished: (seconds, outcome) => trackDuration.observe({ outcome }, seconds),
     retried: () => retries.inc(),
+    scheduleTick: (outcome, count) => scheduleTicks.inc({ outcome: outcome.toLowerCase() }, count),
     async render() {
       return { body: await registry.metrics(), contentType: registry.contentType };
     },

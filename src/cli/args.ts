@@ -45,7 +45,9 @@ export type Command =
   | { name: 'watch'; pipelineId: number }
   | { name: 'logs'; trackId: number; follow: boolean }
   | { name: 'cancel'; pipelineId: number }
-  | { name: 'retry'; pipelineId: number; watch: boolean; from: string[] | undefined };
+  | { name: 'retry'; pipelineId: number; watch: boolean; from: string[] | undefined }
+  | { name: 'schedules'; graph: string | undefined; json: boolean }
+  | { name: 'schedule'; action: 'pause' | 'resume'; schedule: string };
 
 /**
  * The least role a command's token needs (see src/engine/roles.ts): reading and watching
@@ -58,6 +60,8 @@ export const ROLE_NEEDED: Record<Exclude<Command['name'], 'help'>, 'viewer' | 'o
   start: 'operator',
   cancel: 'operator',
   retry: 'operator',
+  schedules: 'viewer',
+  schedule: 'operator',
   apply: 'admin',
 };
 
@@ -98,6 +102,11 @@ Commands:
                                     separated by commas), re-run an ended pipeline, FINISH
                                     too, from those steps: they and everything downstream
                                     of them run again, even if they had succeeded.
+  schedules [<graph>] [--json]      List schedules (of a graph, by id or name): name, graph,
+                                    cron, time zone, next run (in that zone), paused, last tick.
+  schedule pause|resume <schedule>  Pause or resume a schedule (its id, or its name when only one
+                                    graph has a schedule of that name). Resuming does not run the
+                                    ticks of the pause.
   help                              This text.
 
 Options:
@@ -113,7 +122,7 @@ Options:
   -h, --help         This text.
 
 Authentication: set PIPECTL_TOKEN to an API token (viewer to read and watch, operator to
-start, cancel, retry and give input, admin to apply). It is read from the environment,
+start, cancel, retry, give input and pause or resume schedules, admin to apply). It is read from the environment,
 not the command line, so it does not show in process lists.
 
 Watching: on a terminal the display is redrawn in place (overall bar, a line per running
@@ -136,6 +145,8 @@ Examples:
   pipectl start "web server check" --input report.operator=Ada --watch
   PIPECTL_URL=http://ci-runner:4000/graphql PIPECTL_TOKEN=dp_... pipectl start 3 -i ip=10.0.0.5 -w
   pipectl logs 17 --follow
+  pipectl schedules "web server check"
+  pipectl schedule pause nightly
 `;
 
 const OPTIONS = {
@@ -156,8 +167,8 @@ type OptionName = keyof typeof OPTIONS;
 
 const GLOBAL: OptionName[] = ['url', 'help', 'no-color'];
 
-/** Each command: its positional arguments and the options it accepts. */
-const COMMANDS: Record<Exclude<Command['name'], 'help'>, { args: string[]; options: OptionName[] }> = {
+/** Each command: its positional arguments (the optional ones last) and the options it accepts. */
+const COMMANDS: Record<Exclude<Command['name'], 'help'>, { args: string[]; optional?: string[]; options: OptionName[] }> = {
   graphs: { args: [], options: ['json'] },
   apply: { args: ['file'], options: ['name'] },
   start: { args: ['graph'], options: ['input', 'watch', 'name', 'no-prompt', 'idempotency-key'] },
@@ -165,6 +176,8 @@ const COMMANDS: Record<Exclude<Command['name'], 'help'>, { args: string[]; optio
   logs: { args: ['track'], options: ['follow'] },
   cancel: { args: ['pipeline'], options: [] },
   retry: { args: ['pipeline'], options: ['watch', 'from'] },
+  schedules: { args: [], optional: ['graph'], options: ['json'] },
+  schedule: { args: ['pause|resume', 'schedule'], options: [] },
 };
 
 /** A parameter name as the server accepts it: letters, digits and _, not starting with a digit. */
@@ -227,9 +240,12 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
       throw new UsageError(`${name} does not take --${option}.`);
     }
   }
-  const usage = `pipectl ${name}${spec.args.map((a) => ` <${a}>`).join('')}`;
+  const optional = spec.optional ?? [];
+  const usage = `pipectl ${name}${spec.args.map((a) => ` <${a}>`).join('')}${optional.map((a) => ` [<${a}>]`).join('')}`;
   if (rest.length < spec.args.length) throw new UsageError(`${name} needs ${spec.args.map((a) => `<${a}>`).join(' ')}: ${usage}`);
-  if (rest.length > spec.args.length) throw new UsageError(`${name} takes ${spec.args.length || 'no'} argument(s), got "${rest.join(' ')}": ${usage}`);
+  if (rest.length > spec.args.length + optional.length) {
+    throw new UsageError(`${name} takes ${spec.args.length + optional.length || 'no'} argument(s), got "${rest.join(' ')}": ${usage}`);
+  }
   const [first] = rest as [string];
 
   const command: Command = (() => {
@@ -257,6 +273,15 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
         return { name: 'cancel', pipelineId: positiveId(first, 'pipeline') };
       case 'retry':
         return { name: 'retry', pipelineId: positiveId(first, 'pipeline'), watch: values.watch === true, from: vertexNames(values.from) };
+      case 'schedules':
+        if (first !== undefined && first.trim() === '') throw new UsageError('schedules takes a graph id or name, not an empty string.');
+        return { name: 'schedules', graph: first, json: values.json === true };
+      case 'schedule': {
+        if (first !== 'pause' && first !== 'resume') throw new UsageError(`schedule needs pause or resume, not "${first}": ${usage}`);
+        const target = rest[1]!;
+        if (target.trim() === '') throw new UsageError('schedule needs a schedule id or name, not an empty string.');
+        return { name: 'schedule', action: first, schedule: target };
+      }
     }
   })();
   return { command, url, noColor };

@@ -12,8 +12,10 @@ import {
   CliGraphNames,
   CliGraphs,
   CliImportGraph,
+  CliPauseSchedule,
   CliRetryPipeline,
   CliRetryPlan,
+  CliSchedules,
   CliStartPipeline,
 } from './operations.ts';
 import { followOutput, printStored, trackInfo } from './output.ts';
@@ -59,6 +61,10 @@ export async function run(command: Command, ctx: Context): Promise<Code> {
       return cancel(ctx, command.pipelineId);
     case 'retry':
       return retry(ctx, command.pipelineId, command.watch, command.from);
+    case 'schedules':
+      return listSchedules(ctx, command.graph, command.json);
+    case 'schedule':
+      return pauseOrResume(ctx, command.action, command.schedule);
   }
 }
 
@@ -112,7 +118,9 @@ async function apply(ctx: Context, file: string, graphName: string | undefined):
     throw new UsageError(`Cannot read ${file}${code === 'ENOENT' ? ': no such file' : `: ${(error as Error).message}`}.`);
   }
   const format = path.extname(file).toLowerCase() === '.json' ? 'JSON' : 'YAML';
-  const { importGraph: imported } = await ctx.api.request(CliImportGraph, { definition, format, name: graphName ?? null });
+  const before = new Set((await ctx.api.request(CliGraphNames, {})).graphs.map((g) => g.id));
+  // A file with schedules may be applied again to its graph: only the schedules change.
+  const { importGraph: imported } = await ctx.api.request(CliImportGraph, { definition, format, name: graphName ?? null, updateSchedules: true });
   if (imported.__typename !== 'Graph') {
     if (imported.__typename === 'ConflictError' && /(^|\.)name$/.test(imported.field)) {
       const name = graphName ?? nameIn(definition, format);
@@ -132,8 +140,70 @@ async function apply(ctx: Context, file: string, graphName: string | undefined):
   if (checked.__typename !== 'Graph') {
     throw refusal(`Imported "${imported.name}" as graph ${imported.id}, but it cannot start`, checked);
   }
+  const schedules = imported.schedules.map((s) => `${s.name} (${s.cron} ${s.timeZone}, ${s.paused ? 'paused' : `next run ${inZone(s.nextRunAt, s.timeZone)}`})`);
+  if (before.has(imported.id)) {
+    out(ctx.io, `Graph "${imported.name}" (${imported.id}) is unchanged; its schedules now match ${file}: ${schedules.length ? schedules.join(', ') : 'none'}.`);
+    return ExitCode.OK;
+  }
   out(ctx.io, `Imported "${imported.name}" as graph ${imported.id} (${imported.vertices.length} vertices, ${imported.edges.length} edges), checked.`);
+  if (schedules.length) out(ctx.io, `Schedules: ${schedules.join(', ')}.`);
   out(ctx.io, `Start it with: pipectl start ${imported.id}`);
+  return ExitCode.OK;
+}
+
+/** "2026-12-03 02:30:00" in the schedule's time zone; "-" for none. */
+export function inZone(at: string | null, timeZone: string): string {
+  if (at === null) return '-';
+  return new Intl.DateTimeFormat('sv-SE', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' }).format(new Date(at));
+}
+
+async function listSchedules(ctx: Context, graphRef: string | undefined, json: boolean): Promise<Code> {
+  const graph = graphRef === undefined ? undefined : await resolveGraph(ctx.api, graphRef);
+  const { schedules } = await ctx.api.request(CliSchedules, { graphId: graph?.id ?? null });
+  if (json) {
+    out(ctx.io, JSON.stringify(schedules, null, 2));
+    return ExitCode.OK;
+  }
+  if (schedules.length === 0) {
+    out(ctx.io, graph ? `Graph "${graph.name}" (${graph.id}) has no schedules.` : 'No schedules yet. Create one with createSchedule, or in a definition file (schedules:) with pipectl apply.');
+    return ExitCode.OK;
+  }
+  const rows = [['ID', 'NAME', 'GRAPH', 'CRON', 'TIME ZONE', 'NEXT RUN', 'PAUSED', 'LAST TICK']];
+  for (const s of schedules) {
+    const [tick] = s.ticks;
+    const last = tick ? `${tick.outcome}${tick.pipeline ? ` pipeline ${tick.pipeline.id}` : ''} at ${inZone(tick.tickAt, s.timeZone)}` : '-';
+    rows.push([String(s.id), s.name, `${s.graph.name} (${s.graph.id})`, s.cron, s.timeZone, inZone(s.nextRunAt, s.timeZone), s.paused ? 'yes' : 'no', last]);
+  }
+  for (const line of table(rows)) out(ctx.io, line);
+  return ExitCode.OK;
+}
+
+/** A schedule given by id, or by name when one graph only has a schedule of that name. */
+async function resolveSchedule(api: Api, ref: string): Promise<{ id: number; name: string }> {
+  const { schedules } = await api.request(CliSchedules, { graphId: null });
+  const byId = /^\d+$/.test(ref) ? schedules.find((s) => s.id === Number(ref)) : undefined;
+  if (byId) return byId;
+  const named = schedules.filter((s) => s.name === ref);
+  if (named.length === 1) return named[0]!;
+  if (named.length > 1) {
+    throw new RefusedError(`${named.length} graphs have a schedule named "${ref}": ${named.map((s) => `id ${s.id} (graph "${s.graph.name}")`).join(', ')}. Give its id.`);
+  }
+  throw new RefusedError(
+    `No schedule has the ${/^\d+$/.test(ref) ? 'id or name' : 'name'} "${ref}".${schedules.length ? ' pipectl schedules lists them.' : ' There are no schedules yet.'}`,
+  );
+}
+
+async function pauseOrResume(ctx: Context, action: 'pause' | 'resume', ref: string): Promise<Code> {
+  const target = await resolveSchedule(ctx.api, ref);
+  const { updateSchedule: result } = await ctx.api.request(CliPauseSchedule, { id: target.id, paused: action === 'pause' });
+  if (result.__typename !== 'Schedule') throw refusal(`Schedule ${target.id} "${target.name}" was not ${action}d`, result);
+  const which = `schedule ${result.id} "${result.name}" of graph ${result.graph.id} "${result.graph.name}"`;
+  out(
+    ctx.io,
+    result.paused
+      ? `Paused ${which}: it starts nothing until resumed (pipectl schedule resume ${result.id}).`
+      : `Resumed ${which}: next run ${inZone(result.nextRunAt, result.timeZone)} ${result.timeZone} (the ticks of the pause are not run).`,
+  );
   return ExitCode.OK;
 }
 

@@ -36,10 +36,10 @@ export const CliGraphForStart = graphql(`
 `);
 
 export const CliImportGraph = graphql(`
-  mutation CliImportGraph($definition: String!, $format: DefinitionFormat, $name: String) {
-    importGraph(definition: $definition, format: $format, name: $name) {
+  mutation CliImportGraph($definition: String!, $format: DefinitionFormat, $name: String, $updateSchedules: Boolean) {
+    importGraph(definition: $definition, format: $format, name: $name, updateSchedules: $updateSchedules) {
       __typename
-      ... on Graph { id name vertices { id } edges { id } }
+      ... on Graph { id name vertices { id } edges { id } schedules { id name cron timeZone paused nextRunAt } }
       ... on CycleError { path }
       ... on Error { message field }
     }
@@ -168,5 +168,26 @@ export const CliOutputPage = graphql(`
 export const CliTrackOutput = graphql(`
   subscription CliTrackOutput($trackId: Int!, $offset: Int) {
     trackOutput(trackId: $trackId, offset: $offset) { attempt line offset }
+  }
+`);
+
+/** Schedules as `pipectl schedules` lists them, with their latest tick. */
+export const CliSchedules = graphql(`
+  query CliSchedules($graphId: Int) {
+    schedules(graphId: $graphId) {
+      id name cron timeZone paused nextRunAt
+      graph { id name }
+      ticks(first: 1) { outcome tickAt reason pipeline { id } }
+    }
+  }
+`);
+
+export const CliPauseSchedule = graphql(`
+  mutation CliPauseSchedule($id: Int!, $paused: Boolean!) {
+    updateSchedule(id: $id, input: { paused: $paused }) {
+      __typename
+      ... on Schedule { id name paused nextRunAt timeZone graph { id name } }
+      ... on Error { message field }
+    }
   }
 `);

@@ -1,7 +1,8 @@
 /**
  * Graph definitions as files (JSON or YAML), so workflows can live in git: the whole
  * graph — its concurrency limit, vertices with their scripts, inputs (the seed's JSON form),
- * timeouts and automatic retries, and edges by vertex name. Pure: text in, validated definition out, and back.
+ * timeouts, automatic retries and run conditions, edges by vertex name, and the schedules
+ * that start it. Pure: text in, validated definition out, and back.
  */
 import { parse as parseYaml, stringify as toYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
@@ -31,6 +32,21 @@ const definitionSchema = z.object({
     )
     .default([]),
   edges: z.array(z.object({ tail: z.string(), head: z.string() })).default([]),
+  // Left out, not defaulted: a file without the key says nothing about schedules, and so
+  // never changes those of an existing graph (see importGraph's updateSchedules).
+  schedules: z
+    .array(
+      z.object({
+        name: z.string(),
+        cron: z.string(),
+        timeZone: z.string().optional(),
+        inputs: z.array(z.object({ vertex: z.string(), params: z.record(z.string(), z.unknown()) })).optional(),
+        overlap: z.string().optional(),
+        misfireGraceSeconds: z.number().int().optional(),
+        paused: z.boolean().optional(),
+      }),
+    )
+    .optional(),
 });
 
 export type GraphDefinition = z.infer<typeof definitionSchema>;
@@ -60,7 +76,7 @@ export function parseDefinition(text: string, format: DefinitionFormat, field = 
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const path = [field, ...issue.path.map(String)].join('.');
-    throw new ValidationError(path, `${issue.message} at ${path}. A definition has name, desc, maxConcurrentPipelines, vertices [{name, script, timeoutSeconds, retries, retryDelaySeconds, retryBackoff, runIf, inputs}] and edges [{tail, head}].`);
+    throw new ValidationError(path, `${issue.message} at ${path}. A definition has name, desc, maxConcurrentPipelines, vertices [{name, script, timeoutSeconds, retries, retryDelaySeconds, retryBackoff, runIf, inputs}], edges [{tail, head}] and schedules [{name, cron, timeZone, inputs, overlap, misfireGraceSeconds, paused}].`);
   }
   return result.data;
 }

@@ -1,6 +1,6 @@
 /**
- * The audit trail: who started, cancelled, retried, supplied input, changed a graph or a
- * token, and when. Every mutation that succeeds is recorded; admins read it with auditLog.
+ * The audit trail: who started, cancelled, retried, supplied input, changed a graph, a
+ * schedule or a token, and when. Every mutation that succeeds is recorded; admins read it with auditLog.
  */
 import type { GraphQLFieldResolver, GraphQLSchema } from 'graphql';
 import type { Context } from '../context.ts';
@@ -24,6 +24,9 @@ const TARGETS: Record<string, string> = {
   cancelPipeline: 'pipeline',
   retryPipeline: 'pipeline',
   finishInput: 'track',
+  createSchedule: 'schedule',
+  updateSchedule: 'schedule',
+  deleteSchedule: 'schedule',
   createToken: 'token',
   revokeToken: 'token',
 };
@@ -88,7 +91,7 @@ builder.prismaObject('AuditEntry', {
     actor: t.exposeString('actor', { description: 'The name of the token used ("anonymous" with authentication off).' }),
     tokenId: t.exposeInt('tokenId', { nullable: true, description: 'The token used.' }),
     action: t.exposeString('action', { description: 'The mutation, e.g. startPipeline, updateGraph, revokeToken.' }),
-    targetType: t.exposeString('targetType', { description: 'graph, vertex, edge, pipeline, track or token.' }),
+    targetType: t.exposeString('targetType', { description: 'graph, vertex, edge, pipeline, track, schedule or token.' }),
     targetId: t.exposeInt('targetId', { nullable: true, description: 'The id of what it acted on.' }),
     details: t.field({
       type: 'JSON',

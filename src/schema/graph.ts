@@ -1,5 +1,6 @@
 /** Graph: the type, its queries and its mutations. */
 import * as graphs from '../store/graphs.ts';
+import { announceScheduleChange, scheduleDefinition } from '../store/schedules.ts';
 import { builder } from './builder.ts';
 import { ALL_ERRORS } from './errors.ts';
 import { toDot, toMermaid } from '../engine/diagram.ts';
@@ -63,7 +64,8 @@ export const Graph = builder.prismaObject('Graph', {
       resolve: (graph) => toDot(graph, graph.name),
     }),
     definition: t.string({
-      description: 'The whole graph as a file (vertices, scripts, inputs, timeouts, retries, edges by name) for git; importGraph reads it back.',
+      description:
+        'The whole graph as a file (vertices, scripts, inputs, timeouts, retries, edges by name, and its schedules if it has any; secret parameter values in schedules show as ***) for git; importGraph reads it back.',
       args: { format: t.arg({ type: DefinitionFormatEnum, required: false, description: 'YAML (default) or JSON.' }) },
       select: {
         name: true,
@@ -74,6 +76,10 @@ export const Graph = builder.prismaObject('Graph', {
           orderBy: { id: 'asc' },
         },
         edges: { select: { tailId: true, headId: true }, orderBy: { id: 'asc' } },
+        schedules: {
+          select: { name: true, cron: true, timeZone: true, inputs: true, overlap: true, misfireGraceSeconds: true, paused: true },
+          orderBy: { name: 'asc' },
+        },
       },
       resolve: (graph, args) => {
         const names = new Map(graph.vertices.map((v) => [v.id, v.name]));
@@ -91,6 +97,7 @@ export const Graph = builder.prismaObject('Graph', {
               inputs: JSON.parse(v.input) as Record<string, unknown>,
             })),
             edges: graph.edges.map((e) => ({ tail: names.get(e.tailId)!, head: names.get(e.headId)! })),
+            ...(graph.schedules.length > 0 && { schedules: graph.schedules.map((s) => scheduleDefinition(s, graph.vertices)) }),
           },
           args.format ?? 'yaml',
         );
@@ -173,16 +180,26 @@ builder.mutationFields((t) => ({
   }),
   importGraph: t.field({
     type: Graph,
-    description: 'Creates a graph from a definition file (as Graph.definition prints it), validated like createGraph. Run checkGraph before starting it.',
+    description:
+      'Creates a graph from a definition file (as Graph.definition prints it), with its schedules, validated like createGraph and createSchedule. Run checkGraph before starting it. A graph of that name existing is a ConflictError naming name, unless updateSchedules is true and the definition is that very graph with a schedules key: then only its schedules are made to match.',
     errors: { types: [...ALL_ERRORS, CycleError], directResult: true },
     args: {
       definition: t.arg.string({ description: 'The definition text.' }),
       format: t.arg({ type: DefinitionFormatEnum, required: false, description: 'YAML (default) or JSON.' }),
       name: t.arg.string({ required: false, description: "Name for the new graph, instead of the definition's own." }),
+      updateSchedules: t.arg.boolean({
+        required: false,
+        description:
+          "When a graph of this name exists with exactly the definition's desc, vertices and edges, and the definition has a schedules key (an empty list too): make that graph's schedules match it (created, changed and deleted by name; a schedule the file does not say is paused keeps its pause) and return the graph, instead of refusing. A graph itself never changes: another desc, vertex or edge is still a ConflictError (import it under another name). Default false.",
+      }),
     },
-    resolve: (_root, args, ctx) => {
+    resolve: async (_root, args, ctx) => {
       const definition = parseDefinition(args.definition, args.format ?? 'yaml');
-      return withinField('definition', () => graphs.createGraph(ctx.db, { ...definition, name: args.name ?? definition.name }));
+      const imported = await withinField('definition', () =>
+        graphs.importDefinition(ctx.db, { ...definition, name: args.name ?? definition.name }, args.updateSchedules ?? false),
+      );
+      if (imported.schedulesChanged) await announceScheduleChange(ctx.store);
+      return imported.graph;
     },
   }),
   updateGraph: t.field({

@@ -146,7 +146,7 @@ builder.queryFields((t) => ({
   }),
 }));
 
-const VertexParamsInput = builder.inputType('VertexParams', {
+export const VertexParamsInput = builder.inputType('VertexParams', {
   description: 'Parameter values for one vertex of the graph being started.',
   fields: (t) => ({
     vertex: t.string({ description: 'The vertex name.' }),

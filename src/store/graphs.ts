@@ -20,7 +20,9 @@ import { ConflictError, CycleError, NotFoundError, ValidationError, withinField 
 import type { Db } from '../db.ts';
 import { requireConcurrencyLimit } from '../engine/concurrency.ts';
 import { Prisma } from '../generated/prisma/client.ts';
+import { DEFAULT_RETRY_POLICY } from '../engine/retry-policy.ts';
 import { releaseQueued } from './concurrency.ts';
+import { syncSchedules, validateScheduleDefinitions, type ScheduleDefinition } from './schedules.ts';
 import { transition, type Store, type Tx } from './transaction.ts';
 
 export interface GraphInput {
@@ -87,30 +89,27 @@ export interface EdgeByName {
   head: string;
 }
 
+/** A whole graph as createGraph and definition files give it. */
+export interface WholeGraphInput {
+  name: string;
+  desc?: string | null;
+  /** SPEC rule 14 (default: no limit). */
+  maxConcurrentPipelines?: number | null;
+  vertices?: readonly VertexInput[] | null;
+  edges?: readonly EdgeByName[] | null;
+  /** Schedules that start it (a definition file's). */
+  schedules?: readonly ScheduleDefinition[] | null;
+}
+
 /**
- * Creates a graph, optionally with its vertices and edges (by vertex name) in the same
- * transaction, validated exactly as addVertex and addEdge would.
+ * Creates a graph, optionally with its vertices and edges (by vertex name) and schedules in
+ * the same transaction, validated exactly as addVertex, addEdge and createSchedule would.
  */
-export async function createGraph(
-  db: Db,
-  input: {
-    name: string;
-    desc?: string | null;
-    maxConcurrentPipelines?: number | null;
-    vertices?: readonly VertexInput[] | null;
-    edges?: readonly EdgeByName[] | null;
-  },
-) {
+export async function createGraph(db: Db, input: WholeGraphInput) {
   const name = requireName('name', input.name, LIMITS.graphName);
   const desc = optionalText('desc', input.desc, LIMITS.graphDesc);
   const maxConcurrentPipelines = requireConcurrencyLimit('maxConcurrentPipelines', input.maxConcurrentPipelines ?? null);
-  const vertices = (input.vertices ?? []).map((vertex, i) =>
-    withinField(`vertices.${i}`, () => {
-      const data = validateVertex(vertex, true);
-      checkPlaceholders(data.script ?? '', data.input ?? '{}');
-      return { ...data, name: data.name! };
-    }),
-  );
+  const vertices = validateVertices(input.vertices ?? []);
   const index = new Map<string, number>();
   vertices.forEach((vertex, i) => {
     if (index.has(vertex.name)) throw new ConflictError(`vertices.${i}.name`, duplicateVertexName(vertex.name));
@@ -132,9 +131,15 @@ export async function createGraph(
   });
   const cycle = findCycle(buildDag(vertices.map((_, i) => i), edges));
   if (cycle) throw new CycleError(cycle.map((i) => vertices[i]!.name));
+  const schedules = input.schedules ?? [];
+  const validatedSchedules = validateScheduleDefinitions(schedules, {
+    graphName: name,
+    vertices: vertices.map((v, i) => ({ id: i, name: v.name, input: v.input ?? '{}', script: v.script ?? '' })),
+  });
   return uniquely('name', duplicateGraphName(name), () =>
     db.$transaction(async (tx) => {
       const graph = await tx.graph.create({ data: { name, desc, maxConcurrentPipelines } });
+      if (schedules.length > 0) await syncSchedules(tx, graph.id, schedules, validatedSchedules);
       if (vertices.length === 0) return graph;
       const created = await tx.vertex.createManyAndReturn({
         data: vertices.map((vertex) => ({ ...vertex, graphId: graph.id })),
@@ -151,6 +156,78 @@ export async function createGraph(
       return graph;
     }),
   );
+}
+
+function validateVertices(vertices: readonly VertexInput[]) {
+  return vertices.map((vertex, i) =>
+    withinField(`vertices.${i}`, () => {
+      const data = validateVertex(vertex, true);
+      checkPlaceholders(data.script ?? '', data.input ?? '{}');
+      return { ...data, name: data.name! };
+    }),
+  );
+}
+
+/** The vertex defaults the schema gives a field that was not set. */
+const VERTEX_DEFAULTS = { script: '', input: '{}', timeoutSeconds: 3600, ...DEFAULT_RETRY_POLICY, runIf: 'SUCCESS' };
+
+/**
+ * How a definition differs from a stored graph (desc, vertices in order with every field,
+ * edges), in words; null when it is the same graph. The definition is validated as
+ * createGraph validates it.
+ */
+export async function graphDifference(tx: Tx, graphId: number, input: WholeGraphInput): Promise<string | null> {
+  const graph = await tx.graph.findUniqueOrThrow({
+    where: { id: graphId },
+    include: { vertices: { orderBy: { id: 'asc' } }, edges: { include: { tail: true, head: true } } },
+  });
+  if (optionalText('desc', input.desc, LIMITS.graphDesc) !== graph.desc) return 'its desc differs';
+  const given = validateVertices(input.vertices ?? []).map((v) => ({ ...VERTEX_DEFAULTS, ...v }));
+  if (given.length !== graph.vertices.length) return `it has ${given.length} vertices, the graph ${graph.vertices.length}`;
+  for (const [i, vertex] of given.entries()) {
+    const stored = graph.vertices[i]!;
+    const field = (Object.keys(VERTEX_DEFAULTS) as Array<keyof typeof VERTEX_DEFAULTS>).find((key) => vertex[key] !== stored[key]);
+    if (vertex.name !== stored.name) return `vertex ${i + 1} is "${vertex.name}" in the definition, "${stored.name}" in the graph`;
+    if (field) return `vertex "${vertex.name}" has another ${field === 'input' ? 'inputs' : field}`;
+  }
+  const key = (tail: string, head: string) => `${tail} -> ${head}`;
+  const storedEdges = new Set(graph.edges.map((e) => key(e.tail.name, e.head.name)));
+  const givenEdges = new Set((input.edges ?? []).map((e) => key(e.tail, e.head)));
+  const extra = [...givenEdges].find((e) => !storedEdges.has(e)) ?? [...storedEdges].find((e) => !givenEdges.has(e));
+  return extra === undefined ? null : `the edge ${extra} is in one but not the other`;
+}
+
+/**
+ * importGraph: creates the graph of a definition, with its schedules. With `updateSchedules`,
+ * a graph of that name that exists already is not refused when it is that very graph (the
+ * same desc, vertices and edges) and the definition has a `schedules` key: its schedules are
+ * made to match the definition's (created, changed, deleted by name), and nothing else
+ * changes. Returns the graph and whether any schedule changed.
+ */
+export async function importDefinition(db: Db, input: WholeGraphInput, updateSchedules: boolean) {
+  if (updateSchedules && input.schedules != null) {
+    const existing = await db.graph.findUnique({ where: { name: input.name.trim() } });
+    if (existing) {
+      const schedules = input.schedules;
+      const changes = await db.$transaction(async (tx) => {
+        const difference = await graphDifference(tx, existing.id, input);
+        if (difference !== null) {
+          throw new ConflictError(
+            'name',
+            `${duplicateGraphName(existing.name)} Only its schedules could be updated, but the definition is not the same graph: ${difference}. A graph never changes once defined: import this one under another name (a new version).`,
+          );
+        }
+        const vertices = await tx.vertex.findMany({ where: { graphId: existing.id }, orderBy: { id: 'asc' } });
+        const stored = await tx.schedule.findMany({ where: { graphId: existing.id }, select: { name: true, inputs: true } });
+        const validated = validateScheduleDefinitions(schedules, { graphName: existing.name, vertices }, new Map(stored.map((s) => [s.name, s.inputs])));
+        return syncSchedules(tx, existing.id, schedules, validated);
+      });
+      const changed = changes.created.length + changes.updated.length + changes.deleted.length > 0;
+      return { graph: existing, schedulesChanged: changed };
+    }
+  }
+  const graph = await createGraph(db, input);
+  return { graph, schedulesChanged: (input.schedules?.length ?? 0) > 0 };
 }
 
 /**

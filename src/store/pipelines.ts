@@ -17,7 +17,7 @@ import { finishPipeline } from './executions.ts';
 import { advancePipeline, handlerTest, hasHandlers } from './run-conditions.ts';
 import { applyTrackChanges } from './track-changes.ts';
 import { insertRows, sql, type InsertColumn, type SqlRunner } from './sql.ts';
-import { fastTransition, lockPipeline, transition, type Store } from './transaction.ts';
+import { fastTransition, lockPipeline, transition, type Journal, type Store } from './transaction.ts';
 
 export interface VertexParams {
   vertex: string;
@@ -31,6 +31,14 @@ export interface StartInput {
   inputs?: readonly VertexParams[] | null;
   /** SPEC rule 15: a second start of the graph with this key returns the first pipeline. */
   idempotencyKey?: string | null;
+  /** The schedule whose tick this start is (SPEC rule 16). */
+  scheduleId?: number | null;
+}
+
+/** A start committed (or about to commit) in a transaction; see startWithin. */
+export interface Started {
+  pipeline: Pipeline;
+  sealedGraph: SealedGraph;
 }
 
 /**
@@ -38,7 +46,7 @@ export interface StartInput {
  * idempotency key: the transaction rolls back (nothing of the start is written) and
  * startPipeline returns that pipeline instead.
  */
-class AlreadyStarted extends Error {
+export class AlreadyStarted extends Error {
   constructor() {
     super('a pipeline with this idempotency key exists');
   }
@@ -86,99 +94,112 @@ export async function startPipeline(store: Store, input: StartInput): Promise<Pi
  * writing at all (not even the graph's seal, which it already has).
  */
 async function startOnce(store: Store, input: StartInput, key: string | null): Promise<Pipeline> {
-  const { result } = await fastTransition(store, async (runner, journal) => {
-    const [found] = await runner.query(sql`SELECT "id", "name", "desc", "checkedAt" FROM "graph" WHERE "id" = ${input.graphId}`);
-    if (!found) throw new NotFoundError('graphId', 'graph', input.graphId);
-    const graph = { id: Number(found.id), name: String(found.name), desc: found.desc === null ? null : String(found.desc) };
-    if (key !== null) {
-      const [existing] = await runner.query(sql`SELECT "id" FROM "pipeline" WHERE "g_id" = ${graph.id} AND "idempotencyKey" = ${key}`);
-      if (existing) throw new AlreadyStarted();
-    }
-    const sealed = await runner.execute(sql`UPDATE "graph" SET "sealed" = TRUE WHERE "id" = ${graph.id} AND "checked" = TRUE`);
-    if (sealed === 0) {
-      const check = `checkGraph(id: ${graph.id})`;
-      throw new ConflictError(
-        'graphId',
-        found.checkedAt === null
-          ? `Graph "${graph.name}" was never checked, and only a checked graph starts. Run the mutation ${check}, which makes sure it can run (or says what is wrong), then start it. (pipectl apply <file> imports a definition file and checks it in one go.)`
-          : `Graph "${graph.name}" has changed since it was last checked. Run the mutation ${check} again, then start it.`,
-      );
-    }
-    const vertices = (
-      await runner.query(sql`
-        SELECT "id", "name", "input", "script", "timeoutSeconds", "retries", "retryDelaySeconds", "retryBackoff", "runIf"
-        FROM "vertex" WHERE "g_id" = ${graph.id} ORDER BY "id"`)
-    ).map((r) => ({
-      id: Number(r.id),
-      name: String(r.name),
-      input: String(r.input),
-      script: String(r.script),
-      timeoutSeconds: Number(r.timeoutSeconds),
-      retry: { retries: Number(r.retries), retryDelaySeconds: Number(r.retryDelaySeconds), retryBackoff: Number(r.retryBackoff) },
-      runIf: String(r.runIf) as RunIf,
-    }));
-    const edges = (await runner.query(sql`SELECT "tail", "head" FROM "edge" WHERE "g_id" = ${graph.id}`)).map((r) => ({
-      tailId: Number(r.tail),
-      headId: Number(r.head),
-    }));
-    if (vertices.length === 0) throw new ConflictError('graphId', `Graph "${graph.name}" has no vertices. Add one and run checkGraph.`);
-    const name = input.name != null ? requireName('name', input.name, LIMITS.pipelineName) : graph.name;
-    const desc = input.desc !== undefined ? optionalText('desc', input.desc, LIMITS.pipelineDesc) : graph.desc;
-    const prepared = prepareTracks(graph.name, vertices, input.inputs ?? []);
-    const dag = buildDag(
-      vertices.map((v) => v.id),
-      edges,
-    );
-    // SPEC rule 14: beyond the graph's limit the pipeline queues, every track WAITING. The
-    // graph's row is locked already (the seal above), so racing starts count one at a time.
-    const state = await admission(runner, graph.id);
-    const states = state === PipelineState.QUEUED ? new Map(dag.vertexIds.map((id) => [id, TrackState.WAITING])) : initialStates(dag);
-    const createdAt = new Date();
-    const queuedAt = state === PipelineState.QUEUED ? createdAt : null;
-    const [row] = await runner.query(sql`
-      INSERT INTO "pipeline" ("g_id", "name", "desc", "state", "createdAt", "idempotencyKey", "queuedAt")
-      VALUES (${graph.id}, ${name}, ${desc}, ${state}, ${createdAt}, ${key}, ${queuedAt})
-      ON CONFLICT ("g_id", "idempotencyKey") DO NOTHING
-      RETURNING "id"`);
-    // No row: a racing start with the same key committed first (NULL keys never collide).
-    if (!row) throw new AlreadyStarted();
-    const pipeline: Pipeline = {
-      id: Number(row.id),
-      graphId: graph.id,
-      name,
-      desc,
-      state,
-      createdAt,
-      finishedAt: null,
-      idempotencyKey: key,
-      queuedAt,
-    };
-    const tracks = await insertTracks(
-      runner,
-      prepared.map((t) => ({ vertexId: t.vertexId, input: t.input, script: t.script, pipelineId: pipeline.id, state: states.get(t.vertexId)! })),
-    );
-    journal.record(
-      state === PipelineState.QUEUED
-        ? { pipelineId: pipeline.id, type: 'pipeline:queued', pipelineState: state, reason: 'the graph runs maxConcurrentPipelines pipelines already' }
-        : { pipelineId: pipeline.id, type: 'pipeline:started', pipelineState: state },
-    );
-    for (const track of tracks) {
-      journal.record({ pipelineId: pipeline.id, trackId: track.id, type: 'track:created', trackState: track.state, attempt: 1 });
-    }
-    const sealedGraph: SealedGraph = {
-      dag,
-      vertices: new Map(
-        vertices.map((v, i) => [
-          v.id,
-          { graphId: graph.id, name: v.name, timeoutSeconds: v.timeoutSeconds, inputs: prepared[i]!.inputs, retry: v.retry, runIf: v.runIf },
-        ]),
-      ),
-    };
-    return { pipeline, sealedGraph };
-  });
-  // Sealed now that it committed; the executor this start woke needs it next.
-  store.dags.remember(result.pipeline.graphId, result.sealedGraph);
+  const { result } = await fastTransition(store, (runner, journal) => startWithin(runner, journal, input, key));
+  rememberStarted(store, result);
   return result.pipeline;
+}
+
+/** After a start committed: its graph is sealed now, and the executor this start woke needs it next. */
+export function rememberStarted(store: Store, started: Started): void {
+  store.dags.remember(started.pipeline.graphId, started.sealedGraph);
+}
+
+/**
+ * The start itself, inside the caller's transaction (startPipeline's own, or a schedule tick's,
+ * which records the tick in the same one). `key` is already validated.
+ * @throws AlreadyStarted when the graph has a pipeline with the key (roll back, then read it).
+ */
+export async function startWithin(runner: SqlRunner, journal: Journal, input: StartInput, key: string | null): Promise<Started> {
+  const [found] = await runner.query(sql`SELECT "id", "name", "desc", "checkedAt" FROM "graph" WHERE "id" = ${input.graphId}`);
+  if (!found) throw new NotFoundError('graphId', 'graph', input.graphId);
+  const graph = { id: Number(found.id), name: String(found.name), desc: found.desc === null ? null : String(found.desc) };
+  if (key !== null) {
+    const [existing] = await runner.query(sql`SELECT "id" FROM "pipeline" WHERE "g_id" = ${graph.id} AND "idempotencyKey" = ${key}`);
+    if (existing) throw new AlreadyStarted();
+  }
+  const sealed = await runner.execute(sql`UPDATE "graph" SET "sealed" = TRUE WHERE "id" = ${graph.id} AND "checked" = TRUE`);
+  if (sealed === 0) {
+    const check = `checkGraph(id: ${graph.id})`;
+    throw new ConflictError(
+      'graphId',
+      found.checkedAt === null
+        ? `Graph "${graph.name}" was never checked, and only a checked graph starts. Run the mutation ${check}, which makes sure it can run (or says what is wrong), then start it. (pipectl apply <file> imports a definition file and checks it in one go.)`
+        : `Graph "${graph.name}" has changed since it was last checked. Run the mutation ${check} again, then start it.`,
+    );
+  }
+  const vertices = (
+    await runner.query(sql`
+      SELECT "id", "name", "input", "script", "timeoutSeconds", "retries", "retryDelaySeconds", "retryBackoff", "runIf"
+      FROM "vertex" WHERE "g_id" = ${graph.id} ORDER BY "id"`)
+  ).map((r) => ({
+    id: Number(r.id),
+    name: String(r.name),
+    input: String(r.input),
+    script: String(r.script),
+    timeoutSeconds: Number(r.timeoutSeconds),
+    retry: { retries: Number(r.retries), retryDelaySeconds: Number(r.retryDelaySeconds), retryBackoff: Number(r.retryBackoff) },
+    runIf: String(r.runIf) as RunIf,
+  }));
+  const edges = (await runner.query(sql`SELECT "tail", "head" FROM "edge" WHERE "g_id" = ${graph.id}`)).map((r) => ({
+    tailId: Number(r.tail),
+    headId: Number(r.head),
+  }));
+  if (vertices.length === 0) throw new ConflictError('graphId', `Graph "${graph.name}" has no vertices. Add one and run checkGraph.`);
+  const name = input.name != null ? requireName('name', input.name, LIMITS.pipelineName) : graph.name;
+  const desc = input.desc !== undefined ? optionalText('desc', input.desc, LIMITS.pipelineDesc) : graph.desc;
+  const prepared = prepareTracks(graph.name, vertices, input.inputs ?? []);
+  const dag = buildDag(
+    vertices.map((v) => v.id),
+    edges,
+  );
+  // SPEC rule 14: beyond the graph's limit the pipeline queues, every track WAITING. The
+  // graph's row is locked already (the seal above), so racing starts count one at a time.
+  const state = await admission(runner, graph.id);
+  const states = state === PipelineState.QUEUED ? new Map(dag.vertexIds.map((id) => [id, TrackState.WAITING])) : initialStates(dag);
+  const createdAt = new Date();
+  const queuedAt = state === PipelineState.QUEUED ? createdAt : null;
+  const scheduleId = input.scheduleId ?? null;
+  const [row] = await runner.query(sql`
+    INSERT INTO "pipeline" ("g_id", "name", "desc", "state", "createdAt", "idempotencyKey", "queuedAt", "scheduleId")
+    VALUES (${graph.id}, ${name}, ${desc}, ${state}, ${createdAt}, ${key}, ${queuedAt}, ${scheduleId})
+    ON CONFLICT ("g_id", "idempotencyKey") DO NOTHING
+    RETURNING "id"`);
+  // No row: a racing start with the same key committed first (NULL keys never collide).
+  if (!row) throw new AlreadyStarted();
+  const pipeline: Pipeline = {
+    id: Number(row.id),
+    graphId: graph.id,
+    name,
+    desc,
+    state,
+    createdAt,
+    finishedAt: null,
+    idempotencyKey: key,
+    queuedAt,
+    scheduleId,
+  };
+  const tracks = await insertTracks(
+    runner,
+    prepared.map((t) => ({ vertexId: t.vertexId, input: t.input, script: t.script, pipelineId: pipeline.id, state: states.get(t.vertexId)! })),
+  );
+  journal.record(
+    state === PipelineState.QUEUED
+      ? { pipelineId: pipeline.id, type: 'pipeline:queued', pipelineState: state, reason: 'the graph runs maxConcurrentPipelines pipelines already' }
+      : { pipelineId: pipeline.id, type: 'pipeline:started', pipelineState: state },
+  );
+  for (const track of tracks) {
+    journal.record({ pipelineId: pipeline.id, trackId: track.id, type: 'track:created', trackState: track.state, attempt: 1 });
+  }
+  const sealedGraph: SealedGraph = {
+    dag,
+    vertices: new Map(
+      vertices.map((v, i) => [
+        v.id,
+        { graphId: graph.id, name: v.name, timeoutSeconds: v.timeoutSeconds, inputs: prepared[i]!.inputs, retry: v.retry, runIf: v.runIf },
+      ]),
+    ),
+  };
+  return { pipeline, sealedGraph };
 }
 
 interface NewTrack {
@@ -211,12 +232,15 @@ async function insertTracks(runner: SqlRunner, tracks: readonly NewTrack[]): Pro
   return rows.map((r) => ({ id: Number(r.id), state: stateOf.get(Number(r.v_id))! })).sort((a, b) => a.id - b.id);
 }
 
-/** Resolves each vertex's parameters from the given values (SPEC rule 5), in vertex order. */
-function prepareTracks(
+/**
+ * Resolves each vertex's parameters from the given values (SPEC rule 5), in vertex order;
+ * `missing` names those left for finishInput (the track is then not rendered yet).
+ */
+export function prepareTracks(
   graphName: string,
   vertices: ReadonlyArray<{ id: number; name: string; input: string; script: string }>,
   inputs: readonly VertexParams[],
-): Array<{ vertexId: number; inputs: InputSchema; input: string | null; script: string | null }> {
+): Array<{ vertexId: number; inputs: InputSchema; input: string | null; script: string | null; missing: string[] }> {
   const byName = new Map(vertices.map((v) => [v.name, v]));
   const given = new Map<number, { params: Record<string, unknown>; field: string }>();
   inputs.forEach((entry, i) => {
@@ -232,8 +256,8 @@ function prepareTracks(
     const { values, missing } = resolveParams(schema, entry?.params ?? {}, entry?.field ?? `inputs.${vertex.name}`);
     // Unresolved tracks wait for finishInput.
     return missing.length === 0
-      ? { vertexId: vertex.id, inputs: schema, input: JSON.stringify(values), script: renderScript(vertex.script, values) }
-      : { vertexId: vertex.id, inputs: schema, input: null, script: null };
+      ? { vertexId: vertex.id, inputs: schema, input: JSON.stringify(values), script: renderScript(vertex.script, values), missing }
+      : { vertexId: vertex.id, inputs: schema, input: null, script: null, missing };
   });
 }
 

@@ -30,6 +30,8 @@ export interface Store {
   dags: DagCache;
   /** Listeners run synchronously after publishing; one that throws is logged, not fatal. */
   commitListeners: CommitListener[];
+  /** Told after a schedule was created, changed or deleted in this process (the scheduler). */
+  scheduleListeners: Array<() => void>;
   onListenerError?: (error: unknown) => void;
 }
 

@@ -38,7 +38,9 @@ describe('query count', () => {
   it('pipeline { tracks { vertex { name } } } costs the same at 3 and 40 tracks', async () => {
     const small = await finishedPipelineOf(3);
     const large = await finishedPipelineOf(40);
-    await t.app.executor!.stop(); // no background polling while counting
+    // No background polling while counting.
+    await t.app.executor!.stop();
+    await t.app.scheduler!.stop();
     const smallCount = await statementsFor(() => t.request(PipelineTrackNames, { id: small.id }));
     const largeCount = await statementsFor(() => t.request(PipelineTrackNames, { id: large.id }));
     expect(smallCount).toBeGreaterThan(0);

@@ -39,8 +39,10 @@ it('the tour works as written, and says what the server does', { timeout: 60_000
   const blocks = graphqlBlocks(tour).map((block) =>
     block.replace('<paste examples/web-server-check.yaml here>', readFileSync(WEB_SERVER_CHECK, 'utf8')).replaceAll('4000', port),
   );
-  expect(blocks).toHaveLength(9);
-  const [load, look, start, waiting, watch, supply, result, vertexIds, update] = blocks as [string, string, string, string, string, string, string, string, string];
+  expect(blocks).toHaveLength(12);
+  const [load, look, start, waiting, watch, supply, result, vertexIds, update, schedule, ticks, pause] = blocks as [
+    string, string, string, string, string, string, string, string, string, string, string, string,
+  ];
   // GraphiQL with {"Authorization": "Bearer dp_..."} in its Headers tab.
   const run = async (query: string): Promise<any> => {
     const response = await fetch(t.url, {
@@ -125,6 +127,22 @@ it('the tour works as written, and says what the server does', { timeout: 60_000
   const refused = (await run(update)).updateVertex;
   expect(refused.field).toBe('id');
   expect(refused.message).toContain('is sealed because a pipeline ran from it');
+
+  // 8. A nightly schedule of the sealed graph: 02:30 in Berlin, with every value a run needs.
+  const created = (await run(schedule)).createSchedule;
+  expect(created).toMatchObject({ id: 1, name: 'nightly' });
+  const next = new Date(created.nextRunAt);
+  expect(next.getTime()).toBeGreaterThan(Date.now());
+  expect(next.getTime() - Date.now()).toBeLessThanOrEqual(25 * 3600_000);
+  expect(new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Berlin', hour: '2-digit', minute: '2-digit' }).format(next)).toBe('02:30');
+  expect([0, 1]).toContain(next.getUTCHours());
+  expect(prose).toContain('(`00:30` or `01:30`, by daylight saving)');
+  const listed = (await run(ticks)).schedule;
+  expect(listed).toMatchObject({ name: 'nightly', cron: '30 2 * * *', timeZone: 'Europe/Berlin', paused: false, nextRunAt: created.nextRunAt, ticks: [] });
+  expect((await run(pause)).updateSchedule).toEqual({ paused: true, nextRunAt: null });
+  // The definition now carries it.
+  const definition = (await run('query { graph(id: 1) { definition } }')).graph.definition as string;
+  expect(definition).toContain('schedules:\n  - name: nightly\n    cron: 30 2 * * *\n    timeZone: Europe/Berlin\n');
 
   // /metrics needs a token of any role.
   const metrics = t.url.replace('/graphql', '/metrics');

@@ -14,11 +14,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createToken } from '../../src/auth/tokens.ts';
 import { connectDb } from '../../src/db.ts';
 import { LISTENER_APPLICATION_NAME } from '../../src/store/work-listener.ts';
-import { freshSqliteDatabase, TEST_PROVIDER, TEST_REDIS_URL } from '../helpers/databases.ts';
+import { freshSqliteDatabase, TEST_PROVIDER } from '../helpers/databases.ts';
 import { CancelPipeline, PipelineDetail, StartPipeline } from '../helpers/operations.ts';
 import { alive } from '../helpers/processes.ts';
 import { eventually, seedGraph } from '../helpers/seed.ts';
-import { freePort, killServerProcesses, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
+import { freePort, killServerProcesses, startServerProcess, startWorkerProcess, type ServerProcess } from '../helpers/server-process.ts';
 import { startTestApp, type TestApp } from '../helpers/test-app.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'dagpipe-roles-'));
@@ -30,15 +30,7 @@ afterAll(() => {
 let workDirs = 0;
 /** A worker process on `databaseUrl`. */
 async function startWorker(databaseUrl: string, env: Record<string, string> = {}): Promise<ServerProcess> {
-  return startServerProcess({
-    ROLE: 'worker',
-    DATABASE_URL: databaseUrl,
-    REDIS_URL: TEST_REDIS_URL,
-    PORT: String(await freePort()),
-    WORK_DIR: path.join(dir, `work-${++workDirs}`),
-    WORKERS: '2',
-    ...env,
-  });
+  return startWorkerProcess(databaseUrl, path.join(dir, `work-${++workDirs}`), env);
 }
 
 async function started(t: TestApp, graphId: number): Promise<number> {

@@ -16,6 +16,10 @@ describe('parseCommandLine', () => {
     [['logs', '7'], { name: 'logs', trackId: 7, follow: false }],
     [['cancel', '3'], { name: 'cancel', pipelineId: 3 }],
     [['retry', '3', '--watch'], { name: 'retry', pipelineId: 3, watch: true }],
+    [['schedules'], { name: 'schedules', graph: undefined, json: false }],
+    [['schedules', 'web server check', '--json'], { name: 'schedules', graph: 'web server check', json: true }],
+    [['schedule', 'pause', 'nightly'], { name: 'schedule', action: 'pause', schedule: 'nightly' }],
+    [['schedule', 'resume', '4'], { name: 'schedule', action: 'resume', schedule: '4' }],
     [[], { name: 'help' }],
     [['help'], { name: 'help' }],
     [['start', '--help'], { name: 'help' }],
@@ -70,6 +74,10 @@ describe('parseCommandLine', () => {
     [['logs', '0'], /track must be an id/],
     [['start', ''], /graph id or name/],
     [['start', 'g', '--input', 'novalue'], /has no "="/],
+    [['schedule', 'stop', 'nightly'], /schedule needs pause or resume, not "stop"/],
+    [['schedule', 'pause'], /schedule needs <pause\|resume> <schedule>/],
+    [['schedules', 'a', 'b'], /takes 1 argument/],
+    [['schedules', '--watch'], /schedules does not take --watch/],
   ])('%j is a usage error', (argv, message) => {
     expect(() => parseCommandLine(argv)).toThrow(message);
     try {

@@ -280,6 +280,43 @@ describe.concurrent('pipectl', { timeout: 60_000 }, () => {
     expect(await follower.done).toEqual({ code: 0, stdout: 'one\ntwo\nthree\nfour\n', stderr: '' });
   });
 
+  it('apply creates a definition\'s schedules and, applied again, updates only them; schedules lists them; schedule pause and resume', async ({ expect }) => {
+    const file = path.join(FIXTURES, 'nightly.yaml');
+    const applied = await run(['apply', file]);
+    expect(applied).toMatchObject({ code: 0, stderr: '' });
+    expect(applied.stdout).toMatch(/^Schedules: cli nightly backup \(30 2 \* \* \* Europe\/Berlin, next run \d{4}-\d\d-\d\d 02:30:00\)\.$/m);
+    const graphId = Number(/as graph (\d+)/.exec(applied.stdout)![1]);
+
+    // The same graph with another schedule time: only the schedule changes.
+    const changed = path.join(t.dir, 'nightly-0300.yaml');
+    writeFileSync(changed, readFileSync(file, 'utf8').replace('cron: 30 2 * * *', 'cron: 0 3 * * *'));
+    const reapplied = await run(['apply', changed]);
+    expect(reapplied).toMatchObject({ code: 0, stderr: '' });
+    expect(reapplied.stdout).toContain(`Graph "cli nightly" (${graphId}) is unchanged; its schedules now match ${changed}: cli nightly backup (0 3 * * * Europe/Berlin, next run `);
+    // Another script is another graph: refused as before.
+    const other = path.join(t.dir, 'nightly-other.yaml');
+    writeFileSync(other, readFileSync(changed, 'utf8').replace('echo "backup of "{target}', 'echo "copy of "{target}'));
+    const refused = await run(['apply', other]);
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toContain(`A graph named "cli nightly" (graph ${graphId}) already exists`);
+
+    const listed = await run(['schedules', 'cli nightly']);
+    expect(listed.code).toBe(0);
+    const [header, row] = listed.stdout.trimEnd().split('\n');
+    expect(header).toMatch(/^ID +NAME +GRAPH +CRON +TIME ZONE +NEXT RUN +PAUSED +LAST TICK$/);
+    expect(row).toMatch(new RegExp(`^\\d+ +cli nightly backup +cli nightly \\(${graphId}\\) +0 3 \\* \\* \\* +Europe/Berlin +\\d{4}-\\d\\d-\\d\\d 03:00:00 +no +-$`));
+
+    const paused = await run(['schedule', 'pause', 'cli nightly backup']);
+    expect(paused).toMatchObject({ code: 0, stderr: '' });
+    expect(paused.stdout).toMatch(/^Paused schedule (\d+) "cli nightly backup" of graph \d+ "cli nightly": it starts nothing until resumed \(pipectl schedule resume \1\)\.$/m);
+    expect((await run(['schedules'])).stdout).toMatch(/cli nightly backup .* +- +yes +-/);
+    const resumed = await run(['schedule', 'resume', /schedule (\d+)/.exec(paused.stdout)![1]!]);
+    expect(resumed.stdout).toMatch(/^Resumed schedule \d+ "cli nightly backup" of graph \d+ "cli nightly": next run \d{4}-\d\d-\d\d 03:00:00 Europe\/Berlin \(the ticks of the pause are not run\)\.$/m);
+    const unknown = await run(['schedule', 'pause', 'no such schedule']);
+    expect(unknown.code).toBe(3);
+    expect(unknown.stderr).toContain('No schedule has the name "no such schedule". pipectl schedules lists them.');
+  });
+
   it('says what went wrong, in the user\'s terms, with a distinct exit code', async ({ expect }) => {
     const [unknownGraph, unknownPipeline, unknownTrack, usage, unreachable, notGraphql] = await Promise.all([
       run(['start', 'no such graph']),

@@ -28,6 +28,19 @@ describe('graph definitions', () => {
     expect(parseDefinition(printDefinition(definition, format), format)).toEqual(definition);
   });
 
+  it.each(['yaml', 'json'] as const)('round-trips schedules through %s; a file without the key has none', (format) => {
+    const withSchedules: GraphDefinition = {
+      ...definition,
+      schedules: [
+        { name: 'nightly', cron: '30 2 * * *', timeZone: 'Europe/Berlin', inputs: [{ vertex: 'ping', params: { ip: '10.0.0.1' } }] },
+        { name: 'often', cron: '*/10 * * * * *', timeZone: 'UTC', overlap: 'ALLOW', misfireGraceSeconds: 0, paused: true },
+      ],
+    };
+    expect(parseDefinition(printDefinition(withSchedules, format), format)).toEqual(withSchedules);
+    expect(parseDefinition(printDefinition(definition, format), format)).not.toHaveProperty('schedules');
+    expect(fieldOf(() => parseDefinition('name: x\nschedules:\n  - {name: s}\n', 'yaml'))).toBe('definition.schedules.0.cron');
+  });
+
   it('reads hand-written YAML with block scripts and defaults for missing lists', () => {
     const parsed = parseDefinition('name: tiny\nvertices:\n  - name: a\n    script: |\n      echo one\n      echo two\n', 'yaml');
     expect(parsed).toEqual({ name: 'tiny', vertices: [{ name: 'a', script: 'echo one\necho two\n' }], edges: [] });

@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { graphql } from '../../src/generated/gql/index.ts';
-import { freshDatabase, suiteEnvironment, TEST_PROVIDER, TEST_REDIS_URL } from '../helpers/databases.ts';
+import { freshDatabase, suiteEnvironment, TEST_PROVIDER } from '../helpers/databases.ts';
 import { StartPipeline } from '../helpers/operations.ts';
 import { alive } from '../helpers/processes.ts';
 import { eventually, seedGraph } from '../helpers/seed.ts';
-import { freePort, killServerProcesses, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
+import { freePort, killServerProcesses, startServerProcess, startWorkerProcess, type ServerProcess } from '../helpers/server-process.ts';
 import { httpClient, startTestApp, type GraphQLClient, type TestApp } from '../helpers/test-app.ts';
 
 const LostAttempts = graphql(`
@@ -107,17 +107,7 @@ describe.runIf(TEST_PROVIDER === 'postgresql')('a worker SIGKILLed mid-attempt, 
   it('counts as a failed attempt: the survivor settles it, waits the delay, and runs the retry', { timeout: 120_000 }, async () => {
     api = await startTestApp({ env: { ROLE: 'api' } });
     for (let i = 1; i <= 2; i++) {
-      workers.push(
-        await startServerProcess({
-          ROLE: 'worker',
-          DATABASE_URL: api.databaseUrl,
-          REDIS_URL: TEST_REDIS_URL,
-          PORT: String(await freePort()),
-          WORK_DIR: path.join(dir, `worker-${i}`),
-          WORKERS: '2',
-          HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS),
-        }),
-      );
+      workers.push(await startWorkerProcess(api.databaseUrl, path.join(dir, `worker-${i}`), { HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS) }));
     }
     const ledger = path.join(dir, 'worker-ledger');
     const pidFile = path.join(dir, 'worker.pid');

@@ -11,11 +11,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { graphql } from '../../src/generated/gql/index.ts';
-import { TEST_PROVIDER, TEST_REDIS_URL } from '../helpers/databases.ts';
+import { TEST_PROVIDER } from '../helpers/databases.ts';
 import { PipelineDetail, StartPipeline } from '../helpers/operations.ts';
 import { alive } from '../helpers/processes.ts';
 import { eventually, seedGraph } from '../helpers/seed.ts';
-import { freePort, killServerProcesses, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
+import { killServerProcesses, startWorkerProcess, type ServerProcess } from '../helpers/server-process.ts';
 import { startTestApp, type TestApp } from '../helpers/test-app.ts';
 
 const WorkerJournal = graphql(`
@@ -51,13 +51,7 @@ describe.runIf(TEST_PROVIDER === 'postgresql')('worker liveness and fencing', ()
 
   let workDirs = 0;
   const startWorker = async () => {
-    const worker = await startServerProcess({
-      ROLE: 'worker',
-      DATABASE_URL: api.databaseUrl,
-      REDIS_URL: TEST_REDIS_URL,
-      PORT: String(await freePort()),
-      WORK_DIR: path.join(dir, `work-${++workDirs}`),
-      WORKERS: '2',
+    const worker = await startWorkerProcess(api.databaseUrl, path.join(dir, `work-${++workDirs}`), {
       HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS),
       // Woken by LISTEN: an idle worker then has no transaction open that a SIGSTOP could freeze.
       POLL_INTERVAL_MS: '60000',

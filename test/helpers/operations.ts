@@ -218,3 +218,42 @@ export const TrackOutput = graphql(`
     trackOutput(trackId: $trackId) { trackId attempt stream line }
   }
 `);
+
+export const CreateSchedule = graphql(`
+  mutation CreateSchedule($graphId: Int!, $input: ScheduleInput!) {
+    createSchedule(graphId: $graphId, input: $input) {
+      __typename
+      ... on Schedule { id name cron timeZone inputs overlap misfireGraceSeconds paused nextRunAt graph { id } }
+      ... on Error { message field }
+    }
+  }
+`);
+
+export const UpdateSchedule = graphql(`
+  mutation UpdateSchedule($id: Int!, $graphId: Int, $input: ScheduleInput!) {
+    updateSchedule(id: $id, graphId: $graphId, input: $input) {
+      __typename
+      ... on Schedule { id name cron timeZone inputs overlap misfireGraceSeconds paused nextRunAt graph { id } }
+      ... on Error { message field }
+    }
+  }
+`);
+
+export const DeleteSchedule = graphql(`
+  mutation DeleteSchedule($id: Int!) {
+    deleteSchedule(id: $id) {
+      __typename
+      ... on Deleted { id name }
+      ... on Error { message field }
+    }
+  }
+`);
+
+export const ScheduleTicks = graphql(`
+  query ScheduleTicks($id: Int!, $first: Int) {
+    schedule(id: $id) {
+      id name paused nextRunAt lastTickAt
+      ticks(first: $first) { id tickAt outcome count reason recordedAt pipeline { id idempotencyKey createdAt state schedule { id } } }
+    }
+  }
+`);

@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { TEST_REDIS_URL } from './databases.ts';
 
 const started = new Set<ChildProcess>();
 
@@ -93,6 +94,23 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
       await exited;
     },
   };
+}
+
+/**
+ * A ROLE=worker process of the deployment whose (PostgreSQL) database is `databaseUrl`, with
+ * the suite's Redis, on a free port, its working directories in `workDir`, two scripts at a
+ * time; `env` adds to or overrides that.
+ */
+export async function startWorkerProcess(databaseUrl: string, workDir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+  return startServerProcess({
+    ROLE: 'worker',
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: TEST_REDIS_URL,
+    PORT: String(await freePort()),
+    WORK_DIR: workDir,
+    WORKERS: '2',
+    ...env,
+  });
 }
 
 /** SIGKILLs every server process a test started that is still running (for afterAll). */
