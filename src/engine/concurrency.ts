@@ -47,7 +47,7 @@ export function releasable({ limit, running, queued }: GraphLoad): number {
 
 /** Why a pipeline is QUEUED, for Pipeline.blockedBy. */
 export interface QueuedReason {
-  kind: 'CONCURRENCY_LIMIT';
+  kind: 'CONCURRENCY_LIMIT' | 'SCHEDULE_OVERLAP';
   message: string;
   /** The graph's maxConcurrentPipelines now (null if it was removed meanwhile). */
   limit: number | null;
@@ -65,4 +65,16 @@ export function queuedReason(graphName: string, load: { limit: number | null; ru
       ? `Graph "${graphName}" no longer has a concurrency limit; this pipeline starts at once. ${behind}`
       : `Graph "${graphName}" runs at most ${limit} pipeline${limit === 1 ? '' : 's'} at once (maxConcurrentPipelines) and ${running} ${running === 1 ? 'is' : 'are'} running. ${behind} It starts when a running one ends; cancelPipeline removes it from the queue.`;
   return { kind: 'CONCURRENCY_LIMIT', message, limit, running, ahead };
+}
+
+/**
+ * A pipeline a schedule with overlap QUEUE (SPEC rule 16) queued behind its previous run,
+ * which still runs.
+ */
+export function behindScheduleReason(scheduleName: string, previous: { id: number }, load: { limit: number | null; running: number; ahead: number }): QueuedReason {
+  return {
+    kind: 'SCHEDULE_OVERLAP',
+    message: `Schedule "${scheduleName}" runs one pipeline at a time (overlap QUEUE) and its pipeline ${previous.id} is still RUNNING; this one starts when that one ends. cancelPipeline removes it from the queue.`,
+    ...load,
+  };
 }

@@ -124,31 +124,25 @@ export function requireMisfireGrace(field: string, seconds: number): number {
   return seconds;
 }
 
-/**
- * The overlap policies this build carries out. QUEUE (SPEC rule 14's queued pipelines)
- * plugs in here, and in overlapAction below, once concurrency limits exist.
- */
-export const AVAILABLE_OVERLAP_POLICIES: readonly OverlapPolicy[] = ['SKIP', 'ALLOW'];
-
-/** @throws ValidationError naming `field` for a policy this build does not carry out. */
+/** @throws ValidationError naming `field` for a policy that does not exist. */
 export function requireOverlap(field: string, policy: string): OverlapPolicy {
   if (!(OVERLAP_POLICIES as readonly string[]).includes(policy)) {
-    throw new ValidationError(field, `${field} must be one of ${OVERLAP_POLICIES.join(', ')}; got "${policy}".`);
-  }
-  if (!AVAILABLE_OVERLAP_POLICIES.includes(policy as OverlapPolicy)) {
     throw new ValidationError(
       field,
-      `${field} ${policy} is not available yet: it needs the graph concurrency limits (queued pipelines) that are still being built. Use SKIP (skip a tick while the previous run is active) or ALLOW (start it anyway).`,
+      `${field} must be SKIP (skip a tick while the previous run is active), ALLOW (start it anyway) or QUEUE (start it QUEUED, to run when the previous one ends); got "${policy}".`,
     );
   }
   return policy as OverlapPolicy;
 }
 
-/** What a due tick does, given the schedule's policy and whether its previous run is still active. */
-export function overlapAction(policy: OverlapPolicy, previousActive: boolean): 'start' | 'skip' {
+/**
+ * What a due tick does, given the schedule's policy and whether its previous run is still
+ * active: QUEUE starts the pipeline QUEUED (SPEC rule 14), to leave the queue once no other
+ * run of the schedule is RUNNING.
+ */
+export function overlapAction(policy: OverlapPolicy, previousActive: boolean): 'start' | 'skip' | 'queue' {
   if (!previousActive || policy === 'ALLOW') return 'start';
-  // QUEUE: start the pipeline QUEUED behind the active one (SPEC rule 14), once it exists.
-  return 'skip';
+  return policy === 'QUEUE' ? 'queue' : 'skip';
 }
 
 /** Missed ticks counted in one entry rather than listed. */

@@ -1,5 +1,5 @@
 /** Pipeline: the type, its queries and the operator mutations (start, cancel, retry). */
-import { queuedReason, type QueuedReason } from '../engine/concurrency.ts';
+import { behindScheduleReason, queuedReason, type QueuedReason } from '../engine/concurrency.ts';
 import { toDot, toMermaid } from '../engine/diagram.ts';
 import { PipelineState } from '../engine/states.ts';
 import * as pipelines from '../store/pipelines.ts';
@@ -26,6 +26,7 @@ const QueueReasonKind = builder.enumType('PipelineBlockedKind', {
   description: 'Why a pipeline has not started.',
   values: {
     CONCURRENCY_LIMIT: { description: "Its graph runs maxConcurrentPipelines pipelines already; it starts, in the order queued, when one ends." },
+    SCHEDULE_OVERLAP: { description: "Its schedule (overlap QUEUE) runs one pipeline at a time and the previous one still runs; it starts when that one ends." },
   } as const,
 });
 
@@ -57,8 +58,15 @@ export const Pipeline = builder.prismaObject('Pipeline', {
     blockedBy: t.field({
       type: PipelineBlockedReason,
       nullable: true,
-      description: "Why a QUEUED pipeline has not started (its graph's concurrency limit) and behind how many; null in every other state.",
-      select: { state: true, graphId: true, queuedAt: true, graph: { select: { name: true, maxConcurrentPipelines: true } } },
+      description: "Why a QUEUED pipeline has not started (its graph's concurrency limit, or its schedule's previous run with overlap QUEUE) and behind how many; null in every other state.",
+      select: {
+        state: true,
+        graphId: true,
+        queuedAt: true,
+        scheduleId: true,
+        graph: { select: { name: true, maxConcurrentPipelines: true } },
+        schedule: { select: { name: true, overlap: true } },
+      },
       resolve: async (pipeline, _args, ctx) => {
         if (pipeline.state !== PipelineState.QUEUED) return null;
         const queuedAt = pipeline.queuedAt ?? new Date(0);
@@ -72,7 +80,16 @@ export const Pipeline = builder.prismaObject('Pipeline', {
             },
           }),
         ]);
-        return queuedReason(pipeline.graph.name, { limit: pipeline.graph.maxConcurrentPipelines, running, ahead });
+        const load = { limit: pipeline.graph.maxConcurrentPipelines, running, ahead };
+        if (pipeline.schedule?.overlap === 'QUEUE') {
+          const previous = await ctx.db.pipeline.findFirst({
+            where: { scheduleId: pipeline.scheduleId, state: PipelineState.RUNNING, id: { not: pipeline.id } },
+            select: { id: true },
+            orderBy: { id: 'desc' },
+          });
+          if (previous) return behindScheduleReason(pipeline.schedule.name, previous, load);
+        }
+        return queuedReason(pipeline.graph.name, load);
       },
     }),
     cursor: t.int({

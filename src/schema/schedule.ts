@@ -13,7 +13,7 @@ const ScheduleOverlap = builder.enumType('ScheduleOverlap', {
     ALLOW: { value: 'ALLOW', description: 'Start another pipeline anyway: runs of the schedule may overlap.' },
     QUEUE: {
       value: 'QUEUE',
-      description: "Start the pipeline QUEUED behind the running one (SPEC rule 14). Not available yet: createSchedule and updateSchedule refuse it with a ValidationError naming overlap.",
+      description: "Start the pipeline QUEUED (SPEC rule 14): it starts once no other run of the schedule is RUNNING, in queue order (its blockedBy is SCHEDULE_OVERLAP meanwhile).",
     },
   } satisfies Record<(typeof OVERLAP_POLICIES)[number], unknown>,
 });

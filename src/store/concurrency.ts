@@ -65,12 +65,23 @@ export async function releaseQueued(
   const load = await graphLoad(runner, graphId);
   const slots = releasable(load);
   if (slots === 0) return [];
+  // In queue order. A pipeline a schedule queued behind its previous run (overlap QUEUE,
+  // SPEC rule 16) waits while another run of that schedule is RUNNING, and lets the ones
+  // behind it pass meanwhile.
   const next = await runner.query(sql`
-    SELECT "id" FROM "pipeline" WHERE "g_id" = ${graphId} AND "state" = ${PipelineState.QUEUED}
-    ORDER BY "queuedAt", "id" LIMIT ${slots}`);
+    SELECT p."id", p."scheduleId",
+      EXISTS (SELECT 1 FROM "schedule" s JOIN "pipeline" o ON o."scheduleId" = s."id"
+              WHERE s."id" = p."scheduleId" AND s."overlap" = ${'QUEUE'} AND o."state" = ${PipelineState.RUNNING} AND o."id" <> p."id") AS "behindSchedule"
+    FROM "pipeline" p WHERE p."g_id" = ${graphId} AND p."state" = ${PipelineState.QUEUED}
+    ORDER BY p."queuedAt", p."id"`);
   const started: number[] = [];
+  const serialised = new Set<number>();
   let running = load.running;
-  for (const pipelineId of next.map((r) => Number(r.id))) {
+  for (const candidate of next) {
+    if (started.length === slots) break;
+    const pipelineId = Number(candidate.id);
+    const scheduleId = candidate.scheduleId == null ? null : Number(candidate.scheduleId);
+    if (truthy(candidate.behindSchedule) || (scheduleId !== null && serialised.has(scheduleId))) continue;
     const updated = await runner.execute(sql`
       UPDATE "pipeline" SET "state" = ${PipelineState.RUNNING}, "queuedAt" = NULL
       WHERE "id" = ${pipelineId} AND "state" = ${PipelineState.QUEUED}`);
@@ -87,8 +98,16 @@ export async function releaseQueued(
     });
     await releaseDecisions(runner, journal, await sealedGraph(), pipelineId);
     started.push(pipelineId);
+    // One run of a QUEUE schedule at a time, also among the ones this release starts.
+    if (scheduleId !== null && (await queuesBySchedule(runner, scheduleId))) serialised.add(scheduleId);
   }
   return started;
+}
+
+/** Whether the schedule runs one pipeline at a time (overlap QUEUE). */
+async function queuesBySchedule(runner: SqlRunner, scheduleId: number): Promise<boolean> {
+  const [schedule] = await runner.query(sql`SELECT "overlap" FROM "schedule" WHERE "id" = ${scheduleId}`);
+  return schedule?.overlap === 'QUEUE';
 }
 
 /** EXISTS comes back as a boolean on PostgreSQL and as 0 or 1 on SQLite. */

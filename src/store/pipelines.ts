@@ -33,6 +33,12 @@ export interface StartInput {
   idempotencyKey?: string | null;
   /** The schedule whose tick this start is (SPEC rule 16). */
   scheduleId?: number | null;
+  /**
+   * Start it QUEUED whatever the graph's limit: a schedule's tick with overlap QUEUE while
+   * the schedule's previous run is active. It leaves the queue once no other pipeline of its
+   * schedule runs (concurrency.ts).
+   */
+  queue?: boolean;
 }
 
 /** A start committed (or about to commit) in a transaction; see startWithin. */
@@ -154,7 +160,7 @@ export async function startWithin(runner: SqlRunner, journal: Journal, input: St
   );
   // SPEC rule 14: beyond the graph's limit the pipeline queues, every track WAITING. The
   // graph's row is locked already (the seal above), so racing starts count one at a time.
-  const state = await admission(runner, graph.id);
+  const state = input.queue ? PipelineState.QUEUED : await admission(runner, graph.id);
   const states = state === PipelineState.QUEUED ? new Map(dag.vertexIds.map((id) => [id, TrackState.WAITING])) : initialStates(dag);
   const createdAt = new Date();
   const queuedAt = state === PipelineState.QUEUED ? createdAt : null;
@@ -184,7 +190,12 @@ export async function startWithin(runner: SqlRunner, journal: Journal, input: St
   );
   journal.record(
     state === PipelineState.QUEUED
-      ? { pipelineId: pipeline.id, type: 'pipeline:queued', pipelineState: state, reason: 'the graph runs maxConcurrentPipelines pipelines already' }
+      ? {
+          pipelineId: pipeline.id,
+          type: 'pipeline:queued',
+          pipelineState: state,
+          reason: input.queue ? "its schedule's previous run is still active (overlap QUEUE)" : 'the graph runs maxConcurrentPipelines pipelines already',
+        }
       : { pipelineId: pipeline.id, type: 'pipeline:started', pipelineState: state },
   );
   for (const track of tracks) {

@@ -126,7 +126,8 @@ export async function handleTick(store: Store, scheduleId: number, tick: Date): 
         SELECT "id", "state" FROM "pipeline"
         WHERE "scheduleId" = ${scheduleId} AND "state" IN (${[...ACTIVE_PIPELINE_STATES]}) AND ("idempotencyKey" IS NULL OR "idempotencyKey" <> ${key})
         ORDER BY "id" DESC LIMIT 1`);
-      if (overlapAction(String(schedule.overlap) as OverlapPolicy, active !== undefined) === 'skip') {
+      const action = overlapAction(String(schedule.overlap) as OverlapPolicy, active !== undefined);
+      if (action === 'skip') {
         const reason = `Pipeline ${Number(active!.id)} of this schedule is still ${pipelineStateName(Number(active!.state))} (overlap SKIP).`;
         await runner.execute(sql`UPDATE "schedule_tick" SET "outcome" = ${'SKIPPED'}, "reason" = ${reason} WHERE "id" = ${tickId}`);
         return { outcome: 'SKIPPED' as const, reason };
@@ -134,10 +135,12 @@ export async function handleTick(store: Store, scheduleId: number, tick: Date): 
       const started: Started = await startWithin(
         runner,
         journal,
-        { graphId, inputs: JSON.parse(String(schedule.inputs)) as VertexParams[], scheduleId },
+        { graphId, inputs: JSON.parse(String(schedule.inputs)) as VertexParams[], scheduleId, queue: action === 'queue' },
         key,
       );
-      await runner.execute(sql`UPDATE "schedule_tick" SET "p_id" = ${started.pipeline.id} WHERE "id" = ${tickId}`);
+      const queued =
+        action === 'queue' ? `Queued behind pipeline ${Number(active!.id)} of this schedule, still ${pipelineStateName(Number(active!.state))} (overlap QUEUE).` : null;
+      await runner.execute(sql`UPDATE "schedule_tick" SET "p_id" = ${started.pipeline.id}, "reason" = ${queued} WHERE "id" = ${tickId}`);
       return { outcome: 'STARTED' as const, started };
     });
     if (result.outcome === 'SKIPPED') return { ...result, graphId };

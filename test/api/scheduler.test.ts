@@ -4,16 +4,27 @@
  * pausing stops the ticks, resuming does not run the pause's; SKIP records the ticks that met a
  * running pipeline; a refused start is FAILED with its reason; after downtime (simulated by
  * moving a schedule's past back) only the latest missed tick runs, within the grace, and a long
- * outage writes a bounded number of rows. Several processes racing for ticks are
+ * outage writes a bounded number of rows. QUEUE queues a tick that meets a running run, and
+ * the runs go one at a time. Several processes racing for ticks are
  * test/faults/scheduler-workers.test.ts.
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Scheduler, TICK_HISTORY } from '../../src/scheduler/scheduler.ts';
 import { pruneTicks } from '../../src/store/schedule-ticks.ts';
+import { graphql } from '../../src/generated/gql/index.ts';
+import { PipelineState } from '../../src/engine/states.ts';
 import { CreateSchedule, DeleteSchedule, ScheduleTicks, UpdateSchedule } from '../helpers/operations.ts';
 import { eventually, seedGraph } from '../helpers/seed.ts';
 import { startTestApp, type TestApp } from '../helpers/test-app.ts';
+
+const QueuedRun = graphql(`
+  query QueuedRun($id: Int!) {
+    pipeline(id: $id) { state blockedBy { kind message } }
+  }
+`);
 
 let t: TestApp;
 beforeAll(async () => {
@@ -110,6 +121,35 @@ it('SKIP: a tick while the previous run is still RUNNING starts nothing and says
     return all.every((p) => p.finishedAt !== null) ? all : undefined;
   }, 15_000, 'the runs to end');
   finished.slice(1).forEach((run, i) => expect(run.createdAt.getTime()).toBeGreaterThanOrEqual(finished[i]!.finishedAt!.getTime()));
+});
+
+it('QUEUE: a tick that meets a running run starts its pipeline QUEUED; the runs go one at a time, in order, none lost', { timeout: 60_000 }, async () => {
+  const ledger = path.join(t.dir, `queue-ledger-${Date.now()}`);
+  const { graphId } = await seedGraph(t, {
+    vertices: { slow: { script: `echo "start $PIPELINE_ID" >> ${ledger}; sleep 1.5; echo "end $PIPELINE_ID" >> ${ledger}` } },
+  });
+  const id = await schedule(graphId, { name: 'queued every second', cron: '* * * * * *', overlap: 'QUEUE' });
+  const queuedTick = await eventually(async () => {
+    const ticks = await ticksOf(id);
+    return ticks.find((tick) => tick.pipeline?.state === 'QUEUED');
+  }, 20_000, 'a tick whose pipeline is queued');
+  expect(queuedTick.outcome).toBe('STARTED');
+  expect(queuedTick.reason).toMatch(/^Queued behind pipeline \d+ of this schedule, still (RUNNING|QUEUED) \(overlap QUEUE\)\.$/);
+  const { pipeline } = await t.request(QueuedRun, { id: queuedTick.pipeline!.id });
+  if (pipeline!.state === 'QUEUED') {
+    expect(pipeline!.blockedBy).toMatchObject({ kind: expect.stringMatching(/^(SCHEDULE_OVERLAP|CONCURRENCY_LIMIT)$/) });
+  }
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  await pause(id);
+  // Every tick's pipeline runs, one at a time, in the order of the ticks.
+  const runs = await eventually(async () => {
+    const all = await t.app.store.db.pipeline.findMany({ where: { scheduleId: id }, orderBy: { id: 'asc' } });
+    return all.every((p) => p.state === PipelineState.FINISH) ? all : undefined;
+  }, 40_000, 'every run of the schedule to finish');
+  expect(runs.length).toBeGreaterThanOrEqual(3);
+  expect(readFileSync(ledger, 'utf8').trim().split('\n')).toEqual(runs.flatMap((p) => [`start ${p.id}`, `end ${p.id}`]));
+  const ticks = await ticksOf(id);
+  expect(ticks.filter((tick) => tick.outcome === 'SKIPPED')).toEqual([]);
 });
 
 it('a start the service refuses (the graph was never checked) is recorded FAILED with the reason, and counted', { timeout: 30_000 }, async () => {

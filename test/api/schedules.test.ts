@@ -78,7 +78,6 @@ describe('createSchedule', () => {
     ['an unknown parameter', { name: 'a', cron: '@daily', inputs: [{ vertex: 'check', params: { operator: 'x', prot: 1 } }] }, 'ValidationError', 'inputs.0.params.prot', /Unknown parameter "prot"/],
     ['a value of the wrong type', { name: 'a', cron: '@daily', inputs: [{ vertex: 'check', params: { operator: 'x', port: 'eighty' } }] }, 'ValidationError', 'inputs.0.params.port', /./],
     ['a required value left out', { name: 'a', cron: '@daily' }, 'ValidationError', 'inputs', /needs a value for operator.*nobody to supply it/],
-    ['QUEUE', { name: 'a', ...valid, overlap: 'QUEUE' }, 'ValidationError', 'overlap', /QUEUE is not available yet/],
     ['a negative grace', { name: 'a', ...valid, misfireGraceSeconds: -5 }, 'ValidationError', 'misfireGraceSeconds', /from 0/],
     ['a name taken in the graph', { name: 'nightly', ...valid }, 'ConflictError', 'name', /already has a schedule named "nightly"/],
   ])('refuses %s with a typed error naming the field, creating nothing', async (_what, input, typename, field, message) => {
@@ -123,7 +122,7 @@ describe('updateSchedule and deleteSchedule', () => {
     const bad: Array<[ScheduleInput, string]> = [
       [{ cron: '* * * * * * *' }, 'cron'],
       [{ timeZone: 'Nowhere/Land' }, 'timeZone'],
-      [{ overlap: 'QUEUE' }, 'overlap'],
+      [{ misfireGraceSeconds: 604_801 }, 'misfireGraceSeconds'],
       [{ inputs: [] }, 'inputs'],
       [{ name: 'nightly' }, 'name'],
     ];

@@ -226,13 +226,16 @@ describe('validation', () => {
     }
   });
 
-  it('overlap: SKIP and ALLOW are carried out; QUEUE is refused until queued pipelines exist', () => {
+  it('overlap: SKIP skips, ALLOW starts, QUEUE queues a tick that meets an active previous run', () => {
     expect(requireOverlap('overlap', 'SKIP')).toBe('SKIP');
     expect(requireOverlap('overlap', 'ALLOW')).toBe('ALLOW');
-    expect(fieldError(() => requireOverlap('overlap', 'QUEUE')).message).toMatch(/QUEUE is not available yet.*Use SKIP .* or ALLOW/);
+    expect(requireOverlap('overlap', 'QUEUE')).toBe('QUEUE');
+    expect(fieldError(() => requireOverlap('overlap', 'sometimes')).message).toMatch(/must be SKIP .*, ALLOW .* or QUEUE .*; got "sometimes"/);
     expect(overlapAction('SKIP', true)).toBe('skip');
     expect(overlapAction('SKIP', false)).toBe('start');
     expect(overlapAction('ALLOW', true)).toBe('start');
+    expect(overlapAction('QUEUE', true)).toBe('queue');
+    expect(overlapAction('QUEUE', false)).toBe('start');
   });
 
   it('misfireGraceSeconds is 0 to a week', () => {
