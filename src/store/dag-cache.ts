@@ -7,6 +7,7 @@ import { buildDag, type Dag } from '../engine/dag.ts';
 import type { Db } from '../db.ts';
 import { parseInputSchema, type InputSchema } from '../engine/inputs.ts';
 import type { RetryPolicy } from '../engine/retry-policy.ts';
+import { secretOutputs } from '../engine/secrets.ts';
 import type { Tx } from './transaction.ts';
 
 export interface VertexFacts {
@@ -17,6 +18,18 @@ export interface VertexFacts {
   inputs: InputSchema;
   /** Its automatic retries (SPEC rule 13). */
   retry: RetryPolicy;
+  /** Its outputs that a secret input reads (SPEC rule 18): masked where they are shown. */
+  secretOutputs: ReadonlySet<string>;
+}
+
+/** A vertex's facts as read from its row, before the graph-wide ones are added. */
+export type VertexRow = Omit<VertexFacts, 'secretOutputs'>;
+
+/** The sealed graph of these vertices (by id) and its DAG. */
+export function sealedGraphOf(dag: Dag, vertices: ReadonlyArray<readonly [number, VertexRow]>): SealedGraph {
+  const secret = secretOutputs(vertices.map(([, v]) => v));
+  const none: ReadonlySet<string> = new Set();
+  return { dag, vertices: new Map(vertices.map(([id, v]) => [id, { ...v, secretOutputs: secret.get(v.name) ?? none }])) };
 }
 
 export interface SealedGraph {
@@ -42,24 +55,22 @@ export class DagCache {
       db.vertex.findMany({ where: { graphId }, select: { id: true, name: true, timeoutSeconds: true, input: true, retries: true, retryDelaySeconds: true, retryBackoff: true }, orderBy: { id: 'asc' } }),
       db.edge.findMany({ where: { graphId }, select: { tailId: true, headId: true } }),
     ]);
-    const graph: SealedGraph = {
-      dag: buildDag(
+    const graph = sealedGraphOf(
+      buildDag(
         vertices.map((v) => v.id),
         edges,
       ),
-      vertices: new Map(
-        vertices.map((v) => [
-          v.id,
-          {
-            graphId,
-            name: v.name,
-            timeoutSeconds: v.timeoutSeconds,
-            inputs: parseInputSchema(v.input, `vertex ${v.name} input`),
-            retry: { retries: v.retries, retryDelaySeconds: v.retryDelaySeconds, retryBackoff: v.retryBackoff },
-          },
-        ]),
-      ),
-    };
+      vertices.map((v) => [
+        v.id,
+        {
+          graphId,
+          name: v.name,
+          timeoutSeconds: v.timeoutSeconds,
+          inputs: parseInputSchema(v.input, `vertex ${v.name} input`),
+          retry: { retries: v.retries, retryDelaySeconds: v.retryDelaySeconds, retryBackoff: v.retryBackoff },
+        },
+      ]),
+    );
     this.remember(graphId, graph);
     return graph;
   }

@@ -11,7 +11,7 @@ import { cancellationsForCancel, initialStates, rerunVertexIds, retryChanges } f
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Pipeline } from '../generated/prisma/client.ts';
 import { admission, releaseQueued } from './concurrency.ts';
-import type { SealedGraph } from './dag-cache.ts';
+import { sealedGraphOf } from './dag-cache.ts';
 import { applyTrackChanges } from './track-changes.ts';
 import { insertRows, sql, type InsertColumn, type SqlRunner } from './sql.ts';
 import { fastTransition, lockPipeline, transition, type Store } from './transaction.ts';
@@ -161,12 +161,10 @@ async function startOnce(store: Store, input: StartInput, key: string | null): P
     for (const track of tracks) {
       journal.record({ pipelineId: pipeline.id, trackId: track.id, type: 'track:created', trackState: track.state, attempt: 1 });
     }
-    const sealedGraph: SealedGraph = {
+    const sealedGraph = sealedGraphOf(
       dag,
-      vertices: new Map(
-        vertices.map((v, i) => [v.id, { graphId: graph.id, name: v.name, timeoutSeconds: v.timeoutSeconds, inputs: prepared[i]!.inputs, retry: v.retry }]),
-      ),
-    };
+      vertices.map((v, i) => [v.id, { graphId: graph.id, name: v.name, timeoutSeconds: v.timeoutSeconds, inputs: prepared[i]!.inputs, retry: v.retry }] as const),
+    );
     return { pipeline, sealedGraph };
   });
   // Sealed now that it committed; the executor this start woke needs it next.
