@@ -13,6 +13,7 @@
 import { mustQueue, readyOnRelease, releasable, type GraphLoad } from '../engine/concurrency.ts';
 import { PipelineState, TrackState } from '../engine/states.ts';
 import type { SealedGraph } from './dag-cache.ts';
+import { renderReadyTracks } from './render.ts';
 import { sql, type SqlRunner } from './sql.ts';
 import { prismaRunner } from './sql.ts';
 import { fastTransition, type Journal, type Store } from './transaction.ts';
@@ -69,6 +70,7 @@ export async function releaseQueued(
     ORDER BY "queuedAt", "id" LIMIT ${slots}`);
   const started: number[] = [];
   let running = load.running;
+  let failedAtStart = false;
   for (const pipelineId of next.map((r) => Number(r.id))) {
     const updated = await runner.execute(sql`
       UPDATE "pipeline" SET "state" = ${PipelineState.RUNNING}, "queuedAt" = NULL
@@ -86,18 +88,24 @@ export async function releaseQueued(
     });
     const tracks = await runner.query(sql`SELECT "v_id", "state" FROM "track" WHERE "p_id" = ${pipelineId}`);
     const stateOf = new Map(tracks.map((t) => [Number(t.v_id), Number(t.state) as TrackState]));
-    const ready = readyOnRelease((await sealedGraph()).dag, (vertexId) => stateOf.get(vertexId));
+    const graph = await sealedGraph();
+    const ready = readyOnRelease(graph.dag, (vertexId) => stateOf.get(vertexId));
     if (ready.length > 0) {
       const promoted = await runner.query(sql`
         UPDATE "track" SET "state" = ${TrackState.PENDING}
         WHERE "p_id" = ${pipelineId} AND "v_id" IN (${ready}) AND "state" = ${TrackState.WAITING}
-        RETURNING "id", "attempt"`);
-      for (const track of promoted.map((r) => ({ id: Number(r.id), attempt: Number(r.attempt) })).sort((a, b) => a.id - b.id)) {
+        RETURNING "id", "v_id", "attempt"`);
+      const readied = promoted.map((r) => ({ id: Number(r.id), vertexId: Number(r.v_id), attempt: Number(r.attempt) })).sort((a, b) => a.id - b.id);
+      for (const track of readied) {
         journal.record({ pipelineId, trackId: track.id, type: 'track:ready', trackState: TrackState.PENDING, attempt: track.attempt });
       }
+      // A retried pipeline released here may have ready tracks that read step outputs (rule 18).
+      if (await renderReadyTracks(runner, journal, pipelineId, graph, readied)) failedAtStart = true;
     }
     started.push(pipelineId);
   }
+  // A pipeline that failed as it started freed its slot again: the next in the queue takes it.
+  if (failedAtStart) started.push(...(await releaseQueued(runner, journal, graphId, sealedGraph)));
   return started;
 }
 

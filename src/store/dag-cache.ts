@@ -40,6 +40,7 @@ export interface SealedGraph {
 export class DagCache {
   private readonly graphs = new Map<number, SealedGraph>();
   private readonly graphOfVertex = new Map<number, number>();
+  private readonly loading = new WeakMap<Db | Tx, Map<number, Promise<SealedGraph>>>();
 
   constructor(private readonly capacity = 256) {}
 
@@ -51,6 +52,19 @@ export class DagCache {
       this.graphs.set(graphId, cached);
       return cached;
     }
+    // The tracks of one request (their outputs, say) ask at once: one load for all of them.
+    // Only loads through the same client are shared: one in a transaction must not wait
+    // for a query outside it, which on SQLite may wait for that very transaction.
+    let loading = this.loading.get(db);
+    if (!loading) this.loading.set(db, (loading = new Map()));
+    const inFlight = loading.get(graphId);
+    if (inFlight) return inFlight;
+    const load = this.load(db, graphId).finally(() => loading.delete(graphId));
+    loading.set(graphId, load);
+    return load;
+  }
+
+  private async load(db: Db | Tx, graphId: number): Promise<SealedGraph> {
     const [vertices, edges] = await Promise.all([
       db.vertex.findMany({ where: { graphId }, select: { id: true, name: true, timeoutSeconds: true, input: true, retries: true, retryDelaySeconds: true, retryBackoff: true }, orderBy: { id: 'asc' } }),
       db.edge.findMany({ where: { graphId }, select: { tailId: true, headId: true } }),

@@ -17,15 +17,17 @@
  * the driver adapter (store/sql.ts): no Prisma call may happen inside these transactions.
  * Sealed-graph facts are loaded before a transaction starts, from the cache.
  */
-import { afterFailedAttempt, cancellationsAfterFailure, pipelineStateAfterSuccess, promotableSuccessors } from '../engine/transitions.ts';
+import { afterFailedAttempt, pipelineStateAfterSuccess, promotableSuccessors } from '../engine/transitions.ts';
 import { PipelineState, TrackState } from '../engine/states.ts';
 import type { InputSchema } from '../engine/inputs.ts';
 import type { Flush } from '../engine/output-window.ts';
+import type { Outputs } from '../engine/outputs.ts';
 import type { SealedGraph } from './dag-cache.ts';
 import { writeOutput } from './output.ts';
 import { prismaRunner, sql, type SqlRunner } from './sql.ts';
 import { releaseQueued } from './concurrency.ts';
-import { applyTrackChanges, archiveAttempts, NEXT_ATTEMPT } from './track-changes.ts';
+import { archiveAttempts, failPipelineAfter, NEXT_ATTEMPT } from './track-changes.ts';
+import { renderReadyTracks } from './render.ts';
 import { fastTransition, lockPipeline, type Journal, type Store } from './transaction.ts';
 
 /** A track an executor holds: what it runs and what it needs to record the result. */
@@ -137,6 +139,8 @@ export interface TrackResult {
   output: string;
   /** Output lines not stored yet, written in the same transaction. */
   outputChunks?: Flush;
+  /** What a succeeded attempt wrote to $DAGPIPE_OUTPUT (SPEC rule 18), stored with the result. */
+  outputs?: Outputs;
 }
 
 export interface Completion {
@@ -177,7 +181,7 @@ export async function completeTrack(store: Store, track: HeldTrack, result: Trac
     const heldBy = sql`"id" = ${track.id} AND "attempt" = ${track.attempt} AND "executorId" ${track.executorId === null ? sql`IS NULL` : sql`= ${track.executorId}`}`;
     const recorded = await runner.query(sql`
       UPDATE "track" SET "state" = ${to}, "exitCode" = ${result.exitCode}, "reason" = ${result.reason},
-        "output" = ${result.output}, "finishedAt" = ${new Date()}
+        "output" = ${result.output}, "outputs" = ${result.succeeded && result.outputs ? JSON.stringify(result.outputs) : null}, "finishedAt" = ${new Date()}
       WHERE ${heldBy} AND "state" = ${TrackState.RUNNING}
       RETURNING "retryCount"`);
     let outcome: Completion['outcome'] = 'recorded';
@@ -296,34 +300,19 @@ async function afterSuccess(graph: SealedGraph, runner: SqlRunner, journal: Jour
     UPDATE "track" SET "state" = ${TrackState.PENDING}
     WHERE "p_id" = ${done.pipelineId} AND "v_id" IN (${ready}) AND "state" = ${TrackState.WAITING}
       AND EXISTS (SELECT 1 FROM "pipeline" WHERE "id" = ${done.pipelineId} AND "state" = ${PipelineState.RUNNING})
-    RETURNING "id", "attempt"`);
-  for (const track of promoted.map((r) => ({ id: Number(r.id), attempt: Number(r.attempt) })).sort((a, b) => a.id - b.id)) {
+    RETURNING "id", "v_id", "attempt"`);
+  const tracks = promoted.map((r) => ({ id: Number(r.id), vertexId: Number(r.v_id), attempt: Number(r.attempt) })).sort((a, b) => a.id - b.id);
+  for (const track of tracks) {
     journal.record({ pipelineId: done.pipelineId, trackId: track.id, type: 'track:ready', trackState: TrackState.PENDING, attempt: track.attempt });
+  }
+  // Tracks that read step outputs (SPEC rule 18) are rendered now that their values are known.
+  if (await renderReadyTracks(runner, journal, done.pipelineId, graph, tracks)) {
+    await releaseQueued(runner, journal, done.graphId, async () => graph);
   }
 }
 
 async function failPipeline(graph: SealedGraph, runner: SqlRunner, journal: Journal, failed: HeldTrack): Promise<void> {
-  const { dag } = graph;
-  const count = await runner.execute(sql`
-    UPDATE "pipeline" SET "state" = ${PipelineState.FAILED}, "finishedAt" = ${new Date()}
-    WHERE "id" = ${failed.pipelineId} AND "state" = ${PipelineState.RUNNING}`);
-  if (count === 0) return; // already failed or cancelled: nothing more to stop
-  const waiting = await runner.query(sql`
-    SELECT "id", "v_id", "state" FROM "track"
-    WHERE "p_id" = ${failed.pipelineId} AND "state" IN (${[TrackState.WAITING, TrackState.PENDING]})`);
-  const changes = cancellationsAfterFailure(
-    dag,
-    { id: failed.id, vertexId: failed.vertexId, name: failed.vertexName, state: TrackState.FAILED },
-    waiting.map((t) => ({ id: Number(t.id), vertexId: Number(t.v_id), name: '', state: Number(t.state) as TrackState })),
-  );
-  await applyTrackChanges(runner, journal, failed.pipelineId, changes, { from: [TrackState.WAITING, TrackState.PENDING] });
-  journal.record({
-    pipelineId: failed.pipelineId,
-    type: 'pipeline:failed',
-    pipelineState: PipelineState.FAILED,
-    reason: `${failed.vertexName} failed`,
-  });
-  await releaseQueued(runner, journal, failed.graphId, async () => graph);
+  if (await failPipelineAfter(graph.dag, runner, journal, failed)) await releaseQueued(runner, journal, failed.graphId, async () => graph);
 }
 
 /** Why a track left RUNNING by a process that stopped failed (SPEC rule 10). */

@@ -1,6 +1,7 @@
 /** Applies the engine's track changes with as few statements as possible, with their events. */
-import type { TrackChange } from '../engine/transitions.ts';
-import { TrackState } from '../engine/states.ts';
+import type { Dag } from '../engine/dag.ts';
+import { cancellationsAfterFailure, type TrackChange } from '../engine/transitions.ts';
+import { PipelineState, TrackState } from '../engine/states.ts';
 import { sql, type SqlRunner } from './sql.ts';
 import type { Journal } from './transaction.ts';
 
@@ -8,7 +9,7 @@ import type { Journal } from './transaction.ts';
  * What a track's next attempt starts from (a retry, automatic or an operator's): attempt + 1,
  * the previous outcome cleared. That outcome is kept in track_attempt (archiveAttempts).
  */
-export const NEXT_ATTEMPT = sql`"attempt" = "attempt" + 1, "exitCode" = NULL, "reason" = NULL, "output" = '',
+export const NEXT_ATTEMPT = sql`"attempt" = "attempt" + 1, "exitCode" = NULL, "reason" = NULL, "output" = '', "outputs" = NULL,
   "startedAt" = NULL, "finishedAt" = NULL, "executorId" = NULL`;
 
 /**
@@ -17,8 +18,8 @@ export const NEXT_ATTEMPT = sql`"attempt" = "attempt" + 1, "exitCode" = NULL, "r
  */
 export async function archiveAttempts(runner: SqlRunner, trackIds: readonly number[], from: readonly TrackState[]): Promise<void> {
   await runner.execute(sql`
-    INSERT INTO "track_attempt" ("t_id", "attempt", "state", "exitCode", "reason", "startedAt", "finishedAt")
-    SELECT "id", "attempt", "state", "exitCode", "reason", "startedAt", "finishedAt" FROM "track"
+    INSERT INTO "track_attempt" ("t_id", "attempt", "state", "exitCode", "reason", "startedAt", "finishedAt", "outputs")
+    SELECT "id", "attempt", "state", "exitCode", "reason", "startedAt", "finishedAt", "outputs" FROM "track"
     WHERE "id" IN (${trackIds}) AND "state" IN (${from})`);
 }
 
@@ -68,4 +69,41 @@ export async function applyTrackChanges(
       }
     }
   }
+}
+
+/** A track that failed, as the failure of its pipeline names it. */
+export interface FailedTrack {
+  id: number;
+  vertexId: number;
+  pipelineId: number;
+  vertexName: string;
+}
+
+/**
+ * SPEC rule 8: after `failed` failed for good, its pipeline fails (if it still ran) and every
+ * track that will now never run is cancelled, with a reason naming the failed one. Running
+ * tracks are left to finish. Returns whether the pipeline failed now: then a slot of its
+ * graph is free, and the caller starts the next queued pipeline (concurrency.ts).
+ */
+export async function failPipelineAfter(dag: Dag, runner: SqlRunner, journal: Journal, failed: FailedTrack): Promise<boolean> {
+  const count = await runner.execute(sql`
+    UPDATE "pipeline" SET "state" = ${PipelineState.FAILED}, "finishedAt" = ${new Date()}
+    WHERE "id" = ${failed.pipelineId} AND "state" = ${PipelineState.RUNNING}`);
+  if (count === 0) return false; // already failed or cancelled: nothing more to stop
+  const waiting = await runner.query(sql`
+    SELECT "id", "v_id", "state" FROM "track"
+    WHERE "p_id" = ${failed.pipelineId} AND "state" IN (${[TrackState.WAITING, TrackState.PENDING]})`);
+  const changes = cancellationsAfterFailure(
+    dag,
+    { id: failed.id, vertexId: failed.vertexId, name: failed.vertexName, state: TrackState.FAILED },
+    waiting.map((t) => ({ id: Number(t.id), vertexId: Number(t.v_id), name: '', state: Number(t.state) as TrackState })),
+  );
+  await applyTrackChanges(runner, journal, failed.pipelineId, changes, { from: [TrackState.WAITING, TrackState.PENDING] });
+  journal.record({
+    pipelineId: failed.pipelineId,
+    type: 'pipeline:failed',
+    pipelineState: PipelineState.FAILED,
+    reason: `${failed.vertexName} failed`,
+  });
+  return true;
 }
