@@ -45,3 +45,22 @@ it.runIf(asRoot)('a service running as root runs scripts as SCRIPT_USER, in a wo
   expect(home).toMatch(/^home=\/.*track-\d+-attempt-1 user=nobody$/);
   expect(root).toBe('root-denied');
 });
+
+it.runIf(asRoot)("a script run as SCRIPT_USER owns its $DAGPIPE_OUTPUT, and what it writes there reaches the next step", async () => {
+  const { graphId } = await seedGraph(t, {
+    vertices: {
+      produce: { script: 'stat -c "%U %a" "$DAGPIPE_OUTPUT"\necho "who=$(id -un)" >> "$DAGPIPE_OUTPUT"' },
+      consume: { script: 'echo read {who}', inputs: [{ name: 'who', type: 'STRING', from: 'produce.who' }] },
+    },
+    edges: [['produce', 'consume']],
+  });
+  const started = await t.request(StartPipeline, { graphId });
+  if (started.startPipeline.__typename !== 'Pipeline') throw new Error(JSON.stringify(started));
+  const id = started.startPipeline.id;
+  const done = await eventually(async () => {
+    const { pipeline } = await t.request(PipelineDetail, { id });
+    return pipeline && pipeline.state !== 'RUNNING' ? pipeline : undefined;
+  });
+  expect(done.state).toBe('FINISH');
+  expect(done.tracks.map((x) => x.output.text)).toEqual(['nobody 600\n', 'read nobody\n']);
+});
