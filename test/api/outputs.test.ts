@@ -7,7 +7,7 @@
  * are masked everywhere; retries (rule 13), re-runs (rule 17) and queued pipelines (rule 14)
  * read the outputs of the attempt that succeeded.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -106,6 +106,26 @@ const param = (name: string, type: InputParamInput['type'], extra: Partial<Input
 const outputsOf = (track: TrackView) => track.outputs.map((o) => [o.name, o.value]);
 let files = 0;
 const file = (what: string) => path.join(t.dir, `${what}-${++files}`);
+
+describe("the README's example", () => {
+  it('imports, checks and runs as written, and does what the README says', async () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('### Step outputs'));
+    const definition = /```yaml\n([\s\S]*?)```/.exec(section)![1]!;
+    const imported = (await t.request(Import, { definition })).importGraph;
+    if (imported.__typename !== 'Graph') throw new Error(JSON.stringify(imported));
+    expect((await t.request(CheckGraph, { id: imported.id })).checkGraph).toMatchObject({ __typename: 'Graph', checked: true });
+    const id = (await start(imported.id)).id;
+    const { track } = await settled(id, 'FINISH');
+    expect(outputsOf(track.build!)).toEqual([
+      ['tag', `v1.${id}`],
+      ['notes', `built v1.${id}\nby step build`],
+    ]);
+    expect(track.deploy!.input).toEqual({ tag: `v1.${id}`, notes: `built v1.${id}\nby step build`, replicas: 2 });
+    expect(section).toContain('(`{"tag": "v1.<id>", "notes": "built v1.<id>\\nby step build", "replicas": 2}`');
+    expect(track.deploy!.output.text).toBe(`deploying v1.${id} on 2 replicas\nbuilt v1.${id}\nby step build\n`);
+  });
+});
 
 describe('outputs of a step', () => {
   it('are kept with its success in the order first written, the last value of a name winning, and read by the next step', async () => {
