@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import isSafeRegex from 'safe-regex2';
 import { ValidationError } from '../errors.ts';
 import { hasLoneSurrogate } from './fields.ts';
+import { isParamName } from './names.ts';
 
 export const PARAM_TYPES = ['string', 'integer', 'number', 'boolean', 'ip'] as const;
 export type ParamType = (typeof PARAM_TYPES)[number];
@@ -44,13 +45,7 @@ export interface ParamSpec {
 
 export type InputSchema = ParamSpec[];
 
-/** Parameter names become shell placeholders and INPUT_<NAME> variables. */
-const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/;
 
-/** Whether `name` is a valid parameter name, which step outputs use too (SPEC rule 18). */
-export function isParamName(name: string): boolean {
-  return PARAM_NAME.test(name) && name !== '__proto__';
-}
 /** Longest accepted parameter value: a parameter is data for a script, not a payload. */
 export const MAX_VALUE_LENGTH = 64 * 1024;
 /** Longest value checked against a pattern: keeps even a slow (polynomial) pattern quick. */

@@ -16,7 +16,7 @@
  * input names (letters, digits and _, not a digit first, at most 48 characters), so that
  * any output can be read by an input of the same name.
  */
-import { isParamName } from './inputs.ts';
+import { isParamName } from './names.ts';
 
 /** The most bytes of outputs a track keeps: outputs are values for the next steps, not data. */
 export const MAX_OUTPUT_BYTES = 64 * 1024;
