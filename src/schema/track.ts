@@ -117,9 +117,19 @@ const TrackAttempt = builder.objectRef<AttemptShape>('TrackAttempt').implement({
   }),
 });
 
-/** A vertex's outputs that a secret input reads, from its sealed graph (cached). */
-async function secretOutputsOf(ctx: Context, track: { vertexId: number; vertex: { graphId: number } }): Promise<ReadonlySet<string>> {
-  return (await ctx.store.dags.get(ctx.db, track.vertex.graphId)).vertices.get(track.vertexId)?.secretOutputs ?? new Set();
+const NO_SECRETS: ReadonlySet<string> = new Set();
+
+/**
+ * A vertex's outputs that a secret input reads, from its sealed graph (cached), when there
+ * are outputs to show (`outputs`: the attempts' JSON); most tracks have none.
+ */
+async function secretOutputsOf(
+  ctx: Context,
+  track: { vertexId: number; vertex: { graphId: number } },
+  outputs: ReadonlyArray<string | null>,
+): Promise<ReadonlySet<string>> {
+  if (outputs.every((o) => o === null)) return NO_SECRETS;
+  return (await ctx.store.dags.get(ctx.db, track.vertex.graphId)).vertices.get(track.vertexId)?.secretOutputs ?? NO_SECRETS;
 }
 
 type PeerTrack = { id: number; vertexId: number; state: number };
@@ -200,7 +210,7 @@ export const Track = builder.prismaObject('Track', {
         pastAttempts: { orderBy: { attempt: 'asc' } },
       },
       resolve: async (track, _args, ctx) => {
-        const secret = await secretOutputsOf(ctx, track);
+        const secret = await secretOutputsOf(ctx, track, [track.outputs, ...track.pastAttempts.map((a) => a.outputs)]);
         return [
           ...track.pastAttempts.map((a) => ({ ...a, outputs: shownOutputs(a.outputs, secret) })),
           {
@@ -220,7 +230,7 @@ export const Track = builder.prismaObject('Track', {
       description:
         "What the current attempt's script wrote to $DAGPIPE_OUTPUT (name=value lines, name<<DELIMITER blocks), kept once it succeeded; empty until then. Outputs a secret input reads are ***. Earlier attempts' outputs: attempts.",
       select: { outputs: true, vertexId: true, vertex: { select: { graphId: true } } },
-      resolve: async (track, _args, ctx) => shownOutputs(track.outputs, await secretOutputsOf(ctx, track)),
+      resolve: async (track, _args, ctx) => shownOutputs(track.outputs, await secretOutputsOf(ctx, track, [track.outputs])),
     }),
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true, description: 'When the script started.' }),
     finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true, description: 'When it ended.' }),
