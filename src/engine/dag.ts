@@ -40,13 +40,18 @@ export function descendants(dag: Dag, from: number): Set<number> {
 
 /** The `roots` and every vertex reachable from them: what a re-run from them runs again. */
 export function withDescendants(dag: Dag, roots: Iterable<number>): Set<number> {
+  return reachable(dag.successors, roots);
+}
+
+/** The `roots` and every vertex reached from them along `next`; iterative, for long chains. */
+function reachable(next: ReadonlyMap<number, readonly number[]>, roots: Iterable<number>): Set<number> {
   const seen = new Set<number>();
   const stack = [...roots];
   while (stack.length > 0) {
     const id = stack.pop()!;
     if (seen.has(id)) continue;
     seen.add(id);
-    stack.push(...dag.successors.get(id)!);
+    stack.push(...next.get(id)!);
   }
   return seen;
 }
@@ -104,15 +109,7 @@ export interface CheckableVertex {
 
 /** Every vertex from which `to` can be reached: the steps that have run when it starts. */
 export function ancestors(dag: Dag, to: number): Set<number> {
-  const seen = new Set<number>();
-  const stack = [...dag.predecessors.get(to)!];
-  while (stack.length > 0) {
-    const id = stack.pop()!;
-    if (seen.has(id)) continue;
-    seen.add(id);
-    stack.push(...dag.predecessors.get(id)!);
-  }
-  return seen;
+  return reachable(dag.predecessors, dag.predecessors.get(to)!);
 }
 
 /** A vertex as the `from` check needs it: its id in `dag` and its parsed inputs. */
