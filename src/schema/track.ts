@@ -102,7 +102,7 @@ const TrackAttempt = builder.objectRef<AttemptShape>('TrackAttempt').implement({
     attempt: t.exposeInt('attempt', { description: 'Its number: 1, 2, 3, ...' }),
     state: t.field({
       type: TrackStateEnum,
-      description: 'How it ended (FAILED or CANCELLED for an earlier attempt), or the state of the current one.',
+      description: 'How it ended (FAILED or CANCELLED, or SUCCEED for a step re-run from, for an earlier attempt), or the state of the current one.',
       resolve: (a) => a.state as never,
     }),
     exitCode: t.exposeInt('exitCode', { nullable: true, description: 'The script exit code, if it ended on its own.' }),
