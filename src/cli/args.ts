@@ -86,7 +86,8 @@ Commands:
   start <graph> [--input vertex.param=value]... [--name <run name>] [--watch] [--no-prompt]
         [--idempotency-key <key>]   Start a pipeline of a graph (its id or its name). Values are
                                     strings; the server converts them. --input param=value (no
-                                    vertex) sets it for every vertex that declares it. In a
+                                    vertex) sets it for every vertex that declares it (not
+                                    those that read it from a step output with from). In a
                                     terminal, asks for required values that are missing
                                     (secret ones without echo) unless --no-prompt. With
                                     --idempotency-key, a start the graph already had with that

@@ -237,7 +237,8 @@ export function collectInputs(vertices: Vertex[], assignments: InputAssignment[]
   for (const a of assignments) {
     const shown = `--input ${a.vertex === undefined ? '' : `${a.vertex}.`}${a.param}=…`;
     if (a.vertex === undefined) {
-      const declaring = vertices.filter((v) => v.inputs.some((p) => p.name === a.param));
+      // Inputs that read a step output (from) are nobody's to give: skipped here.
+      const declaring = vertices.filter((v) => v.inputs.some((p) => p.name === a.param && p.from == null));
       if (declaring.length === 0) throw new UsageError(`${shown}: no vertex of this graph declares a parameter "${a.param}".${declared(vertices)}`);
       for (const v of declaring) set(v.name, a.param, a.value);
       continue;
@@ -249,6 +250,8 @@ export function collectInputs(vertices: Vertex[], assignments: InputAssignment[]
         `${shown}: vertex "${vertex.name}" declares no parameter "${a.param}"${vertex.inputs.length ? ` (it has ${vertex.inputs.map((p) => p.name).join(', ')})` : ' (it has none)'}.`,
       );
     }
+    const from = vertex.inputs.find((p) => p.name === a.param)!.from;
+    if (from != null) throw new UsageError(`${shown}: vertex "${vertex.name}" reads "${a.param}" from the step output ${from}; it cannot be given.`);
     set(vertex.name, a.param, a.value);
   }
   return byVertex;

@@ -29,7 +29,7 @@ export const CliGraphForStart = graphql(`
       id name checked sealed
       vertices {
         id name
-        inputs { name type required default choices pattern secret description }
+        inputs { name type required default choices pattern secret description from }
       }
     }
   }
@@ -115,7 +115,7 @@ export const CliPipelineSnapshot = graphql(`
       id name state createdAt finishedAt
       graph {
         id name
-        vertices { name runIf inputs { name required default secret } }
+        vertices { name runIf inputs { name required default secret from } }
       }
       tracks { id name state attempt needsInput startedAt finishedAt exitCode reason blockedBy { missingParams } }
     }

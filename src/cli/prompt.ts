@@ -18,10 +18,13 @@ export interface PromptParam {
   pattern?: string | null;
   secret: boolean;
   description?: string | null;
+  /** The step output it reads (SPEC rule 18): nobody gives it. */
+  from?: string | null;
 }
 
-/** Whether `start` has to ask for this parameter: nothing given, and either required or without a default. */
+/** Whether `start` has to ask for this parameter: nothing given, either required or without a default, and not read from a step output. */
 export function needsPrompt(param: PromptParam, given: boolean): boolean {
+  if (param.from != null) return false;
   return !given && (param.required || param.default === undefined || param.default === null);
 }
 

@@ -4,7 +4,7 @@
  */
 import { CycleError, ValidationError } from '../errors.ts';
 import { requireRetries, requireRetryBackoff, requireRetryDelay } from './fields.ts';
-import { parseInputSchema } from './inputs.ts';
+import { parseFromReference, parseInputSchema, type InputSchema } from './inputs.ts';
 import { requireRunIf } from './run-conditions.ts';
 import { assertSafePlaceholders } from './template.ts';
 
@@ -41,13 +41,18 @@ export function descendants(dag: Dag, from: number): Set<number> {
 
 /** The `roots` and every vertex reachable from them: what a re-run from them runs again. */
 export function withDescendants(dag: Dag, roots: Iterable<number>): Set<number> {
+  return reachable(dag.successors, roots);
+}
+
+/** The `roots` and every vertex reached from them along `next`; iterative, for long chains. */
+function reachable(next: ReadonlyMap<number, readonly number[]>, roots: Iterable<number>): Set<number> {
   const seen = new Set<number>();
   const stack = [...roots];
   while (stack.length > 0) {
     const id = stack.pop()!;
     if (seen.has(id)) continue;
     seen.add(id);
-    stack.push(...dag.successors.get(id)!);
+    stack.push(...next.get(id)!);
   }
   return seen;
 }
@@ -105,17 +110,76 @@ export interface CheckableVertex {
   runIf?: string;
 }
 
+/** Every vertex from which `to` can be reached: the steps that have run when it starts. */
+export function ancestors(dag: Dag, to: number): Set<number> {
+  return reachable(dag.predecessors, dag.predecessors.get(to)!);
+}
+
+/** A vertex as the `from` check needs it: its id in `dag` and its parsed inputs. */
+export interface VertexInputs {
+  id: number;
+  name: string;
+  schema: InputSchema;
+}
+
+/**
+ * SPEC rule 18: every input's `from` names an output of an ancestor (a step that has
+ * succeeded whenever this one starts), and an output read by a secret input is read only
+ * by secret inputs (otherwise one of them would show what the other hides).
+ * @param fieldOf the argument path of a vertex's parameter, e.g. "vertices.health.inputs.port".
+ * @throws ValidationError naming the parameter's `from` (or `secret`).
+ */
+export function checkFromReferences(vertices: readonly VertexInputs[], dag: Dag, fieldOf: (vertex: VertexInputs, param: string) => string): void {
+  const byName = new Map(vertices.map((v) => [v.name, v]));
+  const secretReader = new Map<string, string>();
+  for (const vertex of vertices) {
+    for (const spec of vertex.schema) if (spec.from !== undefined && spec.secret) secretReader.set(spec.from, fieldOf(vertex, spec.name));
+  }
+  for (const vertex of vertices) {
+    const readers = vertex.schema.filter((spec) => spec.from !== undefined);
+    if (readers.length === 0) continue;
+    const before = ancestors(dag, vertex.id);
+    for (const spec of readers) {
+      const field = `${fieldOf(vertex, spec.name)}.from`;
+      const ref = parseFromReference(spec.from!)!;
+      const source = byName.get(ref.vertex);
+      if (!source) {
+        throw new ValidationError(field, `No step named "${ref.vertex}" is in this graph. from names an output of a step that runs before "${vertex.name}", as "<vertex>.<output>".`);
+      }
+      if (source.id === vertex.id) {
+        throw new ValidationError(field, `Step "${vertex.name}" cannot read its own outputs: from names an output of a step that runs before it.`);
+      }
+      if (!before.has(source.id)) {
+        throw new ValidationError(
+          field,
+          `Step "${ref.vertex}" is not an ancestor of "${vertex.name}" (no path of edges leads from it to "${vertex.name}"), so its outputs are not there when "${vertex.name}" starts. Add edges so that "${ref.vertex}" runs before "${vertex.name}", or read another step's output.`,
+        );
+      }
+      const secret = secretReader.get(spec.from!);
+      if (!spec.secret && secret !== undefined) {
+        throw new ValidationError(
+          `${fieldOf(vertex, spec.name)}.secret`,
+          `The output ${spec.from} is read by the secret input ${secret} too. Mark this input secret as well, or it would show the value the other one hides.`,
+        );
+      }
+    }
+  }
+}
+
 /**
  * SPEC rule 2: at least one vertex, no cycle, every input schema valid; every
- * placeholder where its value is inert (SPEC rule 6); retries within their bounds (rule 13).
+ * placeholder where its value is inert (SPEC rule 6); retries within their bounds (rule 13);
+ * every `from` an ancestor's output (rule 18).
  * @throws ValidationError or CycleError naming what to fix.
  */
 export function checkGraphDefinition(vertices: readonly CheckableVertex[], edges: readonly EdgeLike[]): void {
   if (vertices.length === 0) {
     throw new ValidationError('vertices', 'The graph has no vertices. Add at least one with addVertex.');
   }
+  const schemas: VertexInputs[] = [];
   for (const vertex of vertices) {
     const schema = parseInputSchema(vertex.input, `vertices.${vertex.name}.inputs`);
+    schemas.push({ id: vertex.id, name: vertex.name, schema });
     assertSafePlaceholders(vertex.script, new Set(schema.map((p) => p.name)), `vertices.${vertex.name}.script`);
     if (vertex.retries !== undefined) requireRetries(`vertices.${vertex.name}.retries`, vertex.retries);
     if (vertex.retryDelaySeconds !== undefined) requireRetryDelay(`vertices.${vertex.name}.retryDelaySeconds`, vertex.retryDelaySeconds);
@@ -139,4 +203,5 @@ export function checkGraphDefinition(vertices: readonly CheckableVertex[], edges
       `Vertex "${handler.name}" has runIf ${handler.runIf} but no predecessors: a handler runs after the steps it follows have ended. Add edges from the steps it should follow, or set runIf SUCCESS.`,
     );
   }
+  checkFromReferences(schemas, dag, (vertex, param) => `vertices.${vertex.name}.inputs.${param}`);
 }

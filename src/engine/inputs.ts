@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import isSafeRegex from 'safe-regex2';
 import { ValidationError } from '../errors.ts';
 import { hasLoneSurrogate } from './fields.ts';
+import { isParamName } from './names.ts';
 
 export const PARAM_TYPES = ['string', 'integer', 'number', 'boolean', 'ip'] as const;
 export type ParamType = (typeof PARAM_TYPES)[number];
@@ -35,12 +36,16 @@ export interface ParamSpec {
   pattern?: string;
   secret: boolean;
   description?: string;
+  /**
+   * SPEC rule 18: `"<vertex>.<output>"`, the step output the value comes from (that step
+   * must be an ancestor); not given by an operator.
+   */
+  from?: string;
 }
 
 export type InputSchema = ParamSpec[];
 
-/** Parameter names become shell placeholders and INPUT_<NAME> variables. */
-const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/;
+
 /** Longest accepted parameter value: a parameter is data for a script, not a payload. */
 export const MAX_VALUE_LENGTH = 64 * 1024;
 /** Longest value checked against a pattern: keeps even a slow (polynomial) pattern quick. */
@@ -48,7 +53,27 @@ export const MAX_PATTERN_VALUE_LENGTH = 4096;
 
 const DECIMAL = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
 
-const SPEC_KEYS = new Set(['type', 'required', 'default', 'choices', 'pattern', 'secret', 'description']);
+const SPEC_KEYS = new Set(['type', 'required', 'default', 'choices', 'pattern', 'secret', 'description', 'from']);
+
+/** A step output named by an input's `from` (SPEC rule 18). */
+export interface FromReference {
+  vertex: string;
+  output: string;
+}
+
+/**
+ * Splits `"<vertex>.<output>"` at its last dot (vertex names may hold dots, output names
+ * cannot), or undefined when it is not of that form.
+ */
+export function parseFromReference(text: string): FromReference | undefined {
+  const dot = text.lastIndexOf('.');
+  if (dot <= 0) return undefined;
+  const vertex = text.slice(0, dot);
+  const output = text.slice(dot + 1);
+  // Vertex names are trimmed single-line text of at most 48 characters (fields.ts requireName).
+  if (vertex.trim() !== vertex || vertex.length > 48 || /[\u0000-\u0008\u000a-\u001f\u007f]/.test(vertex) || hasLoneSurrogate(vertex)) return undefined;
+  return isParamName(output) ? { vertex, output } : undefined;
+}
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -88,7 +113,7 @@ export function parseInputSchema(source: string | unknown, field: string): Input
 }
 
 function parseParamSpec(name: string, spec: unknown, field: string): ParamSpec {
-  if (!PARAM_NAME.test(name) || name === '__proto__') {
+  if (!isParamName(name)) {
     throw new ValidationError(
       field,
       `Parameter name "${name}" is not allowed: use letters, digits and _ (not first), at most 48 characters.`,
@@ -124,6 +149,21 @@ function parseParamSpec(name: string, spec: unknown, field: string): ParamSpec {
     secret: spec.secret === true,
     ...(spec.description !== undefined && { description: spec.description as string }),
   };
+  if (spec.from !== undefined) {
+    if (typeof spec.from !== 'string' || parseFromReference(spec.from) === undefined) {
+      throw new ValidationError(
+        `${field}.from`,
+        `from names the step output the value comes from, as "<vertex>.<output>" (e.g. "port-open.port"); got ${JSON.stringify(spec.from)}.`,
+      );
+    }
+    if (result.required) {
+      throw new ValidationError(
+        `${field}.required`,
+        `Parameter "${name}" takes its value from ${spec.from} (from), so nobody gives it and it cannot be required. Leave required out: without a default, a missing output fails the step.`,
+      );
+    }
+    result.from = spec.from;
+  }
   if (spec.pattern !== undefined) {
     if (type !== 'string' || typeof spec.pattern !== 'string' || hasLoneSurrogate(spec.pattern)) {
       throw new ValidationError(`${field}.pattern`, 'A pattern is a regular expression string (valid Unicode text), only for string parameters.');
@@ -235,31 +275,40 @@ export function convertValue(spec: ParamSpec, value: unknown, field: string): Pa
 }
 
 export interface Resolution {
-  /** Converted values of every parameter that has one (given or default). */
+  /** Converted values of every parameter that has one (given or default), `from` ones aside. */
   values: Record<string, ParamValue>;
   /** Parameters still needing a value: required and not given, or no value and no default. */
   missing: string[];
 }
 
 /**
- * Resolves parameters from submitted values `given` and the defaults.
+ * Resolves parameters from submitted values `given` and the defaults. Parameters with
+ * `from` are left out (nobody gives them: see resolveFromOutputs).
  * A `required` parameter must be given explicitly even when it has a default.
- * @throws ValidationError for unknown names and values that do not convert.
+ * @throws ValidationError for unknown names, `from` parameters given, and values that do not convert.
  */
 export function resolveParams(schema: InputSchema, given: Record<string, unknown>, field: string): Resolution {
   const byName = new Map(schema.map((spec) => [spec.name, spec]));
   for (const name of Object.keys(given)) {
-    if (!byName.has(name)) {
-      const known = schema.map((s) => s.name);
+    const spec = byName.get(name);
+    if (!spec) {
+      const known = schema.filter((s) => s.from === undefined).map((s) => s.name);
       throw new ValidationError(
         `${field}.${name}`,
         `Unknown parameter "${name}"; ${known.length ? `this step takes ${known.join(', ')}` : 'this step takes no parameters'}.`,
+      );
+    }
+    if (spec.from !== undefined && given[name] !== null) {
+      throw new ValidationError(
+        `${field}.${name}`,
+        `Parameter "${name}" takes its value from the step output ${spec.from} (from), so it cannot be given; leave it out.`,
       );
     }
   }
   const values: Record<string, ParamValue> = {};
   const missing: string[] = [];
   for (const spec of schema) {
+    if (spec.from !== undefined) continue;
     if (Object.hasOwn(given, spec.name) && given[spec.name] !== null) {
       values[spec.name] = convertValue(spec, given[spec.name], `${field}.${spec.name}`);
     } else if (spec.required || spec.default === undefined) {
@@ -269,4 +318,59 @@ export function resolveParams(schema: InputSchema, given: Record<string, unknown
     }
   }
   return { values, missing };
+}
+
+/** Whether some parameter takes its value from a step output (its track renders when it is ready). */
+export function readsOutputs(schema: InputSchema): boolean {
+  return schema.some((spec) => spec.from !== undefined);
+}
+
+export type OutputResolution = { ok: true; values: Record<string, ParamValue> } | { ok: false; reason: string };
+
+/**
+ * SPEC rule 18: the values of step `step`'s parameters once its ancestors have succeeded:
+ * the given ones (`values`, as resolveParams resolved them; values of `from` parameters in
+ * it are replaced) and each `from` one from its step's output, converted to its type as a
+ * given value is, or its default when that output is missing. Failures are data: the
+ * reason the track fails with, naming the step, the output and the input (never a secret
+ * value: convertValue does not repeat one).
+ * @param outputsOf the outputs of a step by name, or undefined when it has none.
+ */
+export function resolveFromOutputs(
+  step: string,
+  schema: InputSchema,
+  values: Readonly<Record<string, ParamValue>>,
+  outputsOf: (vertex: string) => Readonly<Record<string, string>> | undefined,
+): OutputResolution {
+  const resolved: Record<string, ParamValue> = {};
+  for (const spec of schema) {
+    if (spec.from === undefined) {
+      if (Object.hasOwn(values, spec.name)) resolved[spec.name] = values[spec.name]!;
+      continue;
+    }
+    const ref = parseFromReference(spec.from)!;
+    const outputs = outputsOf(ref.vertex);
+    if (outputs === undefined || !Object.hasOwn(outputs, ref.output)) {
+      if (spec.default !== undefined) {
+        resolved[spec.name] = spec.default;
+        continue;
+      }
+      return {
+        ok: false,
+        reason:
+          `Step "${step}" cannot start: its input "${spec.name}" reads the output "${ref.output}" of step "${ref.vertex}" (from ${spec.from}), ` +
+          `which that step did not write, and the input has no default. Have "${ref.vertex}" write ${ref.output}=<value> to $DAGPIPE_OUTPUT, or give the input a default.`,
+      };
+    }
+    try {
+      resolved[spec.name] = convertValue(spec, outputs[ref.output], `inputs.${spec.name}`);
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      return {
+        ok: false,
+        reason: `Step "${step}" cannot start: the output "${ref.output}" of step "${ref.vertex}" does not fit its input "${spec.name}" (from ${spec.from}): ${error.message}`,
+      };
+    }
+  }
+  return { ok: true, values: resolved };
 }

@@ -6,7 +6,7 @@
  * masked wherever it appears, as given and shell-quoted (as the rendered script holds
  * it), and line by line, since output is stored and streamed in lines.
  */
-import type { InputSchema, ParamValue } from './inputs.ts';
+import { parseFromReference, type InputSchema, type ParamValue } from './inputs.ts';
 import { shellQuote } from './template.ts';
 
 export const MASK = '***';
@@ -15,16 +15,46 @@ export const MASK = '***';
 export type Secrets = readonly string[];
 
 export function secretsOf(schema: InputSchema, values: Readonly<Record<string, ParamValue>>): Secrets {
+  return textsToHide(schema.filter((spec) => spec.secret && Object.hasOwn(values, spec.name)).map((spec) => String(values[spec.name])));
+}
+
+/** Each secret value as given, shell-quoted and line by line, longest first. */
+function textsToHide(values: Iterable<string>): Secrets {
   const texts = new Set<string>();
-  for (const spec of schema) {
-    if (!spec.secret || !Object.hasOwn(values, spec.name)) continue;
-    const value = String(values[spec.name]);
+  for (const value of values) {
     if (value === '') continue;
     texts.add(shellQuote(value));
     texts.add(value);
     for (const line of value.split(/\r?\n/)) if (line.trim() !== '') texts.add(line);
   }
   return [...texts].sort((a, b) => b.length - a.length);
+}
+
+/**
+ * SPEC rule 18: by step name, its outputs that a secret input reads (checkGraph makes every
+ * input reading such an output secret). Those are masked on the step that wrote them too.
+ */
+export function secretOutputs(vertices: Iterable<{ inputs: InputSchema }>): Map<string, Set<string>> {
+  const secret = new Map<string, Set<string>>();
+  for (const { inputs } of vertices) {
+    for (const spec of inputs) {
+      if (!spec.secret || spec.from === undefined) continue;
+      const ref = parseFromReference(spec.from);
+      if (!ref) continue;
+      secret.set(ref.vertex, (secret.get(ref.vertex) ?? new Set()).add(ref.output));
+    }
+  }
+  return secret;
+}
+
+/**
+ * A step's outputs as shown: those a secret input reads as `***`, and their values masked
+ * wherever the other outputs hold them.
+ */
+export function maskedOutputs(outputs: Readonly<Record<string, string>>, secret: ReadonlySet<string>): Array<{ name: string; value: string }> {
+  const entries = Object.entries(outputs);
+  const hidden = textsToHide(entries.filter(([name]) => secret.has(name)).map(([, value]) => value));
+  return entries.map(([name, value]) => ({ name, value: secret.has(name) ? MASK : maskSecrets(value, hidden) }));
 }
 
 /** `text` with every secret replaced by `***`. */

@@ -55,6 +55,7 @@ import type { ExecutorObserver } from '../metrics.ts';
 import { Launcher, type LauncherEntry } from './launcher-client.ts';
 import { secretsOf } from '../engine/secrets.ts';
 import type { OutputChunkData } from '../engine/output-window.ts';
+import { OUTPUT_FILE_NAME, outputsOf } from '../engine/outputs.ts';
 import { OutputRecorder } from './output-recorder.ts';
 import type { ScriptUser } from './script-user.ts';
 import { nowMs } from './clock.ts';
@@ -365,11 +366,13 @@ export class Executor {
     this.running.set(runKey(claimed.id, claimed.attempt), run);
     const log = this.trackLog(claimed);
     const cwd = path.join(this.options.workDir, `pipeline-${claimed.pipelineId}`, `track-${claimed.id}-attempt-${claimed.attempt}`);
+    const outputFile = path.join(cwd, OUTPUT_FILE_NAME);
     const user = this.options.scriptUser;
     const { runId, done } = this.launcher.run(
       {
         script: claimed.script,
         cwd,
+        outputFile,
         ...(user && { user: { uid: user.uid, gid: user.gid } }),
         env: {
           ...this.options.baseEnv,
@@ -381,6 +384,7 @@ export class Executor {
           TRACK_ID: String(claimed.id),
           TRACK_ATTEMPT: String(claimed.attempt),
           VERTEX_NAME: claimed.vertexName,
+          DAGPIPE_OUTPUT: outputFile,
         },
         timeoutMs: claimed.timeoutSeconds * 1000,
       },
@@ -413,12 +417,16 @@ export class Executor {
     const want = Math.max(0, this.freeSlots());
     this.reserved += want;
     try {
+      // SPEC rule 18: an attempt that exited 0 succeeds only if its outputs can be kept.
+      const exitedZero = outcome.exitCode === 0 && !outcome.timedOut && outcome.killedBecause === null;
+      const outputs = exitedZero ? outputsOf(outcome.outputFile ?? { text: '' }) : undefined;
       const result = {
-        succeeded: outcome.exitCode === 0 && !outcome.timedOut && outcome.killedBecause === null,
+        succeeded: outputs?.ok === true,
         exitCode: outcome.exitCode,
-        reason: failureReason(outcome, claimed.timeoutSeconds),
+        reason: outputs !== undefined && !outputs.ok ? outputs.reason : failureReason(outcome, claimed.timeoutSeconds),
         output: output.toString(),
         outputChunks,
+        ...(outputs?.ok && { outputs: outputs.outputs }),
       };
       this.options.observer?.finished(outcome.durationMs / 1000, result.succeeded ? 'succeeded' : 'failed');
       const next = await this.withRetries(`recording the result of track ${claimed.id}`, () =>

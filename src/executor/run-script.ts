@@ -8,7 +8,9 @@
  */
 import { chownSync, mkdirSync } from 'node:fs';
 import { execa } from 'execa';
+import type { OutputFile } from '../engine/outputs.ts';
 import { nowMs } from './clock.ts';
+import { createOutputFile, readOutputFile } from './output-file.ts';
 
 export const BASH_ARGS = ['--noprofile', '--norc', '-eo', 'pipefail', '-c'] as const;
 
@@ -21,6 +23,11 @@ export interface ScriptSpec {
   killGraceMs?: number;
   /** Run as this user (the service runs as root); the working directory becomes theirs. */
   user?: { uid: number; gid: number };
+  /**
+   * The step's output file ($DAGPIPE_OUTPUT, SPEC rule 18): created empty for the script
+   * before it starts, read once it exited 0 (see output-file.ts).
+   */
+  outputFile?: string;
 }
 
 export interface ScriptOutcome {
@@ -32,6 +39,8 @@ export interface ScriptOutcome {
   /** Set when bash could not be started at all. */
   spawnError: string | null;
   durationMs: number;
+  /** What the script left in its output file, when it has one and exited 0 on its own. */
+  outputFile?: OutputFile;
 }
 
 export interface RunningScript {
@@ -127,6 +136,7 @@ export async function startScript(spec: ScriptSpec, onOutput: OutputSink): Promi
   // through a launcher event loop that is busy forking the other scripts.
   mkdirSync(spec.cwd, { recursive: true });
   if (spec.user) chownSync(spec.cwd, spec.user.uid, spec.user.gid);
+  if (spec.outputFile !== undefined) createOutputFile(spec.outputFile, spec.user);
   const startedAt = nowMs();
   const subprocess = execa('bash', [...BASH_ARGS, spec.script], {
     cwd: spec.cwd,
@@ -164,13 +174,17 @@ export async function startScript(spec: ScriptSpec, onOutput: OutputSink): Promi
     clearTimeout(timeout);
     clearTimeout(killTimer);
     const spawnError = pid === undefined ? (result.shortMessage ?? 'bash could not be started') : null;
+    const exitCode = result.exitCode ?? null;
+    const durationMs = nowMs() - startedAt;
+    const exitedZero = exitCode === 0 && !timedOut && killedBecause === null && spawnError === null;
     return {
-      exitCode: result.exitCode ?? null,
+      exitCode,
       signal: result.signal ?? null,
       timedOut,
       killedBecause,
       spawnError,
-      durationMs: nowMs() - startedAt,
+      durationMs,
+      ...(exitedZero && spec.outputFile !== undefined && { outputFile: readOutputFile(spec.outputFile, spec.user?.uid ?? process.getuid?.()) }),
     };
   });
   return {

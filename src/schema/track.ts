@@ -1,6 +1,7 @@
 /** Track: one vertex of one pipeline. The type, its queries and finishInput. */
 import { parseInputSchema, type InputSchema, type ParamValue } from '../engine/inputs.ts';
-import { maskedValues, maskSecrets, secretsOf } from '../engine/secrets.ts';
+import { maskedOutputs, maskedValues, maskSecrets, secretsOf } from '../engine/secrets.ts';
+import type { Outputs } from '../engine/outputs.ts';
 import DataLoader from 'dataloader';
 import type { RunIf } from '../engine/run-conditions.ts';
 import { blockedBy, type BlockedReason as BlockedReasonShape, type TrackRef } from '../engine/blocked-by.ts';
@@ -65,7 +66,27 @@ const BlockedReason = builder.objectRef<BlockedReasonShape>('BlockedReason').imp
   }),
 });
 
-/** One attempt of a track, as Track.attempts lists it. */
+/** One output of a track, as shown (see TrackOutputValue). */
+interface OutputShape {
+  name: string;
+  value: string;
+}
+
+const TrackOutputValue = builder.objectRef<OutputShape>('TrackOutputValue').implement({
+  description:
+    "A step output: a name=value line (or a name<<DELIMITER block) the attempt's script wrote to $DAGPIPE_OUTPUT. Later steps read it with an input's from.",
+  fields: (t) => ({
+    name: t.exposeString('name', { description: 'Its name (letters, digits and _).' }),
+    value: t.exposeString('value', { description: 'Its text as written; *** when a secret input reads it (and wherever another output holds that text).' }),
+  }),
+});
+
+/** The outputs of an attempt (JSON, or null), masked by the secret ones (see maskedOutputs). */
+function shownOutputs(outputs: string | null, secret: ReadonlySet<string>): OutputShape[] {
+  return outputs === null ? [] : maskedOutputs(JSON.parse(outputs) as Outputs, secret);
+}
+
+/** One attempt of a track, as Track.attempts lists it; `outputs` already masked. */
 interface AttemptShape {
   attempt: number;
   state: number;
@@ -73,6 +94,7 @@ interface AttemptShape {
   reason: string | null;
   startedAt: Date | null;
   finishedAt: Date | null;
+  outputs: OutputShape[];
 }
 
 const TrackAttempt = builder.objectRef<AttemptShape>('TrackAttempt').implement({
@@ -81,15 +103,35 @@ const TrackAttempt = builder.objectRef<AttemptShape>('TrackAttempt').implement({
     attempt: t.exposeInt('attempt', { description: 'Its number: 1, 2, 3, ...' }),
     state: t.field({
       type: TrackStateEnum,
-      description: 'How it ended (FAILED or CANCELLED for an earlier attempt), or the state of the current one.',
+      description: 'How it ended (FAILED or CANCELLED, or SUCCEED for a step re-run from, for an earlier attempt), or the state of the current one.',
       resolve: (a) => a.state as never,
     }),
     exitCode: t.exposeInt('exitCode', { nullable: true, description: 'The script exit code, if it ended on its own.' }),
     reason: t.exposeString('reason', { nullable: true, description: 'Why it failed or was cancelled, in plain words.' }),
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true, description: 'When its script started (null if it never did).' }),
     finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true, description: 'When it ended.' }),
+    outputs: t.field({
+      type: [TrackOutputValue],
+      description: 'What it wrote to $DAGPIPE_OUTPUT, if it succeeded (in the order first written); empty otherwise.',
+      resolve: (a) => a.outputs,
+    }),
   }),
 });
+
+const NO_SECRETS: ReadonlySet<string> = new Set();
+
+/**
+ * A vertex's outputs that a secret input reads, from its sealed graph (cached), when there
+ * are outputs to show (`outputs`: the attempts' JSON); most tracks have none.
+ */
+async function secretOutputsOf(
+  ctx: Context,
+  track: { vertexId: number; vertex: { graphId: number } },
+  outputs: ReadonlyArray<string | null>,
+): Promise<ReadonlySet<string>> {
+  if (outputs.every((o) => o === null)) return NO_SECRETS;
+  return (await ctx.store.dags.get(ctx.db, track.vertex.graphId)).vertices.get(track.vertexId)?.secretOutputs ?? NO_SECRETS;
+}
 
 type PeerTrack = { id: number; vertexId: number; state: number };
 
@@ -125,19 +167,22 @@ export const Track = builder.prismaObject('Track', {
     state: t.field({ type: TrackStateEnum, description: 'Current state.', resolve: (track) => track.state as never }),
     needsInput: t.boolean({
       description: 'True while the track cannot run until finishInput supplies its parameters.',
-      select: { script: true, state: true },
-      resolve: (track) => track.script === null && (track.state === TrackState.WAITING || track.state === TrackState.PENDING),
+      // Not the script: a track that reads step outputs has its inputs but no script until it is ready.
+      select: { input: true, state: true },
+      resolve: (track) => track.input === null && (track.state === TrackState.WAITING || track.state === TrackState.PENDING),
     }),
     input: t.field({
       type: 'JSON',
       nullable: true,
-      description: 'The resolved parameters (secret ones as ***), or null while inputs are missing.',
+      description:
+        'The resolved parameters (secret ones as ***), or null while inputs are missing. Those that read a step output (from) are there once the track is ready.',
       select: { input: true, vertex: { select: { input: true } } },
       resolve: (track) => (track.input === null ? null : maskedValues(inputSchemaOf(track.vertex), parseValues(track.input))),
     }),
     script: t.string({
       nullable: true,
-      description: 'The rendered script (secret values as ***), or null while inputs are missing.',
+      description:
+        'The rendered script (secret values as ***), or null while inputs are missing, and until the track is ready when it reads step outputs (from).',
       select: { script: true, input: true, vertex: { select: { input: true } } },
       resolve: (track) =>
         track.script === null || track.input === null
@@ -160,12 +205,33 @@ export const Track = builder.prismaObject('Track', {
         reason: true,
         startedAt: true,
         finishedAt: true,
+        outputs: true,
+        vertexId: true,
+        vertex: { select: { graphId: true } },
         pastAttempts: { orderBy: { attempt: 'asc' } },
       },
-      resolve: (track) => [
-        ...track.pastAttempts,
-        { attempt: track.attempt, state: track.state, exitCode: track.exitCode, reason: track.reason, startedAt: track.startedAt, finishedAt: track.finishedAt },
-      ],
+      resolve: async (track, _args, ctx) => {
+        const secret = await secretOutputsOf(ctx, track, [track.outputs, ...track.pastAttempts.map((a) => a.outputs)]);
+        return [
+          ...track.pastAttempts.map((a) => ({ ...a, outputs: shownOutputs(a.outputs, secret) })),
+          {
+            attempt: track.attempt,
+            state: track.state,
+            exitCode: track.exitCode,
+            reason: track.reason,
+            startedAt: track.startedAt,
+            finishedAt: track.finishedAt,
+            outputs: shownOutputs(track.outputs, secret),
+          },
+        ];
+      },
+    }),
+    outputs: t.field({
+      type: [TrackOutputValue],
+      description:
+        "What the current attempt's script wrote to $DAGPIPE_OUTPUT (name=value lines, name<<DELIMITER blocks), kept once it succeeded; empty until then. Outputs a secret input reads are ***. Earlier attempts' outputs: attempts.",
+      select: { outputs: true, vertexId: true, vertex: { select: { graphId: true } } },
+      resolve: async (track, _args, ctx) => shownOutputs(track.outputs, await secretOutputsOf(ctx, track, [track.outputs])),
     }),
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true, description: 'When the script started.' }),
     finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true, description: 'When it ended.' }),
@@ -176,7 +242,7 @@ export const Track = builder.prismaObject('Track', {
         "Why it is not running (its pipeline is queued; waiting for predecessors, input, a retry's delay or a worker; the pipeline failed or was cancelled); null while it runs or after it ran.",
       select: {
         state: true,
-        script: true,
+        input: true,
         pipelineId: true,
         vertexId: true,
         attempt: true,
@@ -210,12 +276,12 @@ export const Track = builder.prismaObject('Track', {
         return blockedBy({
           state: track.state,
           runIf: track.vertex.runIf as RunIf,
-          needsInput: track.script === null,
+          needsInput: track.input === null,
           pipelineState: track.pipeline.state,
           predecessors,
           failed,
           missingParams: inputSchemaOf(track.vertex)
-            .filter((p) => p.required || p.default === undefined)
+            .filter((p) => p.from === undefined && (p.required || p.default === undefined))
             .map((p) => p.name),
           retry:
             track.notBefore === null

@@ -28,6 +28,11 @@ const InputParamInput = builder.inputType('InputParamInput', {
         'Marks a sensitive value (default false). The script gets the real value; everything the service shows has *** in its place: Track.input, Track.script, and the output (stored and live) wherever the value appears in it. Error messages and the audit trail never repeat it. A default is part of the definition and is shown as written: supply secret values at startPipeline or finishInput.',
     }),
     description: t.string({ required: false, description: 'What the parameter is for (at most 500 characters).' }),
+    from: t.string({
+      required: false,
+      description:
+        'Takes the value from a step output, "<vertex>.<output>" (e.g. "port-open.port"): what that step wrote to $DAGPIPE_OUTPUT, converted to the type. The step must be an ancestor (checkGraph checks). Nobody gives such a parameter; a missing output takes the default, else the track fails.',
+    }),
   }),
 });
 

@@ -24,6 +24,11 @@ const InputParam = builder.objectRef<ParamSpec>('InputParam').implement({
         'Marks a sensitive value. The script gets the real value; everything the service shows has *** in its place: Track.input, Track.script, and the output (stored and live) wherever the value appears in it. Error messages and the audit trail never repeat it. The default (above) is shown as written.',
     }),
     description: t.exposeString('description', { nullable: true, description: 'What the parameter is for.' }),
+    from: t.exposeString('from', {
+      nullable: true,
+      description:
+        'The step output the value comes from, "<vertex>.<output>" (SPEC rule 18), or null. Such a parameter is not given at startPipeline or finishInput: it is read when the track is ready.',
+    }),
   }),
 });
 

@@ -77,6 +77,7 @@ export async function releaseQueued(
   const started: number[] = [];
   const serialised = new Set<number>();
   let running = load.running;
+  let failedAtStart = false;
   for (const candidate of next) {
     if (started.length === slots) break;
     const pipelineId = Number(candidate.id);
@@ -96,11 +97,14 @@ export async function releaseQueued(
           ? 'started from the queue: the graph no longer has a concurrency limit'
           : `started from the queue: ${running} of the graph's at most ${load.limit} pipelines (maxConcurrentPipelines) now run`,
     });
-    await releaseDecisions(runner, journal, await sealedGraph(), pipelineId);
+    // A ready track that reads step outputs (rule 18) may fail at once, and its pipeline.
+    if (await releaseDecisions(runner, journal, await sealedGraph(), pipelineId)) failedAtStart = true;
     started.push(pipelineId);
     // One run of a QUEUE schedule at a time, also among the ones this release starts.
     if (scheduleId !== null && (await queuesBySchedule(runner, scheduleId))) serialised.add(scheduleId);
   }
+  // A pipeline that failed as it started freed its slot again: the next in the queue takes it.
+  if (failedAtStart) started.push(...(await releaseQueued(runner, journal, graphId, sealedGraph)));
   return started;
 }
 

@@ -17,16 +17,18 @@
  * the driver adapter (store/sql.ts): no Prisma call may happen inside these transactions.
  * Sealed-graph facts are loaded before a transaction starts, from the cache.
  */
-import { afterFailedAttempt, cancellationsAfterFailure, pipelineStateAfterSuccess, promotableSuccessors } from '../engine/transitions.ts';
+import { afterFailedAttempt, pipelineStateAfterSuccess, promotableSuccessors } from '../engine/transitions.ts';
 import { PipelineState, TrackState } from '../engine/states.ts';
 import type { InputSchema } from '../engine/inputs.ts';
 import type { Flush } from '../engine/output-window.ts';
+import type { Outputs } from '../engine/outputs.ts';
 import type { SealedGraph } from './dag-cache.ts';
 import { writeOutput } from './output.ts';
 import { prismaRunner, sql, type SqlRunner } from './sql.ts';
 import { releaseQueued } from './concurrency.ts';
 import { advancePipeline, handlerTest, hasHandlers } from './run-conditions.ts';
-import { applyTrackChanges, archiveAttempts, NEXT_ATTEMPT } from './track-changes.ts';
+import { renderReadyTracks } from './render.ts';
+import { archiveAttempts, failPipelineAfter, NEXT_ATTEMPT } from './track-changes.ts';
 import { fastTransition, lockPipeline, type Journal, type Store } from './transaction.ts';
 
 /** A track an executor holds: what it runs and what it needs to record the result. */
@@ -145,6 +147,8 @@ export interface TrackResult {
   output: string;
   /** Output lines not stored yet, written in the same transaction. */
   outputChunks?: Flush;
+  /** What a succeeded attempt wrote to $DAGPIPE_OUTPUT (SPEC rule 18), stored with the result. */
+  outputs?: Outputs;
 }
 
 export interface Completion {
@@ -185,7 +189,7 @@ export async function completeTrack(store: Store, track: HeldTrack, result: Trac
     const heldBy = sql`"id" = ${track.id} AND "attempt" = ${track.attempt} AND "executorId" ${track.executorId === null ? sql`IS NULL` : sql`= ${track.executorId}`}`;
     const recorded = await runner.query(sql`
       UPDATE "track" SET "state" = ${to}, "exitCode" = ${result.exitCode}, "reason" = ${result.reason},
-        "output" = ${result.output}, "finishedAt" = ${new Date()}
+        "output" = ${result.output}, "outputs" = ${result.succeeded && result.outputs ? JSON.stringify(result.outputs) : null}, "finishedAt" = ${new Date()}
       WHERE ${heldBy} AND "state" = ${TrackState.RUNNING}
       RETURNING "retryCount"`);
     let outcome: Completion['outcome'] = 'recorded';
@@ -289,8 +293,10 @@ export async function finishPipeline(runner: SqlRunner, journal: Journal, graph:
 async function afterSuccess(graph: SealedGraph, runner: SqlRunner, journal: Journal, done: HeldTrack): Promise<void> {
   if (hasHandlers(graph)) {
     // Conditions may skip tracks anywhere below: decided from the whole pipeline.
-    const { finished } = await advancePipeline(runner, journal, graph, done.pipelineId, [done.vertexId]);
+    const { finished, failed } = await advancePipeline(runner, journal, graph, done.pipelineId, [done.vertexId]);
     if (finished) await finishPipeline(runner, journal, graph, done.graphId, done.pipelineId);
+    // A ready track's step outputs did not fit its inputs: the pipeline failed, its slot is free.
+    if (failed) await releaseQueued(runner, journal, done.graphId, async () => graph);
     return;
   }
   const { dag } = graph;
@@ -320,42 +326,19 @@ async function afterSuccess(graph: SealedGraph, runner: SqlRunner, journal: Jour
     UPDATE "track" SET "state" = ${TrackState.PENDING}
     WHERE "p_id" = ${done.pipelineId} AND "v_id" IN (${ready}) AND "state" = ${TrackState.WAITING}
       AND EXISTS (SELECT 1 FROM "pipeline" WHERE "id" = ${done.pipelineId} AND "state" = ${PipelineState.RUNNING})
-    RETURNING "id", "attempt"`);
-  for (const track of promoted.map((r) => ({ id: Number(r.id), attempt: Number(r.attempt) })).sort((a, b) => a.id - b.id)) {
+    RETURNING "id", "v_id", "attempt"`);
+  const tracks = promoted.map((r) => ({ id: Number(r.id), vertexId: Number(r.v_id), attempt: Number(r.attempt) })).sort((a, b) => a.id - b.id);
+  for (const track of tracks) {
     journal.record({ pipelineId: done.pipelineId, trackId: track.id, type: 'track:ready', trackState: TrackState.PENDING, attempt: track.attempt });
+  }
+  // Tracks that read step outputs (SPEC rule 18) are rendered now that their values are known.
+  if (await renderReadyTracks(runner, journal, done.pipelineId, graph, tracks)) {
+    await releaseQueued(runner, journal, done.graphId, async () => graph);
   }
 }
 
 async function failPipeline(graph: SealedGraph, runner: SqlRunner, journal: Journal, failed: HeldTrack): Promise<void> {
-  const { dag } = graph;
-  const count = await runner.execute(sql`
-    UPDATE "pipeline" SET "state" = ${PipelineState.FAILED}, "finishedAt" = ${new Date()}
-    WHERE "id" = ${failed.pipelineId} AND "state" = ${PipelineState.RUNNING}`);
-  if (count === 0) {
-    // Already failed (this is a second failure, or a handler's) or cancelled: nothing more
-    // to stop, but handlers below this track may be decided now (SPEC rule 19).
-    if (hasHandlers(graph)) await advancePipeline(runner, journal, graph, failed.pipelineId, [failed.vertexId]);
-    return;
-  }
-  const waiting = await runner.query(sql`
-    SELECT "id", "v_id", "state" FROM "track"
-    WHERE "p_id" = ${failed.pipelineId} AND "state" IN (${[TrackState.WAITING, TrackState.PENDING]})`);
-  const changes = cancellationsAfterFailure(
-    dag,
-    { id: failed.id, vertexId: failed.vertexId, name: failed.vertexName, state: TrackState.FAILED },
-    waiting.map((t) => ({ id: Number(t.id), vertexId: Number(t.v_id), name: '', state: Number(t.state) as TrackState })),
-    handlerTest(graph),
-  );
-  await applyTrackChanges(runner, journal, failed.pipelineId, changes, { from: [TrackState.WAITING, TrackState.PENDING] });
-  journal.record({
-    pipelineId: failed.pipelineId,
-    type: 'pipeline:failed',
-    pipelineState: PipelineState.FAILED,
-    reason: `${failed.vertexName} failed`,
-  });
-  // Handlers whose predecessors have all ended now run (SPEC rule 19).
-  if (hasHandlers(graph)) await advancePipeline(runner, journal, graph, failed.pipelineId, null);
-  await releaseQueued(runner, journal, failed.graphId, async () => graph);
+  if (await failPipelineAfter(graph, runner, journal, failed)) await releaseQueued(runner, journal, failed.graphId, async () => graph);
 }
 
 /** Why a track left RUNNING by a process that stopped failed (SPEC rule 10). */

@@ -2,7 +2,7 @@
  * Graph definitions (SPEC rules 1-3): every edit validates first, runs in a transaction
  * guarded by "the graph is not sealed", and resets `checked`.
  */
-import { buildDag, checkGraphDefinition, findCycle } from '../engine/dag.ts';
+import { buildDag, checkFromReferences, checkGraphDefinition, findCycle } from '../engine/dag.ts';
 import {
   LIMITS,
   optionalText,
@@ -13,7 +13,7 @@ import {
   requireScript,
   requireTimeout,
 } from '../engine/fields.ts';
-import { parseInputSchema, serializeInputSchema } from '../engine/inputs.ts';
+import { parseFromReference, parseInputSchema, serializeInputSchema } from '../engine/inputs.ts';
 import { requireRunIf, type RunIf } from '../engine/run-conditions.ts';
 import { assertSafePlaceholders } from '../engine/template.ts';
 import { ConflictError, CycleError, NotFoundError, ValidationError, withinField } from '../errors.ts';
@@ -129,13 +129,23 @@ export async function createGraph(db: Db, input: WholeGraphInput) {
     if (seen.has(key)) throw new ConflictError(`edges.${i}.head`, `The edge ${input.edges![i]!.tail} -> ${input.edges![i]!.head} is given twice.`);
     seen.add(key);
   });
-  const cycle = findCycle(buildDag(vertices.map((_, i) => i), edges));
+  const dag = buildDag(
+    vertices.map((_, i) => i),
+    edges,
+  );
+  const cycle = findCycle(dag);
   if (cycle) throw new CycleError(cycle.map((i) => vertices[i]!.name));
   const schedules = input.schedules ?? [];
   const validatedSchedules = validateScheduleDefinitions(schedules, {
     graphName: name,
     vertices: vertices.map((v, i) => ({ id: i, name: v.name, input: v.input ?? '{}', script: v.script ?? '' })),
   });
+  // The whole graph is here: every from can be checked now, as checkGraph will (SPEC rule 18).
+  checkFromReferences(
+    vertices.map((vertex, i) => ({ id: i, name: vertex.name, schema: parseInputSchema(vertex.input ?? '{}', `vertices.${i}.inputs`) })),
+    dag,
+    (vertex, param) => `vertices.${vertex.id}.inputs.${param}`,
+  );
   return uniquely('name', duplicateGraphName(name), () =>
     db.$transaction(async (tx) => {
       const graph = await tx.graph.create({ data: { name, desc, maxConcurrentPipelines } });
@@ -162,7 +172,7 @@ function validateVertices(vertices: readonly VertexInput[]) {
   return vertices.map((vertex, i) =>
     withinField(`vertices.${i}`, () => {
       const data = validateVertex(vertex, true);
-      checkPlaceholders(data.script ?? '', data.input ?? '{}');
+      checkPlaceholders(data.script ?? '', data.input ?? '{}', data.name);
       return { ...data, name: data.name! };
     }),
   );
@@ -337,10 +347,18 @@ function validateVertex(input: VertexInput, creating: boolean) {
   return data;
 }
 
-/** The script's placeholders must be safe for the parameters the vertex will have. */
-function checkPlaceholders(script: string, input: string): void {
-  const declared = new Set(parseInputSchema(input, 'inputs').map((p) => p.name));
-  assertSafePlaceholders(script, declared, 'script');
+/**
+ * The script's placeholders must be safe for the parameters the vertex will have, and no
+ * input may read the vertex's own outputs (whether another step's are an ancestor's is for
+ * checkGraph: the edges may come later).
+ */
+function checkPlaceholders(script: string, input: string, name?: string): void {
+  const schema = parseInputSchema(input, 'inputs');
+  assertSafePlaceholders(script, new Set(schema.map((p) => p.name)), 'script');
+  const own = schema.find((p) => p.from !== undefined && parseFromReference(p.from)?.vertex === name);
+  if (own) {
+    throw new ValidationError(`inputs.${own.name}.from`, `Step "${name}" cannot read its own outputs: from names an output of a step that runs before it.`);
+  }
 }
 
 function duplicateVertexName(name: string | undefined) {
@@ -349,7 +367,7 @@ function duplicateVertexName(name: string | undefined) {
 
 export async function addVertex(db: Db, graphId: number, input: VertexInput) {
   const data = validateVertex(input, true);
-  checkPlaceholders(data.script ?? '', data.input ?? '{}');
+  checkPlaceholders(data.script ?? '', data.input ?? '{}', data.name);
   return uniquely('name', duplicateVertexName(data.name), () =>
     db.$transaction(async (tx) => {
       await beginEdit(tx, graphId, 'graphId');
@@ -363,7 +381,7 @@ export async function updateVertex(db: Db, vertexId: number, input: VertexInput)
   return uniquely('name', duplicateVertexName(data.name), () =>
     db.$transaction(async (tx) => {
       const vertex = await vertexOf(tx, vertexId, 'id');
-      checkPlaceholders(data.script ?? vertex.script, data.input ?? vertex.input);
+      checkPlaceholders(data.script ?? vertex.script, data.input ?? vertex.input, data.name ?? vertex.name);
       await beginEdit(tx, vertex.graphId, 'id');
       return tx.vertex.update({ where: { id: vertexId }, data });
     }),

@@ -4,7 +4,7 @@
  */
 import { buildDag } from '../engine/dag.ts';
 import { LIMITS, optionalText, requireIdempotencyKey, requireName } from '../engine/fields.ts';
-import { parseInputSchema, resolveParams, type InputSchema } from '../engine/inputs.ts';
+import { parseInputSchema, readsOutputs, resolveParams, type InputSchema } from '../engine/inputs.ts';
 import { ACTIVE_PIPELINE_STATES, NOT_STARTED, PipelineState, TrackState } from '../engine/states.ts';
 import type { RunIf } from '../engine/run-conditions.ts';
 import { renderScript } from '../engine/template.ts';
@@ -12,10 +12,11 @@ import { cancellationsForCancel, initialStates, rerunVertexIds, retryChanges } f
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Pipeline } from '../generated/prisma/client.ts';
 import { admission, releaseQueued } from './concurrency.ts';
-import type { SealedGraph } from './dag-cache.ts';
+import { sealedGraphOf, type SealedGraph } from './dag-cache.ts';
 import { finishPipeline } from './executions.ts';
 import { advancePipeline, handlerTest, hasHandlers } from './run-conditions.ts';
 import { applyTrackChanges } from './track-changes.ts';
+import { forgetOutputValues, renderReadyTracks } from './render.ts';
 import { insertRows, sql, type InsertColumn, type SqlRunner } from './sql.ts';
 import { fastTransition, lockPipeline, transition, type Journal, type Store } from './transaction.ts';
 
@@ -201,15 +202,13 @@ export async function startWithin(runner: SqlRunner, journal: Journal, input: St
   for (const track of tracks) {
     journal.record({ pipelineId: pipeline.id, trackId: track.id, type: 'track:created', trackState: track.state, attempt: 1 });
   }
-  const sealedGraph: SealedGraph = {
+  const sealedGraph = sealedGraphOf(
     dag,
-    vertices: new Map(
-      vertices.map((v, i) => [
-        v.id,
-        { graphId: graph.id, name: v.name, timeoutSeconds: v.timeoutSeconds, inputs: prepared[i]!.inputs, retry: v.retry, runIf: v.runIf },
-      ]),
+    vertices.map(
+      (v, i) =>
+        [v.id, { graphId: graph.id, name: v.name, timeoutSeconds: v.timeoutSeconds, inputs: prepared[i]!.inputs, retry: v.retry, runIf: v.runIf }] as const,
     ),
-  };
+  );
   return { pipeline, sealedGraph };
 }
 
@@ -265,18 +264,23 @@ export function prepareTracks(
     const entry = given.get(vertex.id);
     const schema = parseInputSchema(vertex.input, `vertices.${vertex.name}.inputs`);
     const { values, missing } = resolveParams(schema, entry?.params ?? {}, entry?.field ?? `inputs.${vertex.name}`);
-    // Unresolved tracks wait for finishInput.
-    return missing.length === 0
-      ? { vertexId: vertex.id, inputs: schema, input: JSON.stringify(values), script: renderScript(vertex.script, values), missing }
-      : { vertexId: vertex.id, inputs: schema, input: null, script: null, missing };
+    // Unresolved tracks wait for finishInput; those that read step outputs are rendered
+    // when they become ready (render.ts), with the given values kept until then.
+    if (missing.length > 0) return { vertexId: vertex.id, inputs: schema, input: null, script: null, missing };
+    const script = readsOutputs(schema) ? null : renderScript(vertex.script, values);
+    return { vertexId: vertex.id, inputs: schema, input: JSON.stringify(values), script, missing };
   });
 }
 
-/** SPEC rule 5: supplies a not-yet-started track's parameters and renders its script. */
+/**
+ * SPEC rule 5: supplies a not-yet-started track's parameters and renders its script. A
+ * track that reads step outputs (rule 18) keeps them until it is ready; if it is ready
+ * already, it is rendered now from its ancestors' outputs, or fails with the reason.
+ */
 export async function finishInput(store: Store, trackId: number, params: unknown) {
   const track = await store.db.track.findUnique({
     where: { id: trackId },
-    include: { vertex: true, pipeline: { select: { state: true } } },
+    include: { vertex: true, pipeline: { select: { state: true, graphId: true } } },
   });
   if (!track) throw new NotFoundError('trackId', 'track', trackId);
   // A failed pipeline still runs its handlers (SPEC rule 19): the only tracks in it not started.
@@ -286,6 +290,7 @@ export async function finishInput(store: Store, trackId: number, params: unknown
       `The pipeline is ${pipelineStateName(track.pipeline.state)}; inputs can be supplied only while it runs or is queued. Retry it first.`,
     );
   }
+  const startedMeanwhile = () => new ConflictError('trackId', `Track "${track.vertex.name}" started meanwhile; its inputs can no longer change.`);
   if (!NOT_STARTED.includes(track.state as TrackState)) {
     throw new ConflictError(
       'trackId',
@@ -302,15 +307,38 @@ export async function finishInput(store: Store, trackId: number, params: unknown
       `Parameter "${spec.name}" needs a value${spec.required ? ' (it is required)' : ' (it has no default)'}.`,
     );
   }
-  const { result } = await transition(store, async (tx, journal) => {
-    const updated = await tx.track.updateManyAndReturn({
-      where: { id: trackId, attempt: track.attempt, state: { in: [...NOT_STARTED] } },
-      data: { input: JSON.stringify(values), script: renderScript(track.vertex.script, values) },
-    });
-    const row = updated[0];
-    if (!row) throw new ConflictError('trackId', `Track "${track.vertex.name}" started meanwhile; its inputs can no longer change.`);
-    journal.record({ pipelineId: row.pipelineId, trackId, type: 'track:input', trackState: row.state, attempt: row.attempt });
-    return row;
+  const { result } = await transition(store, async (tx, journal, sql) => {
+    if (!readsOutputs(schema)) {
+      const updated = await tx.track.updateManyAndReturn({
+        where: { id: trackId, attempt: track.attempt, state: { in: [...NOT_STARTED] } },
+        data: { input: JSON.stringify(values), script: renderScript(track.vertex.script, values) },
+      });
+      const row = updated[0];
+      if (!row) throw startedMeanwhile();
+      journal.record({ pipelineId: row.pipelineId, trackId, type: 'track:input', trackState: row.state, attempt: row.attempt });
+      return row;
+    }
+    // Serialised with the promotions of this pipeline's tracks. A release from the queue does
+    // not take this lock: the update is conditional on the state it read, and reads again.
+    await lockPipeline(sql, track.pipelineId);
+    let state: TrackState | undefined;
+    while (state === undefined) {
+      const now = await tx.track.findUniqueOrThrow({ where: { id: trackId }, select: { state: true, attempt: true } });
+      if (now.attempt !== track.attempt || !NOT_STARTED.includes(now.state as TrackState)) throw startedMeanwhile();
+      const { count } = await tx.track.updateMany({
+        where: { id: trackId, attempt: track.attempt, state: now.state },
+        data: { input: JSON.stringify(values), script: null },
+      });
+      if (count === 1) state = now.state as TrackState;
+    }
+    journal.record({ pipelineId: track.pipelineId, trackId, type: 'track:input', trackState: state, attempt: track.attempt });
+    if (state === TrackState.PENDING) {
+      const graph = await store.dags.get(tx, track.pipeline.graphId);
+      if (await renderReadyTracks(sql, journal, track.pipelineId, graph, [{ id: trackId, vertexId: track.vertexId }])) {
+        await releaseQueued(sql, journal, track.pipeline.graphId, async () => graph);
+      }
+    }
+    return tx.track.findUniqueOrThrow({ where: { id: trackId } });
   });
   return result;
 }
@@ -376,8 +404,8 @@ export async function retryPipeline(store: Store, pipelineId: number, from?: rea
   if (from != null) retriable.push(PipelineState.FINISH);
   const { result } = await transition(store, async (tx, journal, sql) => {
     await lockPipeline(sql, pipelineId);
-    const sealed = await store.dags.get(tx, pipeline.graphId);
-    const { dag, vertices } = sealed;
+    const graph = await store.dags.get(tx, pipeline.graphId);
+    const { dag, vertices } = graph;
     const rerun = from == null ? [] : rerunVertexIds(from, [...vertices].map(([id, v]) => ({ id, name: v.name })));
     // SPEC rule 14: a retry counts against the graph's limit as a start does; beyond it the
     // pipeline queues (at the back) with everything it re-runs WAITING.
@@ -396,11 +424,12 @@ export async function retryPipeline(store: Store, pipelineId: number, from?: rea
       );
     }
     const tracks = await tx.track.findMany({ where: { pipelineId }, select: { id: true, vertexId: true, state: true }, orderBy: { id: 'asc' } });
+    const vertexOf = new Map(tracks.map((t) => [t.id, t.vertexId]));
     const planned = retryChanges(
       dag,
       tracks.map((t) => ({ ...t, name: vertices.get(t.vertexId)?.name ?? '', state: t.state as TrackState })),
       rerun,
-      handlerTest(sealed),
+      handlerTest(graph),
     );
     // Queued: nothing is ready before the pipeline leaves the queue (releaseQueued decides then).
     const changes = state === PipelineState.QUEUED ? planned.map((c) => ({ ...c, to: TrackState.WAITING })) : planned;
@@ -410,6 +439,9 @@ export async function retryPipeline(store: Store, pipelineId: number, from?: rea
       from: [TrackState.SUCCEED, TrackState.FAILED, TrackState.CANCELLED, TrackState.SKIPPED],
       retry: true,
     });
+    // Tracks that read step outputs read them anew (SPEC rule 18): a re-run may have changed them.
+    const back = changes.map((c) => ({ id: c.trackId, vertexId: vertexOf.get(c.trackId)!, to: c.to }));
+    await forgetOutputValues(sql, graph, back);
     journal.record({
       pipelineId,
       type: 'pipeline:retried',
@@ -419,10 +451,20 @@ export async function retryPipeline(store: Store, pipelineId: number, from?: rea
           .filter((part) => part !== null)
           .join('; ') || null,
     });
+    const ready = back.filter((t) => t.to === TrackState.PENDING);
+    if (await renderReadyTracks(sql, journal, pipelineId, graph, ready)) {
+      // It failed at once (an output it reads does not fit): its slot is free again.
+      await releaseQueued(sql, journal, pipeline.graphId, async () => graph);
+      return tx.pipeline.findUniqueOrThrow({ where: { id: pipelineId } });
+    }
     // Handlers back in play wait for their condition: decided now, those whose predecessors ended.
-    if (state === PipelineState.RUNNING && hasHandlers(sealed)) {
-      const { finished } = await advancePipeline(sql, journal, sealed, pipelineId, null);
-      if (finished) await finishPipeline(sql, journal, sealed, pipeline.graphId, pipelineId);
+    if (state === PipelineState.RUNNING && hasHandlers(graph)) {
+      const advanced = await advancePipeline(sql, journal, graph, pipelineId, null);
+      if (advanced.finished) await finishPipeline(sql, journal, graph, pipeline.graphId, pipelineId);
+      if (advanced.failed) {
+        await releaseQueued(sql, journal, pipeline.graphId, async () => graph);
+        return tx.pipeline.findUniqueOrThrow({ where: { id: pipelineId } });
+      }
     }
     return updated[0]!;
   });

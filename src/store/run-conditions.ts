@@ -9,6 +9,7 @@
 import { decideSuccessors, decideWaiting, isHandler, type Decision, type PipelineView } from '../engine/run-conditions.ts';
 import { PipelineState, TrackState } from '../engine/states.ts';
 import type { SealedGraph } from './dag-cache.ts';
+import { renderReadyTracks } from './render.ts';
 import { sql, type SqlRunner } from './sql.ts';
 import type { Journal } from './transaction.ts';
 
@@ -44,17 +45,30 @@ function viewOf(graph: SealedGraph, states: ReadonlyMap<number, TrackState>, fai
   };
 }
 
-/** Applies decisions: WAITING -> PENDING (track:ready) or SKIPPED (track:skipped, with its reason). */
-async function applyDecisions(runner: SqlRunner, journal: Journal, pipelineId: number, decisions: readonly Decision[]): Promise<void> {
+/**
+ * Applies decisions: WAITING -> PENDING (track:ready; one that reads step outputs is
+ * rendered now, render.ts) or SKIPPED (track:skipped, with its reason).
+ * @returns whether the pipeline failed now (a ready track's step outputs did not fit its inputs).
+ */
+async function applyDecisions(
+  runner: SqlRunner,
+  journal: Journal,
+  graph: SealedGraph,
+  pipelineId: number,
+  decisions: readonly Decision[],
+): Promise<boolean> {
   const ready = decisions.filter((d) => d.to === TrackState.PENDING).map((d) => d.vertexId);
   if (ready.length > 0) {
     const promoted = await runner.query(sql`
       UPDATE "track" SET "state" = ${TrackState.PENDING}
       WHERE "p_id" = ${pipelineId} AND "v_id" IN (${ready}) AND "state" = ${TrackState.WAITING}
-      RETURNING "id", "attempt"`);
-    for (const track of promoted.map((r) => ({ id: Number(r.id), attempt: Number(r.attempt) })).sort((a, b) => a.id - b.id)) {
+      RETURNING "id", "v_id", "attempt"`);
+    const readied = promoted.map((r) => ({ id: Number(r.id), vertexId: Number(r.v_id), attempt: Number(r.attempt) })).sort((a, b) => a.id - b.id);
+    for (const track of readied) {
       journal.record({ pipelineId, trackId: track.id, type: 'track:ready', trackState: TrackState.PENDING, attempt: track.attempt });
     }
+    // A failure here fails the pipeline; the skips below (WAITING only) then change nothing.
+    if (await renderReadyTracks(runner, journal, pipelineId, graph, readied)) return true;
   }
   // In decision order: a skip's reason may name a track skipped just before it.
   const now = new Date();
@@ -74,6 +88,7 @@ async function applyDecisions(runner: SqlRunner, journal: Journal, pipelineId: n
       });
     }
   }
+  return false;
 }
 
 /**
@@ -88,24 +103,27 @@ export async function advancePipeline(
   graph: SealedGraph,
   pipelineId: number,
   changed: readonly number[] | null,
-): Promise<{ finished: boolean }> {
+): Promise<{ finished: boolean; failed: boolean }> {
   const [pipeline] = await runner.query(sql`SELECT "state" FROM "pipeline" WHERE "id" = ${pipelineId}`);
   const state = Number(pipeline?.state) as PipelineState;
   // Queued, cancelled or finished pipelines decide nothing; a FAILED one only its handlers.
-  if (state !== PipelineState.RUNNING && state !== PipelineState.FAILED) return { finished: false };
+  if (state !== PipelineState.RUNNING && state !== PipelineState.FAILED) return { finished: false, failed: false };
   const states = await trackStates(runner, pipelineId);
   const view = viewOf(graph, states, state === PipelineState.FAILED);
   const waiting = [...states].filter(([, s]) => s === TrackState.WAITING).map(([v]) => v);
   const decisions = changed === null ? decideWaiting(view, waiting) : decideSuccessors(view, changed);
-  await applyDecisions(runner, journal, pipelineId, decisions);
+  if (await applyDecisions(runner, journal, graph, pipelineId, decisions)) return { finished: false, failed: true };
   for (const d of decisions) states.set(d.vertexId, d.to);
   const done = [...states.values()].every((s) => s === TrackState.SUCCEED || s === TrackState.SKIPPED);
-  return { finished: state === PipelineState.RUNNING && done };
+  return { finished: state === PipelineState.RUNNING && done, failed: false };
 }
 
-/** A queued pipeline leaving the queue: what of it is ready now, by the conditions (failed: false). */
-export async function releaseDecisions(runner: SqlRunner, journal: Journal, graph: SealedGraph, pipelineId: number): Promise<void> {
+/**
+ * A queued pipeline leaving the queue: what of it is ready now, by the conditions (failed: false).
+ * @returns whether it failed at once (see applyDecisions).
+ */
+export async function releaseDecisions(runner: SqlRunner, journal: Journal, graph: SealedGraph, pipelineId: number): Promise<boolean> {
   const states = await trackStates(runner, pipelineId);
   const waiting = [...states].filter(([, s]) => s === TrackState.WAITING).map(([v]) => v);
-  await applyDecisions(runner, journal, pipelineId, decideWaiting(viewOf(graph, states, false), waiting));
+  return applyDecisions(runner, journal, graph, pipelineId, decideWaiting(viewOf(graph, states, false), waiting));
 }

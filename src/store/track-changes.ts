@@ -1,14 +1,16 @@
 /** Applies the engine's track changes with as few statements as possible, with their events. */
-import type { TrackChange } from '../engine/transitions.ts';
-import { TrackState } from '../engine/states.ts';
+import { cancellationsAfterFailure, type TrackChange } from '../engine/transitions.ts';
+import { PipelineState, TrackState } from '../engine/states.ts';
 import { sql, type SqlRunner } from './sql.ts';
+import type { SealedGraph } from './dag-cache.ts';
+import { advancePipeline, handlerTest, hasHandlers } from './run-conditions.ts';
 import type { Journal } from './transaction.ts';
 
 /**
  * What a track's next attempt starts from (a retry, automatic or an operator's): attempt + 1,
  * the previous outcome cleared. That outcome is kept in track_attempt (archiveAttempts).
  */
-export const NEXT_ATTEMPT = sql`"attempt" = "attempt" + 1, "exitCode" = NULL, "reason" = NULL, "output" = '',
+export const NEXT_ATTEMPT = sql`"attempt" = "attempt" + 1, "exitCode" = NULL, "reason" = NULL, "output" = '', "outputs" = NULL,
   "startedAt" = NULL, "finishedAt" = NULL, "executorId" = NULL`;
 
 /**
@@ -17,8 +19,8 @@ export const NEXT_ATTEMPT = sql`"attempt" = "attempt" + 1, "exitCode" = NULL, "r
  */
 export async function archiveAttempts(runner: SqlRunner, trackIds: readonly number[], from: readonly TrackState[]): Promise<void> {
   await runner.execute(sql`
-    INSERT INTO "track_attempt" ("t_id", "attempt", "state", "exitCode", "reason", "startedAt", "finishedAt")
-    SELECT "id", "attempt", "state", "exitCode", "reason", "startedAt", "finishedAt" FROM "track"
+    INSERT INTO "track_attempt" ("t_id", "attempt", "state", "exitCode", "reason", "startedAt", "finishedAt", "outputs")
+    SELECT "id", "attempt", "state", "exitCode", "reason", "startedAt", "finishedAt", "outputs" FROM "track"
     WHERE "id" IN (${trackIds}) AND "state" IN (${from})`);
 }
 
@@ -68,4 +70,50 @@ export async function applyTrackChanges(
       }
     }
   }
+}
+
+/** A track that failed, as the failure of its pipeline names it. */
+export interface FailedTrack {
+  id: number;
+  vertexId: number;
+  pipelineId: number;
+  vertexName: string;
+}
+
+/**
+ * SPEC rule 8: after `failed` failed for good, its pipeline fails (if it still ran) and every
+ * track that will now never run is cancelled, with a reason naming the failed one. Running
+ * tracks are left to finish, and handlers (SPEC rule 19) run once their predecessors ended,
+ * also after a later failure in the already failed pipeline. Returns whether the pipeline failed now: then a slot of its
+ * graph is free, and the caller starts the next queued pipeline (concurrency.ts).
+ */
+export async function failPipelineAfter(graph: SealedGraph, runner: SqlRunner, journal: Journal, failed: FailedTrack): Promise<boolean> {
+  const count = await runner.execute(sql`
+    UPDATE "pipeline" SET "state" = ${PipelineState.FAILED}, "finishedAt" = ${new Date()}
+    WHERE "id" = ${failed.pipelineId} AND "state" = ${PipelineState.RUNNING}`);
+  if (count === 0) {
+    // Already failed (this is a second failure, or a handler's) or cancelled: nothing more
+    // to stop, but handlers below this track may be decided now (SPEC rule 19).
+    if (hasHandlers(graph)) await advancePipeline(runner, journal, graph, failed.pipelineId, [failed.vertexId]);
+    return false;
+  }
+  const waiting = await runner.query(sql`
+    SELECT "id", "v_id", "state" FROM "track"
+    WHERE "p_id" = ${failed.pipelineId} AND "state" IN (${[TrackState.WAITING, TrackState.PENDING]})`);
+  const changes = cancellationsAfterFailure(
+    graph.dag,
+    { id: failed.id, vertexId: failed.vertexId, name: failed.vertexName, state: TrackState.FAILED },
+    waiting.map((t) => ({ id: Number(t.id), vertexId: Number(t.v_id), name: '', state: Number(t.state) as TrackState })),
+    handlerTest(graph),
+  );
+  await applyTrackChanges(runner, journal, failed.pipelineId, changes, { from: [TrackState.WAITING, TrackState.PENDING] });
+  journal.record({
+    pipelineId: failed.pipelineId,
+    type: 'pipeline:failed',
+    pipelineState: PipelineState.FAILED,
+    reason: `${failed.vertexName} failed`,
+  });
+  // Handlers whose predecessors have all ended now run (SPEC rule 19).
+  if (hasHandlers(graph)) await advancePipeline(runner, journal, graph, failed.pipelineId, null);
+  return true;
 }

@@ -4,6 +4,13 @@ import { loadWebServerCheck } from '../../examples/web-server-check.ts';
 import { collect, startTestApp, type TestApp } from '../helpers/test-app.ts';
 import { eventually } from '../helpers/seed.ts';
 import { FinishInput, PipelineDetail, PipelineUpdated, StartPipeline } from '../helpers/operations.ts';
+import { graphql } from '../../src/generated/gql/index.ts';
+
+const ExampleOutputs = graphql(`
+  query ExampleOutputs($id: Int!) {
+    track(id: $id) { outputs { name value } }
+  }
+`);
 
 let t: TestApp;
 beforeAll(async () => {
@@ -14,13 +21,8 @@ afterAll(() => t?.stop());
 it('the web server check checks this very server and waits for the operator', async () => {
   const graphId = await loadWebServerCheck(t.url);
   const port = Number(new URL(t.url).port);
-  const started = await t.request(StartPipeline, {
-    graphId,
-    inputs: [
-      { vertex: 'port-open', params: { port } },
-      { vertex: 'health', params: { port } },
-    ],
-  });
+  // Only port-open is told the port: health reads it from port-open's outputs.
+  const started = await t.request(StartPipeline, { graphId, inputs: [{ vertex: 'port-open', params: { port } }] });
   if (started.startPipeline.__typename !== 'Pipeline') throw new Error(JSON.stringify(started));
   const pipelineId = started.startPipeline.id;
   const finished = collect(t.wsClient(), PipelineUpdated, { pipelineId, after: 0 }, (items) =>
@@ -37,6 +39,12 @@ it('the web server check checks this very server and waits for the operator', as
   const { pipeline } = await t.request(PipelineDetail, { id: pipelineId });
   const output = Object.fromEntries(pipeline!.tracks.map((x) => [x.name, x.output.text]));
   expect(output['port-open']).toBe(`port ${port} on 127.0.0.1 accepts connections\n`);
+  const { track } = await t.request(ExampleOutputs, { id: pipeline!.tracks.find((x) => x.name === 'port-open')!.id });
+  expect(track!.outputs).toEqual([
+    { name: 'ip', value: '127.0.0.1' },
+    { name: 'port', value: String(port) },
+  ]);
+  expect(pipeline!.tracks.find((x) => x.name === 'health')!.input).toEqual({ ip: '127.0.0.1', port });
   expect(JSON.parse(output.health!)).toMatchObject({ status: 'ok' });
   expect(output.report).toBe('web server check passed; report signed by Ada\n');
 });

@@ -119,6 +119,14 @@ it('the tour works as written, and says what the server does', { timeout: 60_000
   expect(done.state).toBe('FINISH');
   const output = Object.fromEntries(done.tracks.map((x: any) => [x.name, x.output.text]));
   expect(output['port-open']).toBe(`port ${port} on 127.0.0.1 accepts connections\n`);
+  // "port-open's outputs are ip and port ...; health's input holds the values it read from them."
+  const tracks = byName(done.tracks);
+  expect(tracks['port-open'].outputs).toEqual([
+    { name: 'ip', value: '127.0.0.1' },
+    { name: 'port', value: port },
+  ]);
+  expect(tracks.health.input).toEqual({ ip: '127.0.0.1', port: Number(port) });
+  expect(prose).toContain("`port-open`'s `outputs` are `ip` and `port`, the lines it wrote to `$DAGPIPE_OUTPUT`; `health`'s `input` holds the values it read from them.");
   expect(JSON.parse(output.health)).toMatchObject({ status: 'ok' });
   expect(output.report).toBe('web server check passed; report signed by Ada\n');
   const vertices = (await run(vertexIds)).graph.vertices;

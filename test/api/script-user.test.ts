@@ -2,7 +2,7 @@
 import { chmodSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { PipelineDetail, StartPipeline } from '../helpers/operations.ts';
-import { eventually, seedGraph } from '../helpers/seed.ts';
+import { eventually, seedGraph, type GraphSpec } from '../helpers/seed.ts';
 import { startTestApp, type TestApp } from '../helpers/test-app.ts';
 
 const asRoot = process.getuid?.() === 0;
@@ -20,16 +20,20 @@ afterAll(async () => {
   await t?.stop();
 });
 
-async function outputOf(script: string): Promise<string> {
-  const { graphId } = await seedGraph(t, { vertices: { probe: { script } } });
+/** Seeds and starts a graph; returns the pipeline once it ended. */
+async function ran(spec: GraphSpec) {
+  const { graphId } = await seedGraph(t, spec);
   const started = await t.request(StartPipeline, { graphId });
   if (started.startPipeline.__typename !== 'Pipeline') throw new Error(JSON.stringify(started));
   const id = started.startPipeline.id;
-  const done = await eventually(async () => {
+  return eventually(async () => {
     const { pipeline } = await t.request(PipelineDetail, { id });
     return pipeline && pipeline.state !== 'RUNNING' ? pipeline : undefined;
   });
-  return done.tracks[0]!.output.text;
+}
+
+async function outputOf(script: string): Promise<string> {
+  return (await ran({ vertices: { probe: { script } } })).tracks[0]!.output.text;
 }
 
 it('scripts see the allowlist and SCRIPT_ENV names, never DATABASE_URL or anything else', async () => {
@@ -44,4 +48,16 @@ it.runIf(asRoot)('a service running as root runs scripts as SCRIPT_USER, in a wo
   expect(wrote).toBe('wrote');
   expect(home).toMatch(/^home=\/.*track-\d+-attempt-1 user=nobody$/);
   expect(root).toBe('root-denied');
+});
+
+it.runIf(asRoot)("a script run as SCRIPT_USER owns its $DAGPIPE_OUTPUT, and what it writes there reaches the next step", async () => {
+  const done = await ran({
+    vertices: {
+      produce: { script: 'stat -c "%U %a" "$DAGPIPE_OUTPUT"\necho "who=$(id -un)" >> "$DAGPIPE_OUTPUT"' },
+      consume: { script: 'echo read {who}', inputs: [{ name: 'who', type: 'STRING', from: 'produce.who' }] },
+    },
+    edges: [['produce', 'consume']],
+  });
+  expect(done.state).toBe('FINISH');
+  expect(done.tracks.map((x) => x.output.text)).toEqual(['nobody 600\n', 'read nobody\n']);
 });

@@ -132,7 +132,7 @@ describe('collectInputs', () => {
   const param = (name: string, extra: Partial<PromptParam> = {}): PromptParam => ({ name, type: 'STRING', required: false, secret: false, ...extra });
   const vertices = [
     { name: 'port-open', inputs: [param('host'), param('port', { type: 'INTEGER' })] },
-    { name: 'health', inputs: [param('host')] },
+    { name: 'health', inputs: [param('host'), param('port', { type: 'INTEGER', from: 'port-open.port' })] },
     { name: 'report', inputs: [param('operator', { required: true })] },
   ];
 
@@ -145,9 +145,14 @@ describe('collectInputs', () => {
     expect(Object.fromEntries(values)).toEqual({ 'port-open': { host: '::1', port: '4000' }, health: { host: '::1' }, report: { operator: 'Ada' } });
   });
 
+  it('gives a value without a vertex only to the vertices that take it, not to those reading it from a step output', () => {
+    expect(Object.fromEntries(collectInputs(vertices, [{ vertex: undefined, param: 'port', value: '4000' }]))).toEqual({ 'port-open': { port: '4000' } });
+  });
+
   it.each([
     [{ vertex: 'nope', param: 'x', value: '1' }, /no vertex "nope". Its vertices: port-open, health, report/],
-    [{ vertex: 'health', param: 'port', value: '1' }, /"health" declares no parameter "port" \(it has host\)/],
+    [{ vertex: 'report', param: 'port', value: '1' }, /"report" declares no parameter "port" \(it has operator\)/],
+    [{ vertex: 'health', param: 'port', value: '1' }, /vertex "health" reads "port" from the step output port-open.port; it cannot be given/],
     [{ vertex: undefined, param: 'colour', value: 'red' }, /no vertex of this graph declares a parameter "colour"/],
   ])('refuses %j as a usage error', (assignment, message) => {
     expect(() => collectInputs(vertices, [assignment])).toThrow(message);
@@ -162,6 +167,7 @@ describe('prompting rules', () => {
     expect(needsPrompt(p({}), false)).toBe(true);
     expect(needsPrompt(p({ default: 'a' }), false)).toBe(false);
     expect(needsPrompt(p({ required: true }), true)).toBe(false);
+    expect(needsPrompt(p({ from: 'a.x' }), false)).toBe(false);
   });
 
   it.each([

@@ -305,3 +305,57 @@ describe('checkGraphDefinition and placeholder contexts', () => {
   );
 });
 
+
+describe('checkGraphDefinition and step outputs (from)', () => {
+  // The seed graph: A -> B, A -> C, B -> D, C -> D, and isolated E.
+  const reading = (name: string, spec: Record<string, unknown>) => JSON.stringify({ [name]: { type: 'str', ...spec } });
+  const graphWith = (id: number, input: string): CheckableVertex[] =>
+    seedIds.map((vid) => ({ id: vid, name: 'ABCDE'[vid - 1]!, input: vid === id ? input : '{}', script: 'true' }));
+  const refusal = (vertices: CheckableVertex[], edges = seedEdges) => {
+    try {
+      checkGraphDefinition(vertices, edges);
+    } catch (error) {
+      return error as ValidationError;
+    }
+    throw new Error('expected checkGraphDefinition to refuse');
+  };
+
+  it.each([
+    ['a predecessor', D, 'B.port'],
+    ['an ancestor two edges up', D, 'A.port'],
+    ['the start of a branch', B, 'A.port'],
+  ])('accepts %s', (_what, vertex, from) => {
+    expect(() => checkGraphDefinition(graphWith(vertex, reading('port', { from })), seedEdges)).not.toThrow();
+  });
+
+  it.each([
+    ['a step the graph does not have', D, 'Z.port', /No step named "Z" is in this graph/],
+    ['the step itself', D, 'D.port', /Step "D" cannot read its own outputs/],
+    ['a step beside it (no path of edges)', B, 'C.port', /Step "C" is not an ancestor of "B"/],
+    ['a step after it', A, 'D.port', /Step "D" is not an ancestor of "A"/],
+    ['an isolated step', D, 'E.port', /Step "E" is not an ancestor of "D"/],
+  ])('refuses a from naming %s, naming the field', (_what, vertex, from, message) => {
+    const error = refusal(graphWith(vertex, reading('port', { from })));
+    expect(error).toBeInstanceOf(ValidationError);
+    expect(error.field).toBe(`vertices.${'ABCDE'[vertex - 1]}.inputs.port.from`);
+    expect(error.message).toMatch(message);
+  });
+
+  it('refuses a non-secret input reading an output that a secret input reads, naming its secret field', () => {
+    const vertices = graphWith(D, reading('token', { from: 'A.token', secret: true }));
+    vertices[1] = { ...vertices[1]!, input: reading('t', { from: 'A.token' }) };
+    const error = refusal(vertices);
+    expect(error.field).toBe('vertices.B.inputs.t.secret');
+    expect(error.message).toContain('read by the secret input vertices.D.inputs.token too');
+    vertices[1] = { ...vertices[1]!, input: reading('t', { from: 'A.token', secret: true }) };
+    expect(() => checkGraphDefinition(vertices, seedEdges)).not.toThrow();
+  });
+
+  it('reads vertex names with dots: the output is after the last dot', () => {
+    const vertices: CheckableVertex[] = [
+      { id: 1, name: 'build.v2', input: '{}', script: 'true' },
+      { id: 2, name: 'deploy', input: reading('tag', { from: 'build.v2.tag' }), script: 'true' },
+    ];
+    expect(() => checkGraphDefinition(vertices, [e(1, 2)])).not.toThrow();
+  });
+});

@@ -7,7 +7,10 @@ import { ValidationError } from '../../src/errors.ts';
 import {
   convertValue,
   MAX_VALUE_LENGTH,
+  parseFromReference,
   parseInputSchema,
+  readsOutputs,
+  resolveFromOutputs,
   resolveParams,
   serializeInputSchema,
   type ParamSpec,
@@ -591,5 +594,103 @@ describe('patterns that could stall the service', () => {
     const [spec] = parseInputSchema({ p: { type: 'str', pattern: '[a-z]+' } }, 'inputs');
     expect(convertValue(spec!, 'a'.repeat(4096), 'p')).toBe('a'.repeat(4096));
     expect(() => convertValue(spec!, 'a'.repeat(4097), 'p')).toThrow(/too long to check against its pattern/);
+  });
+});
+
+describe('inputs from step outputs (from, SPEC rule 18)', () => {
+  const schema = parseInputSchema(
+    {
+      host: { type: 'str', default: 'localhost' },
+      port: { type: 'int', from: 'port-open.port' },
+      tls: { type: 'bool', from: 'port-open.tls', default: false },
+      mode: { type: 'str', from: 'setup.mode', choices: ['fast', 'safe'] },
+      token: { type: 'str', from: 'login.token', secret: true },
+    },
+    'inputs',
+  );
+  const outputs: Record<string, Record<string, string>> = {
+    'port-open': { port: ' 8080\n', tls: 'yes' },
+    setup: { mode: 'safe' },
+    login: { token: 's3cr3t' },
+  };
+  const resolve = (of: Record<string, Record<string, string>>, values: Record<string, string | number | boolean> = { host: 'h' }) =>
+    resolveFromOutputs('health', schema, values, (vertex) => of[vertex]);
+
+  it('parses from as "<vertex>.<output>", splitting at the last dot, and serialises it back', () => {
+    expect(schema.find((p) => p.name === 'port')).toMatchObject({ from: 'port-open.port', required: false });
+    expect(parseFromReference('build.v2.tag')).toEqual({ vertex: 'build.v2', output: 'tag' });
+    expect(JSON.parse(serializeInputSchema(schema)).port).toEqual({ type: 'integer', from: 'port-open.port' });
+  });
+
+  it.each([['port'], ['.port'], ['a.'], ['a.my-port'], ['a.1x'], [' a.port'], ['a\n.port'], [`${'a'.repeat(49)}.port`], [42], [null]])(
+    'refuses the from %j, naming it',
+    (from) => {
+      const error = expectFieldError(() => parseInputSchema({ p: { type: 'str', from } }, 'inputs'), 'inputs.p.from');
+      expect(error.message).toContain('"<vertex>.<output>"');
+    },
+  );
+
+  it('refuses from together with required', () => {
+    const error = expectFieldError(() => parseInputSchema({ p: { type: 'str', from: 'a.b', required: true } }, 'inputs'), 'inputs.p.required');
+    expect(error.message).toContain('cannot be required');
+  });
+
+  it('leaves from parameters out of the given values: nobody gives them, and they are never missing', () => {
+    expect(resolveParams(schema, {}, 'params')).toEqual({ values: { host: 'localhost' }, missing: [] });
+    const error = expectFieldError(() => resolveParams(schema, { port: 1 }, 'inputs.0.params'), 'inputs.0.params.port');
+    expect(error.message).toBe('Parameter "port" takes its value from the step output port-open.port (from), so it cannot be given; leave it out.');
+    expect(resolveParams(schema, { port: null }, 'params').values).toEqual({ host: 'localhost' });
+    expect(readsOutputs(schema)).toBe(true);
+    expect(readsOutputs(parseInputSchema({ a: { type: 'str' } }, 'inputs'))).toBe(false);
+  });
+
+  it('converts each output to its input type, in schema order, as a given value is converted', () => {
+    expect(resolve(outputs)).toEqual({ ok: true, values: { host: 'h', port: 8080, tls: true, mode: 'safe', token: 's3cr3t' } });
+    const values = resolve(outputs);
+    expect(values.ok && Object.keys(values.values)).toEqual(['host', 'port', 'tls', 'mode', 'token']);
+  });
+
+  it('takes the default of an input whose output is missing', () => {
+    const result = resolve({ ...outputs, 'port-open': { port: '1' } });
+    expect(result).toMatchObject({ ok: true, values: { port: 1, tls: false } });
+  });
+
+  it('fails, naming the step, the output and the input, when an output without default is missing', () => {
+    expect(resolve({ ...outputs, setup: {} })).toEqual({
+      ok: false,
+      reason:
+        'Step "health" cannot start: its input "mode" reads the output "mode" of step "setup" (from setup.mode), which that step did not write, and the input has no default. Have "setup" write mode=<value> to $DAGPIPE_OUTPUT, or give the input a default.',
+    });
+    expect(resolve({ setup: { mode: 'fast' }, login: { token: 't' } })).toMatchObject({ ok: false, reason: expect.stringContaining('"port" of step "port-open"') });
+  });
+
+  it.each([
+    ['port-open', { port: 'eighty', tls: 'yes' }, 'the output "port" of step "port-open" does not fit its input "port" (from port-open.port): Parameter "port" must be a whole number, got "eighty".'],
+    ['port-open', { port: '1', tls: 'maybe' }, 'the output "tls" of step "port-open" does not fit its input "tls" (from port-open.tls): Parameter "tls" must be true or false, got "maybe".'],
+    ['setup', { mode: 'reckless' }, 'the output "mode" of step "setup" does not fit its input "mode" (from setup.mode): Parameter "mode" must be one of "fast", "safe".'],
+    ['login', { token: 'x\u0000y' }, 'Parameter "token" must not contain NUL characters'],
+  ])('fails when an output of %s does not convert, naming step, output and input', (vertex, written, reason) => {
+    const result = resolve({ ...outputs, [vertex]: written });
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.reason).toContain(reason);
+    expect(!result.ok && result.reason).toMatch(/^Step "health" cannot start: /);
+  });
+
+  it('never repeats the value of a secret input that does not fit', () => {
+    const secret = parseInputSchema({ pin: { type: 'int', from: 'vault.pin', secret: true } }, 'inputs');
+    const result = resolveFromOutputs('use', secret, {}, () => ({ pin: 'hunter2' }));
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.reason).not.toContain('hunter2');
+    expect(!result.ok && result.reason).toContain('the value given is secret, so it is not shown');
+  });
+
+  it('replaces a stale value of a from parameter (a re-run reads the outputs anew)', () => {
+    expect(resolve(outputs, { host: 'h', port: 1 })).toMatchObject({ ok: true, values: { port: 8080 } });
+  });
+
+  it('reads no output of Object.prototype', () => {
+    const proto = parseInputSchema({ c: { type: 'str', from: 'a.constructor' } }, 'inputs');
+    expect(resolveFromOutputs('b', proto, {}, () => ({}))).toMatchObject({ ok: false });
+    expect(resolveFromOutputs('b', proto, {}, () => ({ constructor: 'x' }))).toEqual({ ok: true, values: { c: 'x' } });
   });
 });

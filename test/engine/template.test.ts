@@ -3,12 +3,13 @@
  * rendered script with the same bash invocation the executor uses.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ValidationError } from '../../src/errors.ts';
-import { convertValue, parseInputSchema, resolveParams, type ParamType } from '../../src/engine/inputs.ts';
+import { convertValue, parseInputSchema, resolveFromOutputs, resolveParams, type ParamType } from '../../src/engine/inputs.ts';
+import { parseOutputs, type OutputsResult } from '../../src/engine/outputs.ts';
 import { inputEnvironment, renderScript, shellQuote } from '../../src/engine/template.ts';
 
 describe('shellQuote', () => {
@@ -187,6 +188,78 @@ describe('injection: hostile values are inert', () => {
     it.each(HOSTILE)('exports %j as INPUT_V verbatim', (hostile) => {
       const { values } = resolveParams(schema, { v: hostile }, 'inputs.0.params');
       expect(run(`printf '%s' "$INPUT_V"`, inputEnvironment(values))).toBe(hostile);
+      expectNoNewFiles();
+    });
+  });
+
+  /**
+   * SPEC rule 18: a value that arrives as a step output, written by a real script to its
+   * output file, parsed, resolved for an input with `from` and rendered, is as inert as a
+   * given one.
+   */
+  describe('values that arrive as step outputs', () => {
+    const reader = parseInputSchema(JSON.stringify({ v: { type: 'str', from: 'produce.v' } }), 'inputs');
+
+    /** Has bash write `value` to an output file (as a heredoc when it has line breaks) and parses it. */
+    function throughOutputFile(value: string): OutputsResult {
+      const file = path.join(dir, 'out');
+      writeFileSync(file, '');
+      const write = value.includes('\n') || value.includes('\r')
+        ? `printf 'v<<END_OF_V\n%s\nEND_OF_V\n' "$VALUE" >> "$OUT"`
+        : `printf 'v=%s\n' "$VALUE" >> "$OUT"`;
+      run(write, { VALUE: value, OUT: file });
+      const parsed = parseOutputs(readFileSync(file, 'utf8'));
+      rmSync(file);
+      return parsed;
+    }
+
+    function rendered(outputs: Record<string, string>, script: string): string {
+      const resolved = resolveFromOutputs('consume', reader, {}, (vertex) => (vertex === 'produce' ? outputs : undefined));
+      if (!resolved.ok) throw new Error(resolved.reason);
+      return renderScript(script, resolved.values);
+    }
+
+    it.each(HOSTILE)('prints %j back verbatim and creates no file', (hostile) => {
+      const parsed = throughOutputFile(hostile);
+      if (!parsed.ok) throw new Error(parsed.reason);
+      expect(parsed.outputs).toEqual({ v: hostile });
+      expect(run(rendered(parsed.outputs, "printf '%s' {v}"))).toBe(hostile);
+      expectNoNewFiles();
+    });
+
+    it.each(HOSTILE)('keeps %j one word in an assignment, a test and a loop', (hostile) => {
+      const script = rendered({ v: hostile }, ['x={v}', 'n=0', 'for w in {v}; do n=$((n+1)); done', '[ "$n" = 1 ]', 'test "$x" = {v}', `printf '%s' "$x"`].join('\n'));
+      expect(run(script)).toBe(hostile);
+      expectNoNewFiles();
+    });
+
+    it.each([
+      ['a heredoc of shell syntax', 'v<<EOF\n$(touch pwned)\n`touch pwned2`\nEOF\n', '$(touch pwned)\n`touch pwned2`'],
+      ['a value closing its quotes', "v='; touch pwned; '\n", "'; touch pwned; '"],
+      ['a CRLF file', 'v=x; touch pwned\r\n', 'x; touch pwned'],
+      ['a heredoc whose delimiter is shell syntax', "v<<$(touch pwned)\na\n$(touch pwned)\n", 'a'],
+    ])('renders %s inert', (_what, text, value) => {
+      const parsed = parseOutputs(text);
+      if (!parsed.ok) throw new Error(parsed.reason);
+      expect(parsed.outputs).toEqual({ v: value });
+      expect(run(rendered(parsed.outputs, "printf '%s' {v}"))).toBe(value);
+      expectNoNewFiles();
+    });
+
+    it('refuses NUL attempts: in the file, and in a value handed over otherwise', () => {
+      for (const text of ['v=x\u0000; touch pwned\n', 'v<<E\n\u0000\nE\n']) {
+        const parsed = parseOutputs(text);
+        expect(parsed.ok).toBe(false);
+      }
+      const resolved = resolveFromOutputs('consume', reader, {}, () => ({ v: 'x\u0000y' }));
+      expect(resolved).toMatchObject({ ok: false, reason: expect.stringContaining('must not contain NUL characters') });
+    });
+
+    it('an output cannot turn into a placeholder of another input', () => {
+      const two = parseInputSchema(JSON.stringify({ a: { type: 'str', from: 'produce.a' }, b: { type: 'str', default: '$(touch pwned)' } }), 'inputs');
+      const resolved = resolveFromOutputs('consume', two, { b: '$(touch pwned)' }, () => ({ a: '{b}' }));
+      if (!resolved.ok) throw new Error(resolved.reason);
+      expect(run(renderScript("printf '%s|%s' {a} {b}", resolved.values))).toBe('{b}|$(touch pwned)');
       expectNoNewFiles();
     });
   });
