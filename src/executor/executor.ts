@@ -24,7 +24,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import type { Event } from '../generated/prisma/client.ts';
 import { TrackState } from '../engine/states.ts';
 import { inputEnvironment } from '../engine/template.ts';
@@ -55,6 +54,7 @@ import { Launcher, type LauncherEntry } from './launcher-client.ts';
 import { secretsOf } from '../engine/secrets.ts';
 import type { OutputChunkData } from '../engine/output-window.ts';
 import { OutputRecorder } from './output-recorder.ts';
+import { attemptWorkDir } from './work-dirs.ts';
 import type { ScriptUser } from './script-user.ts';
 import { nowMs } from './clock.ts';
 import type { ScriptOutcome } from './run-script.ts';
@@ -363,7 +363,7 @@ export class Executor {
     const run: RunningTrack = { claimed, output };
     this.running.set(runKey(claimed.id, claimed.attempt), run);
     const log = this.trackLog(claimed);
-    const cwd = path.join(this.options.workDir, `pipeline-${claimed.pipelineId}`, `track-${claimed.id}-attempt-${claimed.attempt}`);
+    const cwd = attemptWorkDir(this.options.workDir, claimed.pipelineId, claimed.id, claimed.attempt);
     const user = this.options.scriptUser;
     const { runId, done } = this.launcher.run(
       {
@@ -429,6 +429,8 @@ export class Executor {
           { ...fields, succeeded: result.succeeded },
           'result discarded: the track was settled without it (this worker was taken for dead) or has moved on to another attempt',
         );
+      } else if (next.discarded === 'deleted') {
+        this.trackLog(claimed).info(fields, 'result discarded: the pipeline was deleted while the script was ending');
       } else if (next.retryAt) {
         this.trackLog(claimed).warn({ ...fields, retryAt: next.retryAt.toISOString() }, 'track attempt failed; it will be retried');
       } else {
