@@ -342,7 +342,7 @@ builder.subscriptionFields((t) => ({
   pipelineLive: t.field({
     type: PipelineLiveMessage,
     description:
-      'For UIs: first the whole pipeline (select anything under snapshot, e.g. its tracks), then every change as it commits, with no gap and no duplicate. With after, no snapshot: the events after that id, then live (to resume). Stays open while the client stays, also after the pipeline ended: retryPipeline may resume a FAILED or CANCELLED pipeline and re-run a FINISH one from a step, and those events arrive on the same subscription. To follow one run to its end, stop at the event whose pipelineState is FINISH, FAILED or CANCELLED.',
+      'For UIs: first the whole pipeline (select anything under snapshot, e.g. its tracks), then every change as it commits, with no gap and no duplicate. With after, no snapshot: the events after that id, then live (to resume). Stays open while the client stays, also after the pipeline ended: retryPipeline may resume a FAILED or CANCELLED pipeline and re-run a FINISH one from a step, and those events arrive on the same subscription. To follow one run to its end, stop at the event whose pipelineState is FINISH, FAILED or CANCELLED. Deleted (deletePipeline, or retention after RETENTION_DAYS), the pipeline\'s streams end: the last payload is an error saying so (code NOT_FOUND), then the stream completes.',
     args: followArgs,
     subscribe: async (_root, args, ctx) => {
       await requirePipeline(ctx, args.pipelineId);
@@ -356,7 +356,7 @@ builder.subscriptionFields((t) => ({
   trackUpdated: t.field({
     type: Event,
     description:
-      'Every track transition of a pipeline, as it commits, in order. Stays open while the client stays, also after the pipeline ended: a retry or a re-run from a step (retryPipeline) puts tracks back into play, and their transitions arrive on the same subscription. To follow one run to its end, watch pipelineUpdated (or pipelineLive) for FINISH, FAILED or CANCELLED.',
+      'Every track transition of a pipeline, as it commits, in order. Stays open while the client stays, also after the pipeline ended: a retry or a re-run from a step (retryPipeline) puts tracks back into play, and their transitions arrive on the same subscription. To follow one run to its end, watch pipelineUpdated (or pipelineLive) for FINISH, FAILED or CANCELLED. Deleted (deletePipeline, or retention after RETENTION_DAYS), the pipeline\'s streams end: the last payload is an error saying so (code NOT_FOUND), then the stream completes.',
     args: followArgs,
     subscribe: async (_root, args, ctx) => {
       await requirePipeline(ctx, args.pipelineId);
@@ -367,7 +367,7 @@ builder.subscriptionFields((t) => ({
   pipelineUpdated: t.field({
     type: Event,
     description:
-      'Every change of the pipeline state (started, finished, failed, cancelled, retried), as it commits. Stays open while the client stays, also after finished, failed or cancelled: retryPipeline may resume the pipeline or re-run it from a step, and its retried event arrives on the same subscription.',
+      'Every change of the pipeline state (started, finished, failed, cancelled, retried), as it commits. Stays open while the client stays, also after finished, failed or cancelled: retryPipeline may resume the pipeline or re-run it from a step, and its retried event arrives on the same subscription. Deleted (deletePipeline, or retention after RETENTION_DAYS), the pipeline\'s streams end: the last payload is an error saying so (code NOT_FOUND), then the stream completes.',
     args: followArgs,
     subscribe: async (_root, args, ctx) => {
       await requirePipeline(ctx, args.pipelineId);

@@ -218,3 +218,14 @@ export const TrackOutput = graphql(`
     trackOutput(trackId: $trackId) { trackId attempt stream line }
   }
 `);
+
+export const DeletePipeline = graphql(`
+  mutation DeletePipeline($id: Int!) {
+    deletePipeline(id: $id) {
+      __typename
+      ... on DeletedPipeline { id graphId name state }
+      ... on ForbiddenError { role requiredRole }
+      ... on Error { message field }
+    }
+  }
+`);
