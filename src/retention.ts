@@ -7,7 +7,7 @@
  * deletePipeline and retention both go through it.
  *
  * {@link RetentionJob} runs in every process that runs scripts (ROLE=all and worker), beside
- * the executor: every RETENTION_INTERVAL_SECONDS (the first time soon after start-up) it
+ * the executor: every RETENTION_INTERVAL_SECONDS (the first time one interval after start-up) it
  * deletes the pipelines that ended more than RETENTION_DAYS ago, in batches of
  * RETENTION_BATCH_SIZE until none is left, then sweeps its WORK_DIR. It never stalls the
  * executor: each batch is a short transaction of its own (a few statements, capped in
@@ -32,9 +32,6 @@ import { deletedPipelineIds, deleteEndedPipeline, deleteExpiredBatch, type Delet
 import type { Store } from './store/transaction.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
-
-/** The first run comes this soon after start-up, or after one interval if that is shorter. */
-const FIRST_RUN_MS = 30_000;
 
 export class PipelineDeletions {
   constructor(
@@ -119,7 +116,7 @@ export class RetentionJob {
 
   start(): void {
     this.stopping = false;
-    this.schedule(Math.min(FIRST_RUN_MS, this.options.intervalMs));
+    this.schedule(this.options.intervalMs);
   }
 
   /** Stops after the batch in flight, if any. */

@@ -48,11 +48,11 @@ const ENDED: readonly PipelineState[] = [PipelineState.FINISH, PipelineState.FAI
 const UNFINISHED_TRACKS: readonly TrackState[] = [...NOT_STARTED, TrackState.RUNNING];
 
 /**
- * A batch's tracks at most: pipelines differ by orders of magnitude, and a transaction is
- * kept short by what it deletes, not by how many pipelines that is. A bigger pipeline is
- * deleted alone.
+ * A batch's tracks at most, per pipeline it may hold (RETENTION_BATCH_SIZE): 5,000 for the
+ * default 100. Pipelines differ by orders of magnitude, and a transaction is kept short by
+ * what it deletes, not by how many pipelines that is. A bigger pipeline is deleted alone.
  */
-export const MAX_TRACKS_PER_BATCH = 5000;
+export const TRACKS_PER_BATCHED_PIPELINE = 50;
 
 /**
  * Deletes, in one transaction, the pipelines `pick` chose (and locked, on PostgreSQL) in
@@ -130,7 +130,7 @@ export async function deleteEndedPipeline(store: Store, pipelineId: number): Pro
 export interface ExpiredBatch {
   /** Pipelines that ended before this are deleted. */
   finishedBefore: Date;
-  /** At most this many (and at most MAX_TRACKS_PER_BATCH tracks, unless one pipeline has more). */
+  /** At most this many (and at most TRACKS_PER_BATCHED_PIPELINE times as many tracks, unless one pipeline has more). */
   limit: number;
   /** RETENTION_DAYS, for the audit entry. */
   retentionDays: number;
@@ -153,7 +153,7 @@ export async function deleteExpiredBatch(store: Store, batch: ExpiredBatch): Pro
           AND NOT EXISTS (SELECT 1 FROM "track" t WHERE t."p_id" = p."id" AND t."state" IN (${UNFINISHED_TRACKS}))
         ORDER BY p."finishedAt", p."id" LIMIT ${batch.limit}
         ${lockClause(runner, true)}`);
-      return withinTrackCap(runner, rows.map((r) => Number(r.id)));
+      return withinTrackCap(runner, rows.map((r) => Number(r.id)), batch.limit * TRACKS_PER_BATCHED_PIPELINE);
     },
     (ids) => ({
       actor: 'retention',
@@ -171,8 +171,8 @@ export async function deleteExpiredBatch(store: Store, batch: ExpiredBatch): Pro
   );
 }
 
-/** The first of `ids` (in order) whose tracks add up to MAX_TRACKS_PER_BATCH at most; always the first. */
-async function withinTrackCap(runner: SqlRunner, ids: readonly number[]): Promise<number[]> {
+/** The first of `ids` (in order) whose tracks add up to `maxTracks` at most; always the first. */
+async function withinTrackCap(runner: SqlRunner, ids: readonly number[], maxTracks: number): Promise<number[]> {
   if (ids.length <= 1) return [...ids];
   const counts = new Map(
     (await runner.query(sql`SELECT "p_id", COUNT(*) AS "n" FROM "track" WHERE "p_id" IN (${ids}) GROUP BY "p_id"`)).map((r) => [
@@ -184,7 +184,7 @@ async function withinTrackCap(runner: SqlRunner, ids: readonly number[]): Promis
   let tracks = 0;
   for (const id of ids) {
     tracks += counts.get(id) ?? 0;
-    if (kept.length > 0 && tracks > MAX_TRACKS_PER_BATCH) break;
+    if (kept.length > 0 && tracks > maxTracks) break;
     kept.push(id);
   }
   return kept;
@@ -192,15 +192,20 @@ async function withinTrackCap(runner: SqlRunner, ids: readonly number[]): Promis
 
 /**
  * Of the pipeline ids `ids` (of working directories found on disk), those whose pipeline is
- * gone: deleted, since ids are never reused. An id above every existing one is not counted
- * gone: its pipeline may be created yet (a working directory left by an earlier database).
+ * gone: deleted, since ids are never reused (SQLite's AUTOINCREMENT, PostgreSQL's sequence).
+ * An id above the last one handed out is not counted gone: its pipeline may be created yet
+ * (a working directory left by an earlier database).
  */
 export async function deletedPipelineIds(store: Store, ids: readonly number[]): Promise<number[]> {
   if (ids.length === 0) return [];
   const runner = prismaRunner(store.db, store.fast.provider);
-  // The newest id first: a pipeline created after this read has a greater id, and is no candidate.
-  const [max] = await runner.query(sql`SELECT MAX("id") AS "max" FROM "pipeline"`);
-  const newest = max?.max == null ? 0 : Number(max.max);
+  // The last id handed out, first: a pipeline created after this read has a greater one.
+  const [last] = await runner.query(
+    runner.provider === 'postgres'
+      ? sql`SELECT CASE WHEN "is_called" THEN "last_value" ELSE 0 END AS "id" FROM "pipeline_id_seq"`
+      : sql`SELECT "seq" AS "id" FROM "sqlite_sequence" WHERE "name" = 'pipeline'`,
+  );
+  const newest = last?.id == null ? 0 : Number(last.id);
   const candidates = ids.filter((id) => id <= newest);
   const existing = new Set<number>();
   // Bounded statements: SQLite's bind limit, and the size of one query.
