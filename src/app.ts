@@ -91,7 +91,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const executor = config.role === 'api' ? undefined : createExecutor(deps, store, metrics);
   const retentionLog = logger.child({ component: 'retention' });
   const deletions = new PipelineDeletions(store, config.workDir, retentionLog, metrics);
-  const retention = executor ? new RetentionJob(deletions, config.retention, retentionLog) : undefined;
+  const retention = executor ? new RetentionJob(deletions, config.retention, retentionLog, () => executor.runningCount > 0) : undefined;
   const listener =
     executor && fast.provider === 'postgres'
       ? new WorkListener(config.databaseUrl, (hint) => executor.hinted(hint), logger.child({ component: 'listener' }))

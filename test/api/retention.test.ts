@@ -118,6 +118,8 @@ describe('RETENTION_DAYS=30, batches of 3', () => {
 
     const outcome = await h.t.app.retention!.runOnce();
     expect(outcome).toMatchObject({ deleted: 7, batches: 3 });
+    // Scripts were running (the gated ones): the job rested between batches, nine times as long as each took.
+    expect(outcome.restedMs).toBeGreaterThan(0);
     expect(await h.rows(old)).toEqual({ pipelines: 0, tracks: 0, events: 0, attempts: 0, output: 0 });
     for (const id of old) expect(existsSync(h.workDirOf(id))).toBe(false);
     for (const id of old) expect((await h.t.request(PipelineDetail, { id })).pipeline).toBeNull();
@@ -154,7 +156,9 @@ describe('RETENTION_DAYS=30, batches of 3', () => {
     const [bigId] = await seedEndedRuns(db, { graphId: big.id, count: 1, finishedAt: () => daysAgo(60) });
     const smallIds = await seedEndedRuns(db, { graphId: small.graphId, count: 4, finishedAt: (i) => daysAgo(59, i) });
     const entries = (await h.retentionAudit()).length;
-    expect(await h.t.app.retention!.runOnce()).toMatchObject({ deleted: 5, batches: 3 });
+    await eventually(async () => (h.t.app.executor!.runningCount === 0 ? true : undefined), 10_000, 'the scripts to end');
+    // Nothing running: no rest between batches.
+    expect(await h.t.app.retention!.runOnce()).toMatchObject({ deleted: 5, batches: 3, restedMs: 0 });
     expect((await h.retentionAudit()).slice(entries).map((entry) => entry.details.pipelineIds)).toEqual([[bigId], smallIds.slice(0, 3), smallIds.slice(3)]);
     expect(await h.rows([bigId!, ...smallIds])).toEqual({ pipelines: 0, tracks: 0, events: 0, attempts: 0, output: 0 });
   });
