@@ -56,6 +56,8 @@ export class PipelineDeletions {
   /** deletePipeline (role admin): one ended pipeline; a typed error naming `id` otherwise. */
   async deletePipeline(pipelineId: number): Promise<DeletedPipeline> {
     const deleted = await deleteEndedPipeline(this.store, pipelineId);
+    // Its journal went with it: the log keeps that it was deleted, beside its events' lines.
+    this.log.info({ pipelineId, state: deleted.state, by: 'admin' }, 'pipeline deleted');
     await this.deleted([deleted.id], 'admin');
     return deleted;
   }
