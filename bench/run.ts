@@ -32,7 +32,11 @@
  * The last line printed is `ratio engine/bare-spawn: <x>`. Exits non-zero if a pipeline does
  * not FINISH, cancelPipeline fails in (b), (c)'s counts differ, or in (e) a subscriber misses,
  * repeats or reorders an event, or listeners outlive their subscribers, or (h) cannot run on
- * PostgreSQL.
+ * PostgreSQL, or (i)'s retention leaves a pipeline or a working directory behind.
+ *
+ *  i. Retention beside the executor (bench/retention.ts): the 1,000-track DAG of (a) alone and
+ *     while retention deletes 10,000 ended pipelines in the same process, on SQLite and on
+ *     PostgreSQL, against the target (less than 10 % longer).
  *
  *  s. Start-up and footprint (bench/startup.ts): `pipectl --help`, server start to healthy on
  *     an existing database and idle RSS of the server and its launcher, built (dist/) beside
@@ -47,7 +51,8 @@
  * DAG on SQLite in one process and on PostgreSQL with 1 and 2 worker processes, and the
  * wake-up latency across processes; needs the local PostgreSQL and Redis), BENCH_ONLY=bigstart (h)
  * (1.5-2.5 minutes on a loaded machine),
- * BENCH_ONLY=fanoutapart (g): (e) with a ROLE=api and a ROLE=worker process on PostgreSQL and Redis.
+ * BENCH_ONLY=fanoutapart (g): (e) with a ROLE=api and a ROLE=worker process on PostgreSQL and Redis,
+ * BENCH_ONLY=retention (i) (a few minutes: two databases of 10,000 ended pipelines each).
  *
  * BENCH_CPU_PROF=<dir> writes CPU profiles of this process during the engine run of (a) and
  * the startPipeline of (b), makes the launcher process write its own profile there when it
@@ -72,6 +77,7 @@ import { runBigStart } from './big-start.ts';
 import { connectWs, GraphQLClient, pipelineEnd } from './client.ts';
 import { buildLayeredGraphViaApi, buildLayeredGraphWithPrisma, type LayeredShape } from './graphs.ts';
 import { runFanOut } from './fan-out.ts';
+import { runRetention } from './retention.ts';
 import { runScaleOut } from './scale-out.ts';
 import { runStartup } from './startup.ts';
 
@@ -85,7 +91,7 @@ const RUN_TIMEOUT_MS = 120_000;
 /** BENCH_SETUP=prisma writes (a)'s graphs straight to the database: not the spec'd setup, but far faster. */
 const PRISMA_SETUP = process.env.BENCH_SETUP === 'prisma';
 const PROFILE_DIR = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : undefined;
-/** BENCH_ONLY=fanout runs (e) alone, BENCH_ONLY=startup (s), BENCH_ONLY=scaleout (f), BENCH_ONLY=bigstart (h). */
+/** BENCH_ONLY=fanout runs (e) alone, BENCH_ONLY=startup (s), BENCH_ONLY=scaleout (f), BENCH_ONLY=bigstart (h), BENCH_ONLY=retention (i). */
 const ONLY = process.env.BENCH_ONLY;
 
 const problems: string[] = [];
@@ -150,6 +156,7 @@ async function main(): Promise<number> {
     startup: { title: 'start-up', run: async () => (await migrate(), runStartup({ root: ROOT, databaseUrl, dir, progress, problems })) },
     scaleout: { title: 'scale-out', run: () => runScaleOut({ root: ROOT, dir, progress, problems }) },
     bigstart: { title: 'large start', run: () => runBigStart({ root: ROOT, dir, progress, problems }) },
+    retention: { title: 'retention beside the executor', run: () => runRetention({ root: ROOT, dir, progress, problems }) },
   };
   if (ONLY !== undefined && !(ONLY in sections)) {
     throw new Error(`BENCH_ONLY=${ONLY}: the values are ${Object.keys(sections).map((name) => `"${name}"`).join(', ')}`);
@@ -264,6 +271,9 @@ async function main(): Promise<number> {
   // ---- (h): its own databases and apps.
   const bigStart = await runBigStart({ root: ROOT, dir, progress, problems });
 
+  // ---- (i): its own databases and apps.
+  const retention = await runRetention({ root: ROOT, dir, progress, problems });
+
   // ---- (e): its own server process and database; last, so nothing of it weighs on (a)-(d), (h).
   const fanOut = await runFanOut({ root: ROOT, dir, progress, problems });
 
@@ -305,6 +315,8 @@ async function main(): Promise<number> {
     '      (a worker was free: claimed in the same commit that made the track ready)',
     '',
     ...bigStart,
+    '',
+    ...retention,
     '',
     ...fanOut,
     '',

@@ -6,7 +6,9 @@
  *   made work ready or changed a schedule;
  * - `all` and `api` serve GraphQL over HTTP, SSE and WebSocket (src/http/api.ts);
  * - every role serves /health and /metrics (src/http/probes.ts); a worker serves nothing
- *   else, on its own port.
+ *   else, on its own port;
+ * - `all` and `worker` also run retention beside the executor (src/retention.ts); every role
+ *   deletes through the same PipelineDeletions (deletePipeline on the API).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -23,6 +25,7 @@ import type { Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createBus } from './pubsub.ts';
 import { connectRedisBus } from './redis-bus.ts';
+import { PipelineDeletions, RetentionJob } from './retention.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
 import { DagCache } from './store/dag-cache.ts';
 import { SCHEDULES_HINT } from './store/schedules.ts';
@@ -55,6 +58,8 @@ export interface App {
   readonly metrics: Metrics;
   /** The GraphQL server; none on a worker (ROLE=worker). */
   readonly yoga: Yoga | undefined;
+  /** Retention, beside the executor; none on an API process. */
+  readonly retention: RetentionJob | undefined;
   /** Listens on config.port (0 picks a free one); returns the GraphQL URL (a worker's: its /health). */
   start(): Promise<string>;
   stop(): Promise<void>;
@@ -92,6 +97,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const executor = config.role === 'api' ? undefined : createExecutor(deps, store, metrics);
   const scheduler = executor ? new Scheduler(store, logger.child({ component: 'scheduler' }), { observer: metrics }) : undefined;
   if (scheduler) store.scheduleListeners.push(() => scheduler.changed());
+  const retentionLog = logger.child({ component: 'retention' });
+  const deletions = new PipelineDeletions(store, config.workDir, retentionLog, metrics);
+  const retention = executor ? new RetentionJob(deletions, config.retention, retentionLog, () => executor.runningCount > 0) : undefined;
   const listener =
     executor && fast.provider === 'postgres'
       ? new WorkListener(
@@ -125,7 +133,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     api = createGraphQLApi({
       config,
       logger,
-      services: { store, executor: executor ?? NO_LOCAL_RUNS, outputLimitBytes: config.outputLimitBytes },
+      services: { store, executor: executor ?? NO_LOCAL_RUNS, outputLimitBytes: config.outputLimitBytes, deletions },
       identify,
       metrics,
       server,
@@ -140,6 +148,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     server,
     metrics,
     yoga: api?.yoga,
+    retention,
     async start() {
       // Listen first: a second instance started by mistake must fail on the port before
       // its executor reconciles or claims anything.
@@ -151,6 +160,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       await executor?.start();
       await scheduler?.start();
       await listener?.start();
+      retention?.start();
       const { port } = server.address() as AddressInfo;
       const host = config.host.includes(':') ? `[${config.host}]` : config.host;
       return `http://${host}:${port}${api ? '/graphql' : '/health'}`;
@@ -161,6 +171,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
       }
+      await retention?.stop();
       await listener?.stop();
       await scheduler?.stop();
       await executor?.stop();

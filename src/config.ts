@@ -42,6 +42,17 @@ export interface Config {
   scriptEnv: string[];
   /** The user scripts run as when the service runs as root (a name or uid). */
   scriptUser: string;
+  retention: Retention;
+}
+
+/** Deleting ended pipelines (SPEC rule 17; see src/retention.ts). */
+export interface Retention {
+  /** Ended pipelines older than this many days are deleted; 0 keeps everything. */
+  days: number;
+  /** How often each process that runs scripts looks for them. */
+  intervalMs: number;
+  /** Pipelines deleted per transaction. */
+  batchSize: number;
 }
 
 /** What one client may ask of the service (see README, Limits). */
@@ -144,6 +155,9 @@ const schema = z.object({
       }
     }),
   SCRIPT_USER: z.string().trim().min(1, 'SCRIPT_USER must not be empty').default('nobody'),
+  RETENTION_DAYS: integer('RETENTION_DAYS', 90, 0, 36_500),
+  RETENTION_INTERVAL_SECONDS: integer('RETENTION_INTERVAL_SECONDS', 300, 1, 86_400),
+  RETENTION_BATCH_SIZE: integer('RETENTION_BATCH_SIZE', 100, 1, 10_000),
 }).superRefine((env, ctx) => {
   const provider = databaseProviderOf(env.DATABASE_URL);
   if (provider === 'sqlite' && env.ROLE !== 'all') {
@@ -225,5 +239,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     scriptEnv: e.SCRIPT_ENV,
     scriptUser: e.SCRIPT_USER,
+    retention: { days: e.RETENTION_DAYS, intervalMs: e.RETENTION_INTERVAL_SECONDS * 1000, batchSize: e.RETENTION_BATCH_SIZE },
   };
 }

@@ -20,7 +20,12 @@ export interface ExecutorObserver {
   retried(): void;
 }
 
-export interface Metrics extends ExecutorObserver, ScheduleObserver {
+/** Told of pipelines deleted (SPEC rule 17): by retention, or by an admin's deletePipeline. */
+export interface DeletionObserver {
+  pipelinesDeleted(by: 'retention' | 'admin', count: number): void;
+}
+
+export interface Metrics extends ExecutorObserver, ScheduleObserver, DeletionObserver {
   readonly registry: Registry;
   /** A subscription event delivered; `executed` false when it reused another subscriber's execution. */
   subscriptionEvent(executed: boolean): void;
@@ -163,6 +168,15 @@ export function createMetrics(sources: MetricsSources): Metrics {
   });
   // Every outcome from the start, at 0: a rate over a counter that appears late misses its first increase.
   for (const outcome of TICK_OUTCOMES) scheduleTicks.inc({ outcome: outcome.toLowerCase() }, 0);
+  const deleted = new Counter({
+    name: 'dagpipe_pipelines_deleted_total',
+    help: 'Pipelines this process deleted with everything of theirs, by who: retention (RETENTION_DAYS) or an admin (deletePipeline).',
+    labelNames: ['by'],
+    registers: [registry],
+  });
+  // Both series from the start, so that a rate over them never begins with a gap.
+  deleted.inc({ by: 'retention' }, 0);
+  deleted.inc({ by: 'admin' }, 0);
 
   // Counted once per subscriber and event, a million times in a big fan-out: plain numbers,
   // handed to the counter when scraped (its inc hashes the labels on every call).
@@ -188,6 +202,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
     finished: (seconds, outcome) => trackDuration.observe({ outcome }, seconds),
     retried: () => retries.inc(),
     scheduleTick: (outcome, count) => scheduleTicks.inc({ outcome: outcome.toLowerCase() }, count),
+    pipelinesDeleted: (by, count) => deleted.inc({ by }, count),
     async render() {
       return { body: await registry.metrics(), contentType: registry.contentType };
     },

@@ -24,9 +24,26 @@ export interface OutputChunk extends OutputChunkData {
   attempt: number;
 }
 
+/**
+ * Published once a pipeline was deleted (SPEC rule 17: deletePipeline, retention), on its
+ * events' channel: its live streams end. Redis may drop it like any message; a subscriber
+ * that catches up and finds neither events nor the pipeline knows it too.
+ */
+export interface PipelineDeleted {
+  pipelineId: number;
+  deleted: true;
+}
+
+/** What a pipeline's channel carries: its committed events, and at the very end its deletion. */
+export type PipelineMessage = Event | PipelineDeleted;
+
+export function isPipelineDeleted(message: PipelineMessage): message is PipelineDeleted {
+  return (message as Partial<PipelineDeleted>).deleted === true;
+}
+
 export type Topics = {
-  /** A committed event of a pipeline (track or pipeline transition). */
-  'pipeline:event': [pipelineId: number, event: Event];
+  /** A committed event of a pipeline (track or pipeline transition), or its deletion. */
+  'pipeline:event': [pipelineId: number, message: PipelineMessage];
   /** Lines a running track printed, live (stored within a moment, see OutputRecorder). */
   'track:output': [trackId: number, chunk: OutputChunk];
 };

@@ -70,7 +70,7 @@ describe.runIf(TEST_PROVIDER === 'postgresql')('on Redis', () => {
     publisher.publish('pipeline:event', 41, event(41, 1) as never);
     const { items } = await same.feed.take(5000);
     expect(items).toEqual([event(41, 1)]);
-    expect(items[0]!.createdAt).toBeInstanceOf(Date);
+    expect((items[0] as ReturnType<typeof event>).createdAt).toBeInstanceOf(Date);
     expect(await other.feed.take(300)).toEqual({ items: [], dropped: 0, closed: false });
   });
 

@@ -3,7 +3,7 @@
  *
  *   viewer    queries and subscriptions
  *   operator  + startPipeline, finishInput, cancelPipeline, retryPipeline
- *   admin     + define and change graphs and scripts, manage tokens, read the audit trail
+ *   admin     + define and change graphs and scripts, delete pipelines, manage tokens, read the audit trail
  */
 export const ROLES = ['viewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];

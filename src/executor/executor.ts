@@ -57,6 +57,7 @@ import { secretsOf } from '../engine/secrets.ts';
 import type { OutputChunkData } from '../engine/output-window.ts';
 import { OUTPUT_FILE_NAME, outputsOf } from '../engine/outputs.ts';
 import { OutputRecorder } from './output-recorder.ts';
+import { attemptWorkDir } from './work-dirs.ts';
 import type { ScriptUser } from './script-user.ts';
 import { nowMs } from './clock.ts';
 import type { ScriptOutcome } from './run-script.ts';
@@ -365,7 +366,7 @@ export class Executor {
     const run: RunningTrack = { claimed, output };
     this.running.set(runKey(claimed.id, claimed.attempt), run);
     const log = this.trackLog(claimed);
-    const cwd = path.join(this.options.workDir, `pipeline-${claimed.pipelineId}`, `track-${claimed.id}-attempt-${claimed.attempt}`);
+    const cwd = attemptWorkDir(this.options.workDir, claimed.pipelineId, claimed.id, claimed.attempt);
     const outputFile = path.join(cwd, OUTPUT_FILE_NAME);
     const user = this.options.scriptUser;
     const { runId, done } = this.launcher.run(
@@ -438,6 +439,8 @@ export class Executor {
           { ...fields, succeeded: result.succeeded },
           'result discarded: the track was settled without it (this worker was taken for dead) or has moved on to another attempt',
         );
+      } else if (next.discarded === 'deleted') {
+        this.trackLog(claimed).info(fields, 'result discarded: the pipeline was deleted while the script was ending');
       } else if (next.retryAt) {
         this.trackLog(claimed).warn({ ...fields, retryAt: next.retryAt.toISOString() }, 'track attempt failed; it will be retried');
       } else {

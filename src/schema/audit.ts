@@ -1,6 +1,7 @@
 /**
- * The audit trail: who started, cancelled, retried, supplied input, changed a graph, a
- * schedule or a token, and when. Every mutation that succeeds is recorded; admins read it with auditLog.
+ * The audit trail: who started, cancelled, retried, deleted, supplied input, changed a graph,
+ * a schedule or a token, and when. Every mutation that succeeds is recorded; admins read it
+ * with auditLog. Retention's deletions are recorded by retention itself (store/retention.ts).
  */
 import type { GraphQLFieldResolver, GraphQLSchema } from 'graphql';
 import type { Context } from '../context.ts';
@@ -23,6 +24,7 @@ const TARGETS: Record<string, string> = {
   startPipeline: 'pipeline',
   cancelPipeline: 'pipeline',
   retryPipeline: 'pipeline',
+  deletePipeline: 'pipeline',
   finishInput: 'track',
   createSchedule: 'schedule',
   updateSchedule: 'schedule',
@@ -90,7 +92,10 @@ builder.prismaObject('AuditEntry', {
     at: t.expose('at', { type: 'DateTime', description: 'When.' }),
     actor: t.exposeString('actor', { description: 'The name of the token used ("anonymous" with authentication off).' }),
     tokenId: t.exposeInt('tokenId', { nullable: true, description: 'The token used.' }),
-    action: t.exposeString('action', { description: 'The mutation, e.g. startPipeline, updateGraph, revokeToken.' }),
+    action: t.exposeString('action', {
+      description:
+        'The mutation, e.g. startPipeline, updateGraph, revokeToken; or retention: ended pipelines deleted after RETENTION_DAYS (actor "retention", details name them and the worker that deleted them).',
+    }),
     targetType: t.exposeString('targetType', { description: 'graph, vertex, edge, pipeline, track, schedule or token.' }),
     targetId: t.exposeInt('targetId', { nullable: true, description: 'The id of what it acted on.' }),
     details: t.field({

@@ -3,7 +3,7 @@ import { createGraphQLError } from 'graphql-yoga';
 import type { Context } from '../context.ts';
 import type { Event as EventRow } from '../generated/prisma/client.ts';
 import { pushThrough, type Sink } from '../live-push.ts';
-import type { Feed } from '../pubsub.ts';
+import { isPipelineDeleted, type Feed, type PipelineDeleted, type PipelineMessage } from '../pubsub.ts';
 import { builder } from './builder.ts';
 import { PipelineStateEnum, TrackStateEnum } from './states.ts';
 
@@ -64,7 +64,8 @@ export interface Outlet<T> {
 /**
  * Persisted events after `after` (when given), then live ones, without gap or duplicate,
  * for as long as the subscriber stays: a pipeline's streams have no end state (see
- * engine/stream-end.ts). Listening starts before
+ * engine/stream-end.ts), unless the pipeline is deleted: then the last item is its
+ * {@link PipelineDeleted} (see {@link deletedError}). Listening starts before
  * the first read, so nothing committed in between is missed; a subscriber that falls
  * behind the live feed, or misses an event on the way (Redis drops messages), catches up
  * from the event table.
@@ -74,20 +75,36 @@ function replayThenLive(
   pipelineId: number,
   after: number | null | undefined,
   keep: (event: EventRow) => boolean,
-): AsyncIterableIterator<EventRow> {
+): AsyncIterableIterator<EventRow | PipelineDeleted> {
   const live = ctx.bus.subscribe('pipeline:event', pipelineId);
-  const outlet: Outlet<EventRow> = {};
+  const outlet: Outlet<EventRow | PipelineDeleted> = {};
   return stoppable(live.stop, replay(ctx, live.feed, pipelineId, after, keep, outlet), outlet);
+}
+
+/**
+ * What a subscriber of a deleted pipeline gets last: an error in the payload (no stack, the
+ * code of an unknown id), and then the stream completes.
+ */
+export function deletedError(pipelineId: number, field = 'pipelineId'): never {
+  throw createGraphQLError(
+    `Pipeline ${pipelineId} was deleted (by an admin with deletePipeline, or by retention: RETENTION_DAYS), with its tracks, events and output; nothing more will come on this subscription.`,
+    { extensions: { code: 'NOT_FOUND', field } },
+  );
+}
+
+async function pipelineExists(ctx: Context, pipelineId: number): Promise<boolean> {
+  return (await ctx.db.pipeline.findUnique({ where: { id: pipelineId }, select: { id: true } })) !== null;
 }
 
 async function* replay(
   ctx: Context,
-  feed: Feed<EventRow>,
+  feed: Feed<PipelineMessage>,
   pipelineId: number,
   after: number | null | undefined,
   keep: (event: EventRow) => boolean,
-  outlet?: Outlet<EventRow>,
-): AsyncGenerator<EventRow> {
+  outlet?: Outlet<EventRow | PipelineDeleted>,
+): AsyncGenerator<EventRow | PipelineDeleted> {
+  const deleted: PipelineDeleted = { pipelineId, deleted: true };
   /** The id and the seq of the last event handled (seq unknown until needed, when resuming after an id). */
   let last: number;
   let lastSeq: number | undefined;
@@ -95,6 +112,12 @@ async function* replay(
     last = after;
   } else {
     const newest = await ctx.db.event.findFirst({ where: { pipelineId }, orderBy: { id: 'desc' }, select: { id: true, seq: true } });
+    // No event at all: deleted since the subscriber asked for it (its deletion may have been
+    // published before listening began).
+    if (newest === null && !(await pipelineExists(ctx, pipelineId))) {
+      yield deleted;
+      return;
+    }
     last = newest?.id ?? 0;
     lastSeq = newest?.seq ?? 0;
   }
@@ -107,7 +130,9 @@ async function* replay(
   // While caught up, the live event right after the last one handled goes to the consumer
   // straight from the bus (src/live-push.ts). Anything else (an early or a repeated event,
   // one the consumer declines) is left to the loop below.
-  const passOn = (event: EventRow): boolean => {
+  const passOn = (message: PipelineMessage): boolean => {
+    if (isPipelineDeleted(message)) return false;
+    const event = message;
     if (lastSeq === undefined || event.seq !== lastSeq + 1) return false;
     if (keep(event) && !outlet!.sink!(event)) return false;
     last = event.id;
@@ -123,10 +148,26 @@ async function* replay(
         if (keep(event)) yield event;
       }
       catchUp = page.length === PAGE;
+      // Nothing new may also mean nothing left: the deletion's message may have been lost.
+      if (page.length === 0 && !(await pipelineExists(ctx, pipelineId))) {
+        yield deleted;
+        return;
+      }
     }
     const waitMs = gapSince === undefined ? undefined : Math.max(0, gapSince + REORDER_WAIT_MS - Date.now());
-    const { items, dropped, closed } = await feed.take(waitMs, outlet?.sink && early.length === 0 ? passOn : undefined);
+    const { items: messages, dropped, closed } = await feed.take(waitMs, outlet?.sink && early.length === 0 ? passOn : undefined);
     if (closed) return;
+    const items = messages.filter((message): message is EventRow => !isPipelineDeleted(message));
+    if (items.length < messages.length) {
+      // Deleted: the events that came before it in order, then the end.
+      for (const event of [...early, ...items].filter((e) => e.id > last).sort((a, b) => a.seq - b.seq)) {
+        if (lastSeq !== undefined && event.seq <= lastSeq) continue;
+        lastSeq = event.seq;
+        if (keep(event)) yield event;
+      }
+      yield deleted;
+      return;
+    }
     // Seqs run 1, 2, 3, ... in commit order. One that skips ahead is either early (two
     // transactions of the pipeline committed at once, and the later one was published
     // first: its predecessor follows within moments) or a missed event (dropped on the way,
@@ -223,10 +264,11 @@ const followArgs = builder.args((t) => ({
   }),
 }));
 
-/** A message of pipelineLive: the snapshot first (unless resuming), then one event each. */
+/** A message of pipelineLive: the snapshot first (unless resuming), then one event each; `deleted` last, if it is deleted. */
 interface LiveMessage {
   snapshot?: { pipelineId: number; read: (cursor: number) => void };
   event?: EventRow;
+  deleted?: PipelineDeleted;
 }
 
 const PipelineLiveMessage = builder.objectRef<LiveMessage>('PipelineLiveMessage').implement({
@@ -268,18 +310,18 @@ const PipelineLiveMessage = builder.objectRef<LiveMessage>('PipelineLiveMessage'
  * One message object per event, whoever it goes to: subscribers of the same operation then
  * share its execution and its JSON (src/shared-execution.ts keys on the object).
  */
-const eventMessages = new WeakMap<EventRow, LiveMessage>();
+const eventMessages = new WeakMap<EventRow | PipelineDeleted, LiveMessage>();
 
-function eventMessage(event: EventRow): LiveMessage {
-  let message = eventMessages.get(event);
-  if (message === undefined) eventMessages.set(event, (message = { event }));
+function eventMessage(item: EventRow | PipelineDeleted): LiveMessage {
+  let message = eventMessages.get(item);
+  if (message === undefined) eventMessages.set(item, (message = isPipelineDeleted(item) ? { deleted: item } : { event: item }));
   return message;
 }
 
 /** The snapshot message, then every event after the state it showed. */
 async function* liveMessages(
   ctx: Context,
-  feed: Feed<EventRow>,
+  feed: Feed<PipelineMessage>,
   pipelineId: number,
   after: number | null | undefined,
   outlet: Outlet<LiveMessage>,
@@ -292,7 +334,7 @@ async function* liveMessages(
     // not select it continues from the newest event now.
     cursor = read ?? (await ctx.db.event.findFirst({ where: { pipelineId }, orderBy: { id: 'desc' }, select: { id: true } }))?.id ?? 0;
   }
-  const events: Outlet<EventRow> = { sink: (event) => outlet.sink !== undefined && outlet.sink(eventMessage(event)) };
+  const events: Outlet<EventRow | PipelineDeleted> = { sink: (event) => outlet.sink !== undefined && outlet.sink(eventMessage(event)) };
   for await (const event of replay(ctx, feed, pipelineId, cursor, () => true, events)) yield eventMessage(event);
 }
 
@@ -300,7 +342,7 @@ builder.subscriptionFields((t) => ({
   pipelineLive: t.field({
     type: PipelineLiveMessage,
     description:
-      'For UIs: first the whole pipeline (select anything under snapshot, e.g. its tracks), then every change as it commits, with no gap and no duplicate. With after, no snapshot: the events after that id, then live (to resume). Stays open while the client stays, also after the pipeline ended: retryPipeline may resume a FAILED or CANCELLED pipeline and re-run a FINISH one from a step, and those events arrive on the same subscription. To follow one run to its end, stop at the event whose pipelineState is FINISH, FAILED or CANCELLED.',
+      'For UIs: first the whole pipeline (select anything under snapshot, e.g. its tracks), then every change as it commits, with no gap and no duplicate. With after, no snapshot: the events after that id, then live (to resume). Stays open while the client stays, also after the pipeline ended: retryPipeline may resume a FAILED or CANCELLED pipeline and re-run a FINISH one from a step, and those events arrive on the same subscription. To follow one run to its end, stop at the event whose pipelineState is FINISH, FAILED or CANCELLED. Deleted (deletePipeline, or retention after RETENTION_DAYS), the pipeline\'s streams end: the last payload is an error saying so (code NOT_FOUND), then the stream completes.',
     args: followArgs,
     subscribe: async (_root, args, ctx) => {
       await requirePipeline(ctx, args.pipelineId);
@@ -309,28 +351,28 @@ builder.subscriptionFields((t) => ({
       const outlet: Outlet<LiveMessage> = {};
       return stoppable(live.stop, liveMessages(ctx, live.feed, args.pipelineId, args.after, outlet), outlet);
     },
-    resolve: (message) => message,
+    resolve: (message) => (message.deleted ? deletedError(message.deleted.pipelineId) : message),
   }),
   trackUpdated: t.field({
     type: Event,
     description:
-      'Every track transition of a pipeline, as it commits, in order. Stays open while the client stays, also after the pipeline ended: a retry or a re-run from a step (retryPipeline) puts tracks back into play, and their transitions arrive on the same subscription. To follow one run to its end, watch pipelineUpdated (or pipelineLive) for FINISH, FAILED or CANCELLED.',
+      'Every track transition of a pipeline, as it commits, in order. Stays open while the client stays, also after the pipeline ended: a retry or a re-run from a step (retryPipeline) puts tracks back into play, and their transitions arrive on the same subscription. To follow one run to its end, watch pipelineUpdated (or pipelineLive) for FINISH, FAILED or CANCELLED. Deleted (deletePipeline, or retention after RETENTION_DAYS), the pipeline\'s streams end: the last payload is an error saying so (code NOT_FOUND), then the stream completes.',
     args: followArgs,
     subscribe: async (_root, args, ctx) => {
       await requirePipeline(ctx, args.pipelineId);
       return replayThenLive(ctx, args.pipelineId, args.after, (event) => event.trackId !== null);
     },
-    resolve: (event) => event,
+    resolve: (event) => (isPipelineDeleted(event) ? deletedError(event.pipelineId) : event),
   }),
   pipelineUpdated: t.field({
     type: Event,
     description:
-      'Every change of the pipeline state (started, finished, failed, cancelled, retried), as it commits. Stays open while the client stays, also after finished, failed or cancelled: retryPipeline may resume the pipeline or re-run it from a step, and its retried event arrives on the same subscription.',
+      'Every change of the pipeline state (started, finished, failed, cancelled, retried), as it commits. Stays open while the client stays, also after finished, failed or cancelled: retryPipeline may resume the pipeline or re-run it from a step, and its retried event arrives on the same subscription. Deleted (deletePipeline, or retention after RETENTION_DAYS), the pipeline\'s streams end: the last payload is an error saying so (code NOT_FOUND), then the stream completes.',
     args: followArgs,
     subscribe: async (_root, args, ctx) => {
       await requirePipeline(ctx, args.pipelineId);
       return replayThenLive(ctx, args.pipelineId, args.after, (event) => event.pipelineState !== null);
     },
-    resolve: (event) => event,
+    resolve: (event) => (isPipelineDeleted(event) ? deletedError(event.pipelineId) : event),
   }),
 }));

@@ -11,11 +11,11 @@ import { assemblePage, chunkLines, itemsToText, lineBytes, type OutputItem, type
 import { isTerminalTrackState } from '../engine/states.ts';
 import { endsOutputStream } from '../engine/stream-end.ts';
 import type { Event as EventRow } from '../generated/prisma/client.ts';
-import type { Feed, OutputChunk } from '../pubsub.ts';
+import { isPipelineDeleted, type Feed, type OutputChunk, type PipelineMessage } from '../pubsub.ts';
 import { readOutput, type OutputRequest, type OutputSlice } from '../store/output.ts';
 import { prismaRunner } from '../store/sql.ts';
 import { builder } from './builder.ts';
-import { stoppable } from './event.ts';
+import { deletedError, stoppable } from './event.ts';
 
 /** Largest page of output one request returns. */
 export const MAX_PAGE_BYTES = 4 * 1024 * 1024;
@@ -43,6 +43,21 @@ interface DeliveredLine extends Omit<PlacedLine, 'offset'> {
  * (src/shared-execution.ts) executes a line once for every subscriber handed that same object.
  */
 const liveLines = new WeakMap<OutputChunk, LiveLine[]>();
+
+/** The last item of a track's output stream when its pipeline was deleted (also how it ends: OutputEnd). */
+interface TrackDeleted {
+  deletedPipelineId: number;
+}
+
+function isTrackDeleted(item: DeliveredLine | TrackDeleted): item is TrackDeleted {
+  return (item as Partial<TrackDeleted>).deletedPipelineId !== undefined;
+}
+
+/**
+ * How a track's output stream ends: the attempt whose end ends it (see endsOutputStream),
+ * its pipeline's deletion, or null when the subscriber went away first.
+ */
+type OutputEnd = number | TrackDeleted | null;
 
 /** A line printed (not a notice): it has its offset. */
 type LiveLine = DeliveredLine & { offset: number };
@@ -210,8 +225,8 @@ async function* followOutput(
   feed: Feed<OutputChunk>,
   track: { id: number; attempt: number },
   offset: number | null,
-  end: Promise<number | null>,
-): AsyncGenerator<DeliveredLine> {
+  end: Promise<OutputEnd>,
+): AsyncGenerator<DeliveredLine | TrackDeleted> {
   let attempt = track.attempt;
   /** Everything of `attempt` before this was delivered; null: following live only. */
   let position: number | null = null;
@@ -284,6 +299,10 @@ async function* followOutput(
     if (closed) {
       const ended = await end; // null: the subscriber went away
       if (ended === null) return;
+      if (typeof ended === 'object') {
+        yield ended;
+        return;
+      }
       if (ended > attempt) {
         // A retry whose attempt printed nothing live here: its lines are all in the store.
         attempt = ended;
@@ -296,19 +315,22 @@ async function* followOutput(
 }
 
 /**
- * The attempt whose end ends the track's output stream (see endsOutputStream), from its
- * pipeline's events; null once `events` is closed first (the subscriber went away).
+ * How the track's output stream ends (see OutputEnd), from its pipeline's events; null once
+ * `feed` is closed first (the subscriber went away).
  */
-async function watchEnd(ctx: Context, events: Feed<EventRow>, trackId: number): Promise<number | null> {
+async function watchEnd(ctx: Context, feed: Feed<PipelineMessage>, trackId: number, pipelineId: number): Promise<OutputEnd> {
   for (;;) {
-    const { items, dropped, closed } = await events.take();
+    const { items, dropped, closed } = await feed.take();
     if (closed) return null;
-    const ending = items.find((event) => event.trackId === trackId && endsOutputStream(event.trackState));
+    const events = items.filter((item): item is EventRow => !isPipelineDeleted(item));
+    if (events.length < items.length) return { deletedPipelineId: pipelineId };
+    const ending = events.find((event) => event.trackId === trackId && endsOutputStream(event.trackState));
     if (ending?.attempt != null) return ending.attempt;
     if (ending || dropped > 0) {
       // Missed events (or one without its attempt): the committed state says.
       const now = await ctx.db.track.findUnique({ where: { id: trackId }, select: { state: true, attempt: true } });
-      if (now && endsOutputStream(now.state)) return now.attempt;
+      if (now === null) return { deletedPipelineId: pipelineId };
+      if (endsOutputStream(now.state)) return now.attempt;
     }
   }
 }
@@ -317,7 +339,7 @@ builder.subscriptionFields((t) => ({
   trackOutput: t.field({
     type: OutputLine,
     description:
-      'The lines a track prints, live, secrets masked. With offset, first the stored lines of its current attempt from that byte offset (0: from the start), then live ones, with no gap and no duplicate; a subscriber that falls behind catches up from the stored output. A retry\'s new attempt continues the same subscription (its offsets start at 0 again). Completes once the track SUCCEEDed and its last lines (the tail stored with the result too) were sent; subscribed to a track that succeeded already: its stored lines from offset, then complete (without offset: complete at once). A FAILED or CANCELLED track\'s stream stays open, because retryPipeline may give it another attempt. A succeeded track re-run from a step (retryPipeline with from) gets its new attempt after its stream completed: subscribe again on its track:retried event.',
+      'The lines a track prints, live, secrets masked. With offset, first the stored lines of its current attempt from that byte offset (0: from the start), then live ones, with no gap and no duplicate; a subscriber that falls behind catches up from the stored output. A retry\'s new attempt continues the same subscription (its offsets start at 0 again). Completes once the track SUCCEEDed and its last lines (the tail stored with the result too) were sent; subscribed to a track that succeeded already: its stored lines from offset, then complete (without offset: complete at once). A FAILED or CANCELLED track\'s stream stays open, because retryPipeline may give it another attempt. A succeeded track re-run from a step (retryPipeline with from) gets its new attempt after its stream completed: subscribe again on its track:retried event. Deleted with its pipeline (deletePipeline, or retention after RETENTION_DAYS), the stream ends: the last payload is an error saying so (code NOT_FOUND), then the stream completes.',
     args: {
       trackId: t.arg.int({ description: 'The track to follow.' }),
       offset: t.arg.int({ required: false, description: 'Replay the current attempt\'s stored output from this byte offset first.' }),
@@ -326,7 +348,7 @@ builder.subscriptionFields((t) => ({
       const offset = args.offset == null ? null : checkOffset(args.offset);
       // Listen before reading, so that no line falls between the replay and the live feed.
       const lines = ctx.bus.subscribe('track:output', args.trackId, LIVE_FEED_BYTES, { weigh: (chunk) => chunk.bytes });
-      let events: { feed: Feed<EventRow>; stop(): void } | undefined;
+      let events: { feed: Feed<PipelineMessage>; stop(): void } | undefined;
       const stop = () => {
         lines.stop();
         events?.stop();
@@ -341,8 +363,10 @@ builder.subscriptionFields((t) => ({
         // The end of the output shows in the pipeline's events (still one subscription: not
         // counted again); the state read after listening to them says whether it came already.
         events = ctx.bus.subscribe('pipeline:event', found.pipelineId, undefined, { counted: false });
-        const track = await ctx.db.track.findUniqueOrThrow({ where: { id: args.trackId }, select: { id: true, attempt: true, state: true } });
-        const end = endsOutputStream(track.state) ? Promise.resolve(track.attempt) : watchEnd(ctx, events.feed, track.id);
+        const track = await ctx.db.track.findUnique({ where: { id: args.trackId }, select: { id: true, attempt: true, state: true } });
+        // Gone since the first look: deleted with its pipeline, perhaps before listening began.
+        if (track === null) deletedError(found.pipelineId, 'trackId');
+        const end = endsOutputStream(track.state) ? Promise.resolve<OutputEnd>(track.attempt) : watchEnd(ctx, events.feed, track.id, found.pipelineId);
         void end.then(() => lines.feed.close(), () => lines.feed.close());
         return stoppable(stop, followOutput(ctx, lines.feed, track, offset, end));
       } catch (error) {
@@ -350,6 +374,6 @@ builder.subscriptionFields((t) => ({
         throw error;
       }
     },
-    resolve: (line) => line,
+    resolve: (line) => (isTrackDeleted(line) ? deletedError(line.deletedPipelineId, 'trackId') : line),
   }),
 }));

@@ -9,7 +9,7 @@ const RoleEnum = builder.enumType('Role', {
   values: {
     viewer: { value: 'viewer', description: 'Queries and subscriptions.' },
     operator: { value: 'operator', description: 'Also startPipeline, finishInput, cancelPipeline, retryPipeline.' },
-    admin: { value: 'admin', description: 'Also define and change graphs, manage tokens, read the audit trail.' },
+    admin: { value: 'admin', description: 'Also define and change graphs, delete pipelines, manage tokens, read the audit trail.' },
   } as const,
 });
 

@@ -156,9 +156,10 @@ export interface Completion {
   outcome: 'recorded' | 'stale';
   /**
    * Why a stale result was discarded: the track was cancelled while it ran, or it was
-   * settled without this result (its executor was taken for dead) or is in a later attempt.
+   * settled without this result (its executor was taken for dead) or is in a later attempt,
+   * or it is gone (its pipeline was deleted once cancelled, while the script was dying).
    */
-  discarded?: 'cancelled' | 'superseded';
+  discarded?: 'cancelled' | 'superseded' | 'deleted';
   /** Tracks claimed in the same transaction (see `claimNext`). */
   claimed: ClaimedTrack[];
   /** When the attempt failed and is retried: when the retry may be claimed (wake then). */
@@ -183,8 +184,6 @@ export async function completeTrack(store: Store, track: HeldTrack, result: Trac
   const graph = await store.dags.get(store.db, track.graphId);
   const { result: completion } = await fastTransition(store, async (runner, journal) => {
     await lockPipeline(runner, track.pipelineId);
-    // Stored with the result, so a subscriber told that the track ended can read all of it.
-    if (result.outputChunks) await writeOutput(runner, track.id, track.attempt, result.outputChunks);
     const to = result.succeeded ? TrackState.SUCCEED : TrackState.FAILED;
     const heldBy = sql`"id" = ${track.id} AND "attempt" = ${track.attempt} AND "executorId" ${track.executorId === null ? sql`IS NULL` : sql`= ${track.executorId}`}`;
     const recorded = await runner.query(sql`
@@ -195,7 +194,23 @@ export async function completeTrack(store: Store, track: HeldTrack, result: Trac
     let outcome: Completion['outcome'] = 'recorded';
     let discarded: Completion['discarded'];
     let retried: FailureOutcome;
-    if (recorded.length === 0) {
+    if (recorded.length > 0) {
+      // Stored with the result, so a subscriber told that the track ended can read all of it.
+      if (result.outputChunks) await writeOutput(runner, track.id, track.attempt, result.outputChunks);
+      if (result.succeeded) {
+        journal.record({
+          pipelineId: track.pipelineId,
+          trackId: track.id,
+          type: 'track:succeeded',
+          trackState: to,
+          attempt: track.attempt,
+          exitCode: result.exitCode,
+        });
+        await afterSuccess(graph, runner, journal, track);
+      } else {
+        retried = await afterFailure(graph, runner, journal, track, result, Number(recorded[0]!.retryCount));
+      }
+    } else {
       // Cancelled while running: keep what it printed, change nothing else.
       const kept = await runner.query(sql`
         UPDATE "track" SET "output" = CASE WHEN "output" = '' THEN ${result.output} ELSE "output" END,
@@ -203,19 +218,10 @@ export async function completeTrack(store: Store, track: HeldTrack, result: Trac
         WHERE ${heldBy} AND "state" = ${TrackState.CANCELLED}
         RETURNING "id"`);
       outcome = 'stale';
-      discarded = kept.length === 1 ? 'cancelled' : 'superseded';
-    } else if (result.succeeded) {
-      journal.record({
-        pipelineId: track.pipelineId,
-        trackId: track.id,
-        type: 'track:succeeded',
-        trackState: to,
-        attempt: track.attempt,
-        exitCode: result.exitCode,
-      });
-      await afterSuccess(graph, runner, journal, track);
-    } else {
-      retried = await afterFailure(graph, runner, journal, track, result, Number(recorded[0]!.retryCount));
+      discarded =
+        kept.length === 1 ? 'cancelled' : (await runner.query(sql`SELECT "id" FROM "track" WHERE "id" = ${track.id}`)).length === 1 ? 'superseded' : 'deleted';
+      // The stale attempt's output stays readable (Track.output(attempt:)), unless its track is gone.
+      if (result.outputChunks && discarded !== 'deleted') await writeOutput(runner, track.id, track.attempt, result.outputChunks);
     }
     const claimed = claimNext ? await claimInTransaction(runner, journal, claimNext) : [];
     return { outcome, discarded, claimed, retried };

@@ -415,7 +415,10 @@ export async function retryPipeline(store: Store, pipelineId: number, from?: rea
       data: { state, finishedAt: null, queuedAt: state === PipelineState.QUEUED ? new Date() : null },
     });
     if (updated.length === 0) {
-      const now = (await tx.pipeline.findUniqueOrThrow({ where: { id: pipelineId }, select: { state: true } })).state;
+      const current = await tx.pipeline.findUnique({ where: { id: pipelineId }, select: { state: true } });
+      // Deleted (deletePipeline, retention) since it was read above.
+      if (!current) throw new NotFoundError('id', 'pipeline', pipelineId);
+      const now = current.state;
       throw new ConflictError(
         'id',
         from == null

@@ -455,6 +455,8 @@ const MUTATIONS: Array<[Mutation, fc.Arbitrary<unknown>]> = [
   [mutation('finishInput', { trackId: 'Int!', params: 'JSON!' }, 'Track'), vars({ trackId: id('track.waiting', 'track.after', 'track.cancelled', 'pipeline.running'), params })],
   [mutation('cancelPipeline', { id: 'Int!' }, 'Pipeline'), vars({ id: id('pipeline.cancelled', 'pipeline.running', 'track.waiting') })],
   [mutation('retryPipeline', { id: 'Int!' }, 'Pipeline'), vars({ id: id('pipeline.running', 'pipeline.cancelled', 'track.cancelled') })],
+  // Last: once it deleted the cancelled pipeline, that fixture is gone.
+  [mutation('deletePipeline', { id: 'Int!' }, 'DeletedPipeline'), vars({ id: id('pipeline.running', 'pipeline.cancelled', 'track.waiting') })],
 ];
 
 // ---------------------------------------------------------------------------------------

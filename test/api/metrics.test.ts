@@ -2,6 +2,7 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { scrapeMetrics } from '../helpers/metrics.ts';
 import { PipelineDetail, StartPipeline } from '../helpers/operations.ts';
 import { eventually, seedGraph } from '../helpers/seed.ts';
 import { startTestApp, type TestApp } from '../helpers/test-app.ts';
@@ -19,17 +20,7 @@ beforeAll(async () => {
 });
 afterAll(() => t?.stop());
 
-async function scrape(): Promise<Map<string, number>> {
-  const response = await fetch(t.url.replace('/graphql', '/metrics'));
-  expect(response.status).toBe(200);
-  expect(response.headers.get('content-type')).toContain('text/plain');
-  const samples = new Map<string, number>();
-  for (const line of (await response.text()).split('\n')) {
-    const match = /^(dagpipe_[^\s]+)\s+(\S+)$/.exec(line);
-    if (match) samples.set(match[1]!, Number(match[2]));
-  }
-  return samples;
-}
+const scrape = () => scrapeMetrics(t.url);
 
 it('counts tracks and pipelines by state, the queue, subscribers, and times dispatch and scripts', async () => {
   const { graphId } = await seedGraph(t, { vertices: { A: { script: 'true' }, B: { script: 'exit 0' }, C: { script: 'exit 4' } }, edges: [['A', 'B']] });
@@ -51,6 +42,9 @@ it('counts tracks and pipelines by state, the queue, subscribers, and times disp
   const tracks = [...metrics].filter(([name]) => name.startsWith('dagpipe_tracks{')).reduce((sum, [, value]) => sum + value, 0);
   expect(tracks).toBe(3);
   expect(metrics.get('dagpipe_queue_depth')).toBe(0);
+  // Nothing deleted (SPEC rule 17), both series there from the start.
+  expect(metrics.get('dagpipe_pipelines_deleted_total{by="retention"}')).toBe(0);
+  expect(metrics.get('dagpipe_pipelines_deleted_total{by="admin"}')).toBe(0);
   expect(metrics.get('dagpipe_running_tracks')).toBe(0);
   expect(metrics.get('dagpipe_track_duration_seconds_count{outcome="failed"}')).toBe(1);
   expect(metrics.get('dagpipe_track_duration_seconds_count{outcome="succeeded"}')).toBeGreaterThanOrEqual(1);

@@ -257,3 +257,14 @@ export const ScheduleTicks = graphql(`
     }
   }
 `);
+
+export const DeletePipeline = graphql(`
+  mutation DeletePipeline($id: Int!) {
+    deletePipeline(id: $id) {
+      __typename
+      ... on DeletedPipeline { id graphId name state }
+      ... on ForbiddenError { role requiredRole }
+      ... on Error { message field }
+    }
+  }
+`);
