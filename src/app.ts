@@ -1,8 +1,9 @@
 /**
  * The composition root. The service parts (database, store, bus) are composed for every
  * role; then by ROLE (SPEC rule 11):
- * - `all` and `worker` run the executor (with its launcher) and, on PostgreSQL, the
- *   listener that wakes it when another process made work ready;
+ * - `all` and `worker` run the executor (with its launcher), the webhook deliverer and, on
+ *   PostgreSQL, the listener that wakes them when another process made work ready or queued
+ *   deliveries;
  * - `all` and `api` serve GraphQL over HTTP, SSE and WebSocket (src/http/api.ts);
  * - every role serves /health and /metrics (src/http/probes.ts); a worker serves nothing
  *   else, on its own port.
@@ -21,10 +22,14 @@ import { createProbes, notOnWorker } from './http/probes.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createBus } from './pubsub.ts';
+import { DEFAULT_RETRY_SCHEDULE } from './engine/webhook-attempts.ts';
 import { connectRedisBus } from './redis-bus.ts';
 import { DagCache } from './store/dag-cache.ts';
 import type { Store } from './store/transaction.ts';
 import { WorkListener } from './store/work-listener.ts';
+import { WEBHOOK_HINT } from './store/webhooks.ts';
+import { WebhookDeliverer } from './webhooks/deliverer.ts';
+import { urlCheck } from './webhooks/guard.ts';
 
 /**
  * Variables a script may inherit from the service's environment, plus those SCRIPT_ENV
@@ -84,9 +89,32 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     webSocketConnections: () => api?.webSocketConnections() ?? 0,
   });
   const executor = config.role === 'api' ? undefined : createExecutor(deps, store, metrics);
+  const deliverer =
+    config.role === 'api'
+      ? undefined
+      : new WebhookDeliverer(
+          store,
+          {
+            allowList: config.webhooks.allowList,
+            timeoutMs: config.webhooks.timeoutMs,
+            schedule: { baseMs: config.webhooks.retryBaseMs, capMs: DEFAULT_RETRY_SCHEDULE.capMs, windowMs: config.webhooks.retryWindowMs },
+            pollMs: config.pollMs,
+            observer: metrics,
+          },
+          logger.child({ component: 'webhooks' }),
+        );
+  if (deliverer) store.deliveriesQueued = () => deliverer.hint();
   const listener =
     executor && fast.provider === 'postgres'
-      ? new WorkListener(config.databaseUrl, (hint) => executor.hinted(hint), logger.child({ component: 'listener' }))
+      ? new WorkListener(
+          config.databaseUrl,
+          (hint) => {
+            // '' after a (re)connection: whatever either missed meanwhile.
+            if (hint !== WEBHOOK_HINT) executor.hinted(hint);
+            if (hint === WEBHOOK_HINT || hint === '') deliverer?.hint();
+          },
+          logger.child({ component: 'listener' }),
+        )
       : undefined;
   // Every committed pipeline change in the log, with its ids; track changes at debug.
   const journalLog = logger.child({ component: 'journal' });
@@ -113,7 +141,12 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     api = createGraphQLApi({
       config,
       logger,
-      services: { store, executor: executor ?? NO_LOCAL_RUNS, outputLimitBytes: config.outputLimitBytes },
+      services: {
+        store,
+        executor: executor ?? NO_LOCAL_RUNS,
+        outputLimitBytes: config.outputLimitBytes,
+        checkWebhookUrl: urlCheck(config.webhooks.allowList),
+      },
       identify,
       metrics,
       server,
@@ -136,6 +169,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       });
       started = true;
       await executor?.start();
+      deliverer?.start();
       await listener?.start();
       const { port } = server.address() as AddressInfo;
       const host = config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -148,6 +182,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         await new Promise<void>((resolve) => server.close(() => resolve()));
       }
       await listener?.stop();
+      await deliverer?.stop();
       await executor?.stop();
       await store.bus.close();
       await db.$disconnect();

@@ -5,6 +5,8 @@
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseAllowList, type AllowList } from './engine/webhook-address.ts';
+import { DEFAULT_RETRY_SCHEDULE } from './engine/webhook-attempts.ts';
 
 export type Role = 'all' | 'api' | 'worker';
 
@@ -42,6 +44,19 @@ export interface Config {
   scriptEnv: string[];
   /** The user scripts run as when the service runs as root (a name or uid). */
   scriptUser: string;
+  webhooks: WebhookConfig;
+}
+
+/** Webhook deliveries (SPEC rule 20; README, Webhooks). */
+export interface WebhookConfig {
+  /** WEBHOOK_ALLOWED_HOSTS: non-public hosts and addresses webhooks may reach all the same. */
+  allowList: AllowList;
+  /** One attempt, from resolving the host to the answer's first KiB. */
+  timeoutMs: number;
+  /** The wait after a first failed attempt; it doubles with each further one (at most an hour). */
+  retryBaseMs: number;
+  /** Attempts stop this long after the event: the delivery is then FAILED. */
+  retryWindowMs: number;
 }
 
 /** What one client may ask of the service (see README, Limits). */
@@ -144,6 +159,18 @@ const schema = z.object({
       }
     }),
   SCRIPT_USER: z.string().trim().min(1, 'SCRIPT_USER must not be empty').default('nobody'),
+  WEBHOOK_ALLOWED_HOSTS: z
+    .string()
+    .default('')
+    .transform((text, ctx) => {
+      const parsed = parseAllowList(text);
+      if ('list' in parsed) return parsed.list;
+      for (const problem of parsed.problems) ctx.addIssue({ code: 'custom', message: `WEBHOOK_ALLOWED_HOSTS: ${problem}` });
+      return z.NEVER;
+    }),
+  WEBHOOK_TIMEOUT_MS: integer('WEBHOOK_TIMEOUT_MS', 10_000, 100, 300_000),
+  WEBHOOK_RETRY_BASE_MS: integer('WEBHOOK_RETRY_BASE_MS', DEFAULT_RETRY_SCHEDULE.baseMs, 10, DEFAULT_RETRY_SCHEDULE.capMs),
+  WEBHOOK_RETRY_WINDOW_MS: integer('WEBHOOK_RETRY_WINDOW_MS', DEFAULT_RETRY_SCHEDULE.windowMs, 1000, 30 * 86_400_000),
 }).superRefine((env, ctx) => {
   const provider = databaseProviderOf(env.DATABASE_URL);
   if (provider === 'sqlite' && env.ROLE !== 'all') {
@@ -225,5 +252,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     scriptEnv: e.SCRIPT_ENV,
     scriptUser: e.SCRIPT_USER,
+    webhooks: {
+      allowList: e.WEBHOOK_ALLOWED_HOSTS,
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      retryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
+      retryWindowMs: e.WEBHOOK_RETRY_WINDOW_MS,
+    },
   };
 }

@@ -4,6 +4,7 @@ import type { Identity } from './engine/roles.ts';
 import type { Executor } from './executor/executor.ts';
 import type { PubSub } from './pubsub.ts';
 import type { Store } from './store/transaction.ts';
+import type { UrlCheck } from './store/webhooks.ts';
 
 /**
  * What resolvers ask of this process's executor: the output of attempts it runs, not all
@@ -18,6 +19,8 @@ export interface AppServices {
   executor: LocalRuns;
   /** OUTPUT_LIMIT_BYTES: what is kept of a track's output. */
   outputLimitBytes: number;
+  /** The SSRF guard for webhook URLs (WEBHOOK_ALLOWED_HOSTS; webhooks/guard.ts). */
+  checkWebhookUrl: UrlCheck;
 }
 
 export interface Context {
@@ -26,6 +29,7 @@ export interface Context {
   store: Store;
   executor: LocalRuns;
   outputLimitBytes: number;
+  checkWebhookUrl: UrlCheck;
   /** Who is calling; null when no valid token came with the request. */
   identity: Identity | null;
   /** Why a token that came with the request was not accepted. */
@@ -47,6 +51,7 @@ export function createContext(services: AppServices, caller: Caller): Context {
     store: services.store,
     executor: services.executor,
     outputLimitBytes: services.outputLimitBytes,
+    checkWebhookUrl: services.checkWebhookUrl,
     identity: caller.identity,
     ...(caller.authProblem !== undefined && { authProblem: caller.authProblem }),
     ...(caller.clientAddress !== undefined && { clientAddress: caller.clientAddress }),

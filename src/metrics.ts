@@ -7,6 +7,8 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Db } from './db.ts';
 import { PipelineState, TrackState, trackStateName } from './engine/states.ts';
+import { DeliveryState } from './engine/webhook-attempts.ts';
+import type { WebhookObserver } from './webhooks/deliverer.ts';
 
 /** What the executor reports as it runs tracks. */
 export interface ExecutorObserver {
@@ -18,7 +20,7 @@ export interface ExecutorObserver {
   retried(): void;
 }
 
-export interface Metrics extends ExecutorObserver {
+export interface Metrics extends ExecutorObserver, WebhookObserver {
   readonly registry: Registry;
   /** A subscription event delivered; `executed` false when it reused another subscriber's execution. */
   subscriptionEvent(executed: boolean): void;
@@ -152,6 +154,23 @@ export function createMetrics(sources: MetricsSources): Metrics {
     registers: [registry],
   });
 
+  new Gauge({
+    name: 'dagpipe_webhook_deliveries_pending',
+    help: 'Webhook deliveries not delivered yet and still to be attempted (PENDING; read from the database when scraped).',
+    registers: [registry],
+    async collect() {
+      this.set(await sources.db.webhookDelivery.count({ where: { state: DeliveryState.PENDING } }));
+    },
+  });
+
+  const webhookAttempts = new Counter({
+    name: 'dagpipe_webhook_deliveries_total',
+    help: 'Webhook delivery attempts this process made, by outcome: delivered (a 2xx answer), failed_attempt (retried later), gave_up (the last one failed: the delivery is FAILED).',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  for (const outcome of ['delivered', 'failed_attempt', 'gave_up']) webhookAttempts.inc({ outcome }, 0);
+
   // Counted once per subscriber and event, a million times in a big fan-out: plain numbers,
   // handed to the counter when scraped (its inc hashes the labels on every call).
   const delivered = { executed: 0, shared: 0 };
@@ -175,6 +194,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
     dispatched: (seconds) => dispatchLatency.observe(seconds),
     finished: (seconds, outcome) => trackDuration.observe({ outcome }, seconds),
     retried: () => retries.inc(),
+    webhookAttempt: (outcome) => webhookAttempts.inc({ outcome }),
     async render() {
       return { body: await registry.metrics(), contentType: registry.contentType };
     },

@@ -9,6 +9,7 @@ import './track.ts';
 import './event.ts';
 import './output.ts';
 import './token.ts';
+import './webhook.ts';
 import { auditMutations } from './audit.ts';
 
 export const schema = auditMutations(builder.toSchema({ sortSchema: false }));

@@ -91,9 +91,9 @@ export async function releaseQueued(
       const promoted = await runner.query(sql`
         UPDATE "track" SET "state" = ${TrackState.PENDING}
         WHERE "p_id" = ${pipelineId} AND "v_id" IN (${ready}) AND "state" = ${TrackState.WAITING}
-        RETURNING "id", "attempt"`);
-      for (const track of promoted.map((r) => ({ id: Number(r.id), attempt: Number(r.attempt) })).sort((a, b) => a.id - b.id)) {
-        journal.record({ pipelineId, trackId: track.id, type: 'track:ready', trackState: TrackState.PENDING, attempt: track.attempt });
+        RETURNING "id", "attempt", "script" IS NULL AS "needsInput"`);
+      for (const track of promoted.map((r) => ({ id: Number(r.id), attempt: Number(r.attempt), needsInput: truthy(r.needsInput) })).sort((a, b) => a.id - b.id)) {
+        journal.record({ pipelineId, trackId: track.id, type: 'track:ready', trackState: TrackState.PENDING, attempt: track.attempt, needsInput: track.needsInput });
       }
     }
     started.push(pipelineId);

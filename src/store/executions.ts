@@ -256,6 +256,8 @@ async function afterFailure(
     type: 'track:retrying',
     trackState: TrackState.PENDING,
     attempt: track.attempt + 1,
+    // It ran, so it has its inputs.
+    needsInput: false,
     exitCode: result.exitCode,
     reason: `Attempt ${track.attempt} failed: ${result.reason ?? 'unknown reason'} Retry ${decision.retryNumber} of ${policy.retries} starts at ${retryAt.toISOString()} (after ${decision.delaySeconds} s).`,
   });
@@ -296,9 +298,9 @@ async function afterSuccess(graph: SealedGraph, runner: SqlRunner, journal: Jour
     UPDATE "track" SET "state" = ${TrackState.PENDING}
     WHERE "p_id" = ${done.pipelineId} AND "v_id" IN (${ready}) AND "state" = ${TrackState.WAITING}
       AND EXISTS (SELECT 1 FROM "pipeline" WHERE "id" = ${done.pipelineId} AND "state" = ${PipelineState.RUNNING})
-    RETURNING "id", "attempt"`);
-  for (const track of promoted.map((r) => ({ id: Number(r.id), attempt: Number(r.attempt) })).sort((a, b) => a.id - b.id)) {
-    journal.record({ pipelineId: done.pipelineId, trackId: track.id, type: 'track:ready', trackState: TrackState.PENDING, attempt: track.attempt });
+    RETURNING "id", "attempt", "script" IS NULL AS "needsInput"`);
+  for (const track of promoted.map((r) => ({ id: Number(r.id), attempt: Number(r.attempt), needsInput: Number(r.needsInput) === 1 })).sort((a, b) => a.id - b.id)) {
+    journal.record({ pipelineId: done.pipelineId, trackId: track.id, type: 'track:ready', trackState: TrackState.PENDING, attempt: track.attempt, needsInput: track.needsInput });
   }
 }
 

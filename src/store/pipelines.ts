@@ -159,7 +159,7 @@ async function startOnce(store: Store, input: StartInput, key: string | null): P
         : { pipelineId: pipeline.id, type: 'pipeline:started', pipelineState: state },
     );
     for (const track of tracks) {
-      journal.record({ pipelineId: pipeline.id, trackId: track.id, type: 'track:created', trackState: track.state, attempt: 1 });
+      journal.record({ pipelineId: pipeline.id, trackId: track.id, type: 'track:created', trackState: track.state, attempt: 1, needsInput: track.needsInput });
     }
     const sealedGraph: SealedGraph = {
       dag,
@@ -190,9 +190,9 @@ const TRACK_COLUMNS: readonly InsertColumn[] = [
   { name: 'state', type: 'integer' },
 ];
 
-/** Inserts the tracks; returns their ids and states in id order. */
-async function insertTracks(runner: SqlRunner, tracks: readonly NewTrack[]): Promise<Array<{ id: number; state: TrackState }>> {
-  const stateOf = new Map(tracks.map((t) => [t.vertexId, t.state]));
+/** Inserts the tracks; returns their ids and states (and whether they lack their inputs) in id order. */
+async function insertTracks(runner: SqlRunner, tracks: readonly NewTrack[]): Promise<Array<{ id: number; state: TrackState; needsInput: boolean }>> {
+  const byVertex = new Map(tracks.map((t) => [t.vertexId, t]));
   const rows = await insertRows(
     runner,
     'track',
@@ -201,7 +201,12 @@ async function insertTracks(runner: SqlRunner, tracks: readonly NewTrack[]): Pro
     '"id", "v_id"',
   );
   // Each returned row says which vertex it copies.
-  return rows.map((r) => ({ id: Number(r.id), state: stateOf.get(Number(r.v_id))! })).sort((a, b) => a.id - b.id);
+  return rows
+    .map((r) => {
+      const track = byVertex.get(Number(r.v_id))!;
+      return { id: Number(r.id), state: track.state, needsInput: track.script === null };
+    })
+    .sort((a, b) => a.id - b.id);
 }
 
 /** Resolves each vertex's parameters from the given values (SPEC rule 5), in vertex order. */
