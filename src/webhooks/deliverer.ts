@@ -13,6 +13,7 @@
  * process died after the receiver answered, before the result was written).
  */
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { AllowList } from '../engine/webhook-address.ts';
 import { afterFailedAttempt, DeliveryState, type RetrySchedule } from '../engine/webhook-attempts.ts';
 import type { Logger } from '../logger.ts';
@@ -43,8 +44,8 @@ const MAX_TIMER_MS = 60_000;
 const MAX_RETRY_TIMES = 10_000;
 
 export class WebhookDeliverer {
-  /** This process's claims carry it (lockedBy). */
-  readonly owner = randomUUID();
+  /** This process's claims carry it (lockedBy): host and pid, to tell who holds one, and a unique part. */
+  readonly owner = `${hostname()}/${process.pid}/${randomUUID()}`;
   private readonly inFlight = new Map<number, { abort: AbortController; done: Promise<void> }>();
   private pollTimer: NodeJS.Timeout | undefined;
   private retryTimer: { at: number; timer: NodeJS.Timeout } | undefined;
