@@ -6,6 +6,8 @@
  * inputs (the README tour's human step), the delivery log, validation, the SSRF guard at
  * registration and at delivery, the audit trail and the metrics.
  */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadWebServerCheck } from '../../examples/web-server-check.ts';
 import { verifySignature } from '../../src/engine/webhook-attempts.ts';
@@ -457,5 +459,60 @@ describe('giving up', () => {
       await app.stop();
       await down.close();
     }
+  });
+});
+
+describe("the README's Webhooks section, as written", () => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const section = readme.slice(readme.indexOf('## Webhooks'), readme.indexOf('## Architecture'));
+  const blocks = (language: string) => [...section.matchAll(new RegExp(`^\`\`\`${language}\\n([\\s\\S]*?)^\`\`\`$`, 'gm'))].map((m) => m[1]!);
+  const keysOf = (value: unknown): unknown =>
+    value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, keysOf(inner)]))
+      : typeof value;
+
+  it('createWebhook, the body, a receiver check in Node and in Python, and the log query work', async () => {
+    const [create, logQuery] = blocks('graphql') as [string, string];
+    const run = async (query: string): Promise<any> => {
+      const response = await fetch(t.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query }) });
+      const body = (await response.json()) as { data?: unknown; errors?: unknown };
+      expect(body.errors).toBeUndefined();
+      return body.data;
+    };
+    const { createWebhook: hook } = await run(create.replace('https://hooks.example.com/dagpipe', receiver.url));
+    expect(hook).toMatchObject({ url: receiver.url, events: ['pipeline:failed', 'track:failed', 'track:needs-input'], hasSecret: true, enabled: true });
+    const secret = /secret: "([^"]+)"/.exec(create)![1]!;
+
+    const { graphId } = await seedGraph(t, {
+      vertices: { fails: { script: 'exit 1' }, ask: { script: 'echo {who}', inputs: [{ name: 'who', type: 'STRING', required: true }] } },
+    });
+    await start(t, graphId);
+    const sent = await deliveries(t, hook.id, 3);
+    const needsInput = sent.find((d) => d.event === 'track:needs-input')!;
+    // The example body has the keys and kinds of a real one.
+    expect(keysOf(JSON.parse(blocks('json')[0]!))).toEqual(keysOf(needsInput.payload));
+
+    const request = receiver.requests.find((r) => r.deliveryId === sent.find((d) => d.event === 'track:failed')!.deliveryId)!;
+    const header = String(request.headers['x-dagpipe-signature-256']);
+    const tampered = Buffer.from(request.raw.toString().replace('"FAILED"', '"FINISH"'));
+    const node = (body: Buffer) =>
+      execFileSync(
+        process.execPath,
+        ['--input-type=module', '-e', `${blocks('js')[0]}\nconst chunks = []; for await (const c of process.stdin) chunks.push(c);\nconsole.log(signedByDagpipe(Buffer.concat(chunks), process.argv[1], process.argv[2]));`, header, secret],
+        { input: body, encoding: 'utf8' },
+      ).trim();
+    expect(node(request.raw)).toBe('true');
+    expect(node(tampered)).toBe('false');
+    const python = (body: Buffer) =>
+      execFileSync('python3', ['-c', `${blocks('python')[0]}\nimport sys\nprint(signed_by_dagpipe(sys.stdin.buffer.read(), sys.argv[1], sys.argv[2]))`, header, secret], {
+        input: body,
+        encoding: 'utf8',
+      }).trim();
+    expect(python(request.raw)).toBe('True');
+    expect(python(tampered)).toBe('False');
+
+    const logged = await run(logQuery.replace('webhook(id: 1)', `webhook(id: ${hook.id})`).replace('state: FAILED', 'state: DELIVERED'));
+    expect(logged.webhook.deliveries).toHaveLength(3);
+    await t.request(DeleteWebhook, { id: hook.id });
   });
 });
