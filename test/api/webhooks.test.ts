@@ -10,11 +10,12 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadWebServerCheck } from '../../examples/web-server-check.ts';
+import { createToken } from '../../src/auth/tokens.ts';
 import { verifySignature } from '../../src/engine/webhook-attempts.ts';
 import { graphql } from '../../src/generated/gql/index.ts';
 import { CancelPipeline, FinishInput, RetryPipeline, StartPipeline } from '../helpers/operations.ts';
 import { eventually, seedGraph, seedScenario } from '../helpers/seed.ts';
-import { startTestApp, type GraphQLClient, type TestApp } from '../helpers/test-app.ts';
+import { httpClient, startTestApp, type GraphQLClient, type TestApp } from '../helpers/test-app.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
 
 const CreateWebhook = graphql(`
@@ -436,6 +437,28 @@ describe('the SSRF guard (WEBHOOK_ALLOWED_HOSTS not set)', () => {
     expect(delivery).toMatchObject({ state: 'PENDING', statusCode: null, error: expect.stringMatching(/^127\.0\.0\.1 is a loopback address/) });
     expect(receiver.requests.length).toBe(before);
     await guarded.request(DeleteWebhook, { id: hook.id });
+  });
+});
+
+describe('authorization', () => {
+  it('webhooks and their log are for admins only: an operator is refused, and nothing is created', async () => {
+    const app = await startTestApp({ env: { AUTH: 'on', WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' } });
+    try {
+      const as = async (role: 'operator' | 'admin') => httpClient(app.url, { authorization: `Bearer ${(await createToken(app.app.store.db, { name: role, role })).secret}` });
+      const operator = await as('operator');
+      const admin = await as('admin');
+      const listed = await operator.execute(Webhooks);
+      expect(listed.errors?.[0]).toMatchObject({ extensions: { code: 'FORBIDDEN', requiredRole: 'admin' } });
+      expect((await operator.request(CreateWebhook, { url: receiver.url, events: ['pipeline:failed'] })).createWebhook).toMatchObject({
+        __typename: 'ForbiddenError',
+        field: 'authorization',
+        message: expect.stringContaining('createWebhook needs the admin role'),
+      });
+      expect((await admin.request(Webhooks)).webhooks).toEqual([]);
+      expect((await admin.request(CreateWebhook, { url: receiver.url, events: ['pipeline:failed'] })).createWebhook).toMatchObject({ __typename: 'Webhook' });
+    } finally {
+      await app.stop();
+    }
   });
 });
 

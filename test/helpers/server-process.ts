@@ -95,6 +95,25 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
   };
 }
 
+/**
+ * A ROLE=worker process of a deployment on PostgreSQL and Redis, on a free port, with its own
+ * work directory and two workers; `env` adds or overrides settings.
+ */
+export async function startWorkerProcess(
+  deployment: { databaseUrl: string; redisUrl: string; workDir: string },
+  env: Record<string, string> = {},
+): Promise<ServerProcess> {
+  return startServerProcess({
+    ROLE: 'worker',
+    DATABASE_URL: deployment.databaseUrl,
+    REDIS_URL: deployment.redisUrl,
+    PORT: String(await freePort()),
+    WORK_DIR: deployment.workDir,
+    WORKERS: '2',
+    ...env,
+  });
+}
+
 /** SIGKILLs every server process a test started that is still running (for afterAll). */
 export function killServerProcesses(): void {
   for (const child of started) child.kill('SIGKILL');
