@@ -51,6 +51,8 @@ export interface App {
   readonly store: Store;
   /** This process's executor; none on an API process (ROLE=api). */
   readonly executor: Executor | undefined;
+  /** This process's webhook deliverer; beside the executor, so none on an API process. */
+  readonly deliverer: WebhookDeliverer | undefined;
   readonly server: Server;
   readonly metrics: Metrics;
   /** The GraphQL server; none on a worker (ROLE=worker). */
@@ -157,6 +159,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   return {
     store,
     executor,
+    deliverer,
     server,
     metrics,
     yoga: api?.yoga,

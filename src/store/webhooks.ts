@@ -35,7 +35,7 @@ import {
 import { optionalText } from '../engine/fields.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import type { Event, Webhook, WebhookDelivery } from '../generated/prisma/client.ts';
-import { insertRows, prismaRunner, rawSql, sql, type InsertColumn, type SqlRunner } from './sql.ts';
+import { insertRows, prismaRunner, rawSql, sql, type InsertColumn, type Row, type SqlRunner } from './sql.ts';
 import { WORK_CHANNEL, type EventDraft, type Store } from './transaction.ts';
 
 /**
@@ -64,7 +64,7 @@ export async function enqueueDeliveries(runner: SqlRunner, drafts: readonly Even
   const unknown = candidates.filter((c) => c.kind === 'needs-input-if-no-script' && c.needsInput === undefined).map((c) => c.event.trackId!);
   const withoutScript = new Set<number>();
   if (unknown.length > 0 && wanted('track:needs-input')) {
-    const rows = await runner.query(sql`SELECT "id" FROM "track" WHERE "id" IN (${unknown}) AND "script" IS NULL`);
+    const rows = await inChunks(unknown, (ids) => runner.query(sql`SELECT "id" FROM "track" WHERE "id" IN (${ids}) AND "script" IS NULL`));
     for (const row of rows) withoutScript.add(Number(row.id));
   }
   const announced = candidates.flatMap(({ event, kind, needsInput }) => {
@@ -84,12 +84,11 @@ export async function enqueueDeliveries(runner: SqlRunner, drafts: readonly Even
   );
   const trackIds = [...new Set(announced.flatMap((a) => (a.event.trackId === null ? [] : [a.event.trackId])))];
   const tracks = new Map(
-    trackIds.length === 0
-      ? []
-      : (
-          await runner.query(sql`
-            SELECT t."id", v."name", v."input" FROM "track" t JOIN "vertex" v ON v."id" = t."v_id" WHERE t."id" IN (${trackIds})`)
-        ).map((r) => [Number(r.id), { name: String(r.name), input: String(r.input) }]),
+    (
+      await inChunks(trackIds, (ids) =>
+        runner.query(sql`SELECT t."id", v."name", v."input" FROM "track" t JOIN "vertex" v ON v."id" = t."v_id" WHERE t."id" IN (${ids})`),
+      )
+    ).map((r) => [Number(r.id), { name: String(r.name), input: String(r.input) }]),
   );
 
   const now = new Date();
@@ -122,6 +121,15 @@ export async function enqueueDeliveries(runner: SqlRunner, drafts: readonly Even
   });
   await insertRows(runner, 'webhook_delivery', DELIVERY_COLUMNS, rows, '"id"');
   return rows.length;
+}
+
+/** Keeps every `IN (...)` list well inside the databases' bind-value limits (a start may have 10,000 tracks waiting for input). */
+const CHUNK = 5000;
+
+async function inChunks(ids: readonly number[], query: (chunk: readonly number[]) => Promise<Row[]>): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (let start = 0; start < ids.length; start += CHUNK) rows.push(...(await query(ids.slice(start, start + CHUNK))));
+  return rows;
 }
 
 const DELIVERY_COLUMNS: readonly InsertColumn[] = [

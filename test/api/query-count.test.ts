@@ -39,6 +39,7 @@ describe('query count', () => {
     const small = await finishedPipelineOf(3);
     const large = await finishedPipelineOf(40);
     await t.app.executor!.stop(); // no background polling while counting
+    await t.app.deliverer!.stop();
     const smallCount = await statementsFor(() => t.request(PipelineTrackNames, { id: small.id }));
     const largeCount = await statementsFor(() => t.request(PipelineTrackNames, { id: large.id }));
     expect(smallCount).toBeGreaterThan(0);
