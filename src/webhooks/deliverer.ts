@@ -141,7 +141,7 @@ export class WebhookDeliverer {
       deliveryId: delivery.deliveryId,
       event: delivery.event,
       // The host only: a URL's path and query may be a secret of their own (a chat service's hook token).
-      host: new URL(delivery.url).host,
+      host: URL.canParse(delivery.url) ? new URL(delivery.url).host : undefined,
       attempt: delivery.attempt,
       statusCode: result.statusCode ?? undefined,
       durationMs: result.durationMs,

@@ -72,7 +72,12 @@ export async function sendDelivery(delivery: ClaimedDelivery, options: SendOptio
     error,
     ...extra,
   });
-  const url = new URL(delivery.url);
+  let url: URL;
+  try {
+    url = new URL(delivery.url);
+  } catch {
+    return failed('The webhook URL is not a valid URL: correct it with updateWebhook.');
+  }
   const timeout = `No answer within ${options.timeoutMs} ms (WEBHOOK_TIMEOUT_MS).`;
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), options.timeoutMs)));
