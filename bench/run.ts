@@ -251,6 +251,7 @@ async function main(): Promise<number> {
   const statements: string[] = [];
   ({ app, client } = await startApp({ onQuery: (sql) => counting && statements.push(sql) }));
   await app.executor!.stop(); // no polling, no heartbeat: the request is all that runs SQL
+  await app.deliverer?.stop(); // nor the webhook deliverer's poll
   const countStatements = async (pipelineId: number) => {
     statements.length = 0;
     counting = true;

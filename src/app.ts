@@ -2,8 +2,8 @@
  * The composition root. The service parts (database, store, bus) are composed for every
  * role; then by ROLE (SPEC rule 11):
  * - `all` and `worker` run the executor (with its launcher), the scheduler beside it
- *   (src/scheduler/) and, on PostgreSQL, the listener that wakes them when another process
- *   made work ready or changed a schedule;
+ *   (src/scheduler/), the webhook deliverer and, on PostgreSQL, the listener that wakes them
+ *   when another process made work ready, changed a schedule or queued deliveries;
  * - `all` and `api` serve GraphQL over HTTP, SSE and WebSocket (src/http/api.ts);
  * - every role serves /health and /metrics (src/http/probes.ts); a worker serves nothing
  *   else, on its own port;
@@ -24,6 +24,7 @@ import { createProbes, notOnWorker } from './http/probes.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createBus } from './pubsub.ts';
+import { DEFAULT_RETRY_SCHEDULE } from './engine/webhook-attempts.ts';
 import { connectRedisBus } from './redis-bus.ts';
 import { PipelineDeletions, RetentionJob } from './retention.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
@@ -31,6 +32,9 @@ import { DagCache } from './store/dag-cache.ts';
 import { SCHEDULES_HINT } from './store/schedules.ts';
 import type { Store } from './store/transaction.ts';
 import { WorkListener } from './store/work-listener.ts';
+import { WEBHOOK_HINT } from './store/webhooks.ts';
+import { WebhookDeliverer } from './webhooks/deliverer.ts';
+import { urlCheck } from './webhooks/guard.ts';
 
 /**
  * Variables a script may inherit from the service's environment, plus those SCRIPT_ENV
@@ -54,6 +58,8 @@ export interface App {
   readonly executor: Executor | undefined;
   /** This process's scheduler: beside the executor, none on an API process. */
   readonly scheduler: Scheduler | undefined;
+  /** This process's webhook deliverer; beside the executor, so none on an API process. */
+  readonly deliverer: WebhookDeliverer | undefined;
   readonly server: Server;
   readonly metrics: Metrics;
   /** The GraphQL server; none on a worker (ROLE=worker). */
@@ -100,11 +106,32 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const retentionLog = logger.child({ component: 'retention' });
   const deletions = new PipelineDeletions(store, config.workDir, retentionLog, metrics);
   const retention = executor ? new RetentionJob(deletions, config.retention, retentionLog, () => executor.runningCount > 0) : undefined;
+  const deliverer =
+    config.role === 'api'
+      ? undefined
+      : new WebhookDeliverer(
+          store,
+          {
+            allowList: config.webhooks.allowList,
+            timeoutMs: config.webhooks.timeoutMs,
+            schedule: { baseMs: config.webhooks.retryBaseMs, capMs: DEFAULT_RETRY_SCHEDULE.capMs, windowMs: config.webhooks.retryWindowMs },
+            pollMs: config.pollMs,
+            observer: metrics,
+          },
+          logger.child({ component: 'webhooks' }),
+        );
+  if (deliverer) store.deliveriesQueued = () => deliverer.hint();
   const listener =
     executor && fast.provider === 'postgres'
       ? new WorkListener(
           config.databaseUrl,
-          (hint) => (hint === SCHEDULES_HINT ? scheduler?.changed() : executor.hinted(hint)),
+          (hint) => {
+            if (hint === SCHEDULES_HINT) return scheduler?.changed();
+            // '' after a (re)connection: whatever any of them missed meanwhile.
+            if (hint !== WEBHOOK_HINT) executor.hinted(hint);
+            if (hint === WEBHOOK_HINT || hint === '') deliverer?.hint();
+            if (hint === '') scheduler?.changed();
+          },
           logger.child({ component: 'listener' }),
         )
       : undefined;
@@ -133,7 +160,13 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     api = createGraphQLApi({
       config,
       logger,
-      services: { store, executor: executor ?? NO_LOCAL_RUNS, outputLimitBytes: config.outputLimitBytes, deletions },
+      services: {
+        store,
+        executor: executor ?? NO_LOCAL_RUNS,
+        outputLimitBytes: config.outputLimitBytes,
+        deletions,
+        checkWebhookUrl: urlCheck(config.webhooks.allowList),
+      },
       identify,
       metrics,
       server,
@@ -145,6 +178,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     store,
     executor,
     scheduler,
+    deliverer,
     server,
     metrics,
     yoga: api?.yoga,
@@ -159,6 +193,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       started = true;
       await executor?.start();
       await scheduler?.start();
+      deliverer?.start();
       await listener?.start();
       retention?.start();
       const { port } = server.address() as AddressInfo;
@@ -174,6 +209,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       await retention?.stop();
       await listener?.stop();
       await scheduler?.stop();
+      await deliverer?.stop();
       await executor?.stop();
       await store.bus.close();
       await db.$disconnect();

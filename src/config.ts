@@ -5,6 +5,8 @@
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseAllowList, type AllowList } from './engine/webhook-address.ts';
+import { DEFAULT_RETRY_SCHEDULE } from './engine/webhook-attempts.ts';
 
 export type Role = 'all' | 'api' | 'worker';
 
@@ -43,6 +45,7 @@ export interface Config {
   /** The user scripts run as when the service runs as root (a name or uid). */
   scriptUser: string;
   retention: Retention;
+  webhooks: WebhookConfig;
 }
 
 /** Deleting ended pipelines (SPEC rule 17; see src/retention.ts). */
@@ -53,6 +56,18 @@ export interface Retention {
   intervalMs: number;
   /** Pipelines deleted per transaction. */
   batchSize: number;
+}
+
+/** Webhook deliveries (SPEC rule 20; README, Webhooks). */
+export interface WebhookConfig {
+  /** WEBHOOK_ALLOWED_HOSTS: non-public hosts and addresses webhooks may reach all the same. */
+  allowList: AllowList;
+  /** One attempt, from resolving the host to the answer's first KiB. */
+  timeoutMs: number;
+  /** The wait after a first failed attempt; it doubles with each further one (at most an hour). */
+  retryBaseMs: number;
+  /** Attempts stop this long after the event: the delivery is then FAILED. */
+  retryWindowMs: number;
 }
 
 /** What one client may ask of the service (see README, Limits). */
@@ -158,6 +173,18 @@ const schema = z.object({
   RETENTION_DAYS: integer('RETENTION_DAYS', 90, 0, 36_500),
   RETENTION_INTERVAL_SECONDS: integer('RETENTION_INTERVAL_SECONDS', 300, 1, 86_400),
   RETENTION_BATCH_SIZE: integer('RETENTION_BATCH_SIZE', 100, 1, 10_000),
+  WEBHOOK_ALLOWED_HOSTS: z
+    .string()
+    .default('')
+    .transform((text, ctx) => {
+      const parsed = parseAllowList(text);
+      if ('list' in parsed) return parsed.list;
+      for (const problem of parsed.problems) ctx.addIssue({ code: 'custom', message: `WEBHOOK_ALLOWED_HOSTS: ${problem}` });
+      return z.NEVER;
+    }),
+  WEBHOOK_TIMEOUT_MS: integer('WEBHOOK_TIMEOUT_MS', 10_000, 100, 300_000),
+  WEBHOOK_RETRY_BASE_MS: integer('WEBHOOK_RETRY_BASE_MS', DEFAULT_RETRY_SCHEDULE.baseMs, 10, DEFAULT_RETRY_SCHEDULE.capMs),
+  WEBHOOK_RETRY_WINDOW_MS: integer('WEBHOOK_RETRY_WINDOW_MS', DEFAULT_RETRY_SCHEDULE.windowMs, 1000, 30 * 86_400_000),
 }).superRefine((env, ctx) => {
   const provider = databaseProviderOf(env.DATABASE_URL);
   if (provider === 'sqlite' && env.ROLE !== 'all') {
@@ -240,5 +267,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     scriptEnv: e.SCRIPT_ENV,
     scriptUser: e.SCRIPT_USER,
     retention: { days: e.RETENTION_DAYS, intervalMs: e.RETENTION_INTERVAL_SECONDS * 1000, batchSize: e.RETENTION_BATCH_SIZE },
+    webhooks: {
+      allowList: e.WEBHOOK_ALLOWED_HOSTS,
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      retryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
+      retryWindowMs: e.WEBHOOK_RETRY_WINDOW_MS,
+    },
   };
 }

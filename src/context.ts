@@ -5,6 +5,7 @@ import type { Executor } from './executor/executor.ts';
 import type { PubSub } from './pubsub.ts';
 import type { PipelineDeletions } from './retention.ts';
 import type { Store } from './store/transaction.ts';
+import type { UrlCheck } from './store/webhooks.ts';
 
 /**
  * What resolvers ask of this process's executor: the output of attempts it runs, not all
@@ -21,6 +22,8 @@ export interface AppServices {
   outputLimitBytes: number;
   /** deletePipeline's way (the same as retention's). */
   deletions: Pick<PipelineDeletions, 'deletePipeline'>;
+  /** The SSRF guard for webhook URLs (WEBHOOK_ALLOWED_HOSTS; webhooks/guard.ts). */
+  checkWebhookUrl: UrlCheck;
 }
 
 export interface Context {
@@ -30,6 +33,7 @@ export interface Context {
   executor: LocalRuns;
   outputLimitBytes: number;
   deletions: AppServices['deletions'];
+  checkWebhookUrl: UrlCheck;
   /** Who is calling; null when no valid token came with the request. */
   identity: Identity | null;
   /** Why a token that came with the request was not accepted. */
@@ -52,6 +56,7 @@ export function createContext(services: AppServices, caller: Caller): Context {
     executor: services.executor,
     outputLimitBytes: services.outputLimitBytes,
     deletions: services.deletions,
+    checkWebhookUrl: services.checkWebhookUrl,
     identity: caller.identity,
     ...(caller.authProblem !== undefined && { authProblem: caller.authProblem }),
     ...(caller.clientAddress !== undefined && { clientAddress: caller.clientAddress }),

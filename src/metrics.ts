@@ -9,6 +9,8 @@ import type { Db } from './db.ts';
 import { TICK_OUTCOMES } from './engine/schedule.ts';
 import type { ScheduleObserver } from './scheduler/scheduler.ts';
 import { PipelineState, TrackState, trackStateName } from './engine/states.ts';
+import { DeliveryState } from './engine/webhook-attempts.ts';
+import type { WebhookObserver } from './webhooks/deliverer.ts';
 
 /** What the executor reports as it runs tracks. */
 export interface ExecutorObserver {
@@ -25,7 +27,7 @@ export interface DeletionObserver {
   pipelinesDeleted(by: 'retention' | 'admin', count: number): void;
 }
 
-export interface Metrics extends ExecutorObserver, ScheduleObserver, DeletionObserver {
+export interface Metrics extends ExecutorObserver, ScheduleObserver, DeletionObserver, WebhookObserver {
   readonly registry: Registry;
   /** A subscription event delivered; `executed` false when it reused another subscriber's execution. */
   subscriptionEvent(executed: boolean): void;
@@ -177,6 +179,22 @@ export function createMetrics(sources: MetricsSources): Metrics {
   // Both series from the start, so that a rate over them never begins with a gap.
   deleted.inc({ by: 'retention' }, 0);
   deleted.inc({ by: 'admin' }, 0);
+  new Gauge({
+    name: 'dagpipe_webhook_deliveries_pending',
+    help: 'Webhook deliveries not delivered yet and still to be attempted (PENDING; read from the database when scraped).',
+    registers: [registry],
+    async collect() {
+      this.set(await sources.db.webhookDelivery.count({ where: { state: DeliveryState.PENDING } }));
+    },
+  });
+
+  const webhookAttempts = new Counter({
+    name: 'dagpipe_webhook_deliveries_total',
+    help: 'Webhook delivery attempts this process made, by outcome: delivered (a 2xx answer), failed_attempt (retried later), gave_up (the last one failed: the delivery is FAILED).',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  for (const outcome of ['delivered', 'failed_attempt', 'gave_up']) webhookAttempts.inc({ outcome }, 0);
 
   // Counted once per subscriber and event, a million times in a big fan-out: plain numbers,
   // handed to the counter when scraped (its inc hashes the labels on every call).
@@ -203,6 +221,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
     retried: () => retries.inc(),
     scheduleTick: (outcome, count) => scheduleTicks.inc({ outcome: outcome.toLowerCase() }, count),
     pipelinesDeleted: (by, count) => deleted.inc({ by }, count),
+    webhookAttempt: (outcome) => webhookAttempts.inc({ outcome }),
     async render() {
       return { body: await registry.metrics(), contentType: registry.contentType };
     },

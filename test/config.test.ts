@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, DEFAULT_DATABASE_URL, loadConfig } from '../src/config.ts';
+import { EMPTY_ALLOW_LIST } from '../src/engine/webhook-address.ts';
 
 function configError(env: Record<string, string | undefined>): ConfigError {
   try {
@@ -140,6 +141,7 @@ describe('loadConfig parsing', () => {
       scriptEnv: [],
       scriptUser: 'nobody',
       retention: { days: 90, intervalMs: 300_000, batchSize: 100 },
+      webhooks: { allowList: EMPTY_ALLOW_LIST, timeoutMs: 10_000, retryBaseMs: 10_000, retryWindowMs: 86_400_000 },
     });
   });
 });
@@ -323,5 +325,28 @@ describe('the scripts\' environment', () => {
   it('scripts of a service running as root run as SCRIPT_USER, nobody by default', () => {
     expect(loadConfig({}).scriptUser).toBe('nobody');
     expect(loadConfig({ SCRIPT_USER: 'runner' }).scriptUser).toBe('runner');
+  });
+});
+
+describe('webhooks (SPEC rule 20)', () => {
+  it('WEBHOOK_ALLOWED_HOSTS takes names, addresses and ranges; the timeout and the retries are set in milliseconds', () => {
+    const { webhooks } = loadConfig({
+      WEBHOOK_ALLOWED_HOSTS: 'localhost, 127.0.0.1, 10.0.0.0/8, *.internal',
+      WEBHOOK_TIMEOUT_MS: '2500',
+      WEBHOOK_RETRY_BASE_MS: '50',
+      WEBHOOK_RETRY_WINDOW_MS: '60000',
+    });
+    expect([...webhooks.allowList.hosts]).toEqual(['localhost']);
+    expect(webhooks.allowList.suffixes).toEqual(['.internal']);
+    expect(webhooks.allowList.ranges.map((r) => r.text)).toEqual(['127.0.0.1', '10.0.0.0/8']);
+    expect(webhooks).toMatchObject({ timeoutMs: 2500, retryBaseMs: 50, retryWindowMs: 60_000 });
+  });
+
+  it('names every entry of WEBHOOK_ALLOWED_HOSTS that is wrong, with the other problems', () => {
+    expect(configError({ WEBHOOK_ALLOWED_HOSTS: 'ok.example, bad host, 10.0.0.0/99', WEBHOOK_TIMEOUT_MS: '5' }).problems).toEqual([
+      expect.stringMatching(/^WEBHOOK_ALLOWED_HOSTS: "bad host" is neither a host name, an IP address nor a CIDR range/),
+      expect.stringMatching(/^WEBHOOK_ALLOWED_HOSTS: "10\.0\.0\.0\/99" has a prefix length out of range: 0 to 32/),
+      'WEBHOOK_TIMEOUT_MS must be a whole number from 100 to 300000, got "5"',
+    ]);
   });
 });

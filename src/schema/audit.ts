@@ -31,6 +31,10 @@ const TARGETS: Record<string, string> = {
   deleteSchedule: 'schedule',
   createToken: 'token',
   revokeToken: 'token',
+  createWebhook: 'webhook',
+  updateWebhook: 'webhook',
+  deleteWebhook: 'webhook',
+  redeliverWebhookDelivery: 'webhookDelivery',
 };
 
 /** Longest details kept (a whole definition file is not worth keeping twice). */
@@ -38,11 +42,12 @@ const MAX_DETAILS = 8 * 1024;
 
 /**
  * The arguments as recorded: parameter values are left out (they may be secret; their
- * names are kept), long texts are cut.
+ * names are kept), a webhook's secret too (that one was set is kept), long texts are cut.
  */
 export function auditDetails(args: Record<string, unknown>): string {
   const clean = (value: unknown, key?: string): unknown => {
     if (key === 'params' && value && typeof value === 'object' && !Array.isArray(value)) return { names: Object.keys(value) };
+    if (key === 'secret' && typeof value === 'string') return '***';
     if (Array.isArray(value)) return value.map((v) => clean(v));
     if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, clean(v, k)]));
     return value;
@@ -96,7 +101,7 @@ builder.prismaObject('AuditEntry', {
       description:
         'The mutation, e.g. startPipeline, updateGraph, revokeToken; or retention: ended pipelines deleted after RETENTION_DAYS (actor "retention", details name them and the worker that deleted them).',
     }),
-    targetType: t.exposeString('targetType', { description: 'graph, vertex, edge, pipeline, track, schedule or token.' }),
+    targetType: t.exposeString('targetType', { description: 'graph, vertex, edge, pipeline, track, schedule, token, webhook or webhookDelivery.' }),
     targetId: t.exposeInt('targetId', { nullable: true, description: 'The id of what it acted on.' }),
     details: t.field({
       type: 'JSON',

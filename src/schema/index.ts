@@ -10,6 +10,7 @@ import './event.ts';
 import './output.ts';
 import './token.ts';
 import './schedule.ts';
+import './webhook.ts';
 import { auditMutations } from './audit.ts';
 
 export const schema = auditMutations(builder.toSchema({ sortSchema: false }));

@@ -277,6 +277,8 @@ async function afterFailure(
     type: 'track:retrying',
     trackState: TrackState.PENDING,
     attempt: track.attempt + 1,
+    // It ran, so it has its inputs.
+    needsInput: false,
     exitCode: result.exitCode,
     reason: `Attempt ${track.attempt} failed: ${result.reason ?? 'unknown reason'} Retry ${decision.retryNumber} of ${policy.retries} starts at ${retryAt.toISOString()} (after ${decision.delaySeconds} s).`,
   });
@@ -332,10 +334,12 @@ async function afterSuccess(graph: SealedGraph, runner: SqlRunner, journal: Jour
     UPDATE "track" SET "state" = ${TrackState.PENDING}
     WHERE "p_id" = ${done.pipelineId} AND "v_id" IN (${ready}) AND "state" = ${TrackState.WAITING}
       AND EXISTS (SELECT 1 FROM "pipeline" WHERE "id" = ${done.pipelineId} AND "state" = ${PipelineState.RUNNING})
-    RETURNING "id", "v_id", "attempt"`);
-  const tracks = promoted.map((r) => ({ id: Number(r.id), vertexId: Number(r.v_id), attempt: Number(r.attempt) })).sort((a, b) => a.id - b.id);
+    RETURNING "id", "v_id", "attempt", "input" IS NULL AS "needsInput"`);
+  const tracks = promoted
+    .map((r) => ({ id: Number(r.id), vertexId: Number(r.v_id), attempt: Number(r.attempt), needsInput: Number(r.needsInput) === 1 }))
+    .sort((a, b) => a.id - b.id);
   for (const track of tracks) {
-    journal.record({ pipelineId: done.pipelineId, trackId: track.id, type: 'track:ready', trackState: TrackState.PENDING, attempt: track.attempt });
+    journal.record({ pipelineId: done.pipelineId, trackId: track.id, type: 'track:ready', trackState: TrackState.PENDING, attempt: track.attempt, needsInput: track.needsInput });
   }
   // Tracks that read step outputs (SPEC rule 18) are rendered now that their values are known.
   if (await renderReadyTracks(runner, journal, done.pipelineId, graph, tracks)) {

@@ -200,7 +200,7 @@ export async function startWithin(runner: SqlRunner, journal: Journal, input: St
       : { pipelineId: pipeline.id, type: 'pipeline:started', pipelineState: state },
   );
   for (const track of tracks) {
-    journal.record({ pipelineId: pipeline.id, trackId: track.id, type: 'track:created', trackState: track.state, attempt: 1 });
+    journal.record({ pipelineId: pipeline.id, trackId: track.id, type: 'track:created', trackState: track.state, attempt: 1, needsInput: track.needsInput });
   }
   const sealedGraph = sealedGraphOf(
     dag,
@@ -228,9 +228,9 @@ const TRACK_COLUMNS: readonly InsertColumn[] = [
   { name: 'state', type: 'integer' },
 ];
 
-/** Inserts the tracks; returns their ids and states in id order. */
-async function insertTracks(runner: SqlRunner, tracks: readonly NewTrack[]): Promise<Array<{ id: number; state: TrackState }>> {
-  const stateOf = new Map(tracks.map((t) => [t.vertexId, t.state]));
+/** Inserts the tracks; returns their ids and states (and whether they lack their inputs) in id order. */
+async function insertTracks(runner: SqlRunner, tracks: readonly NewTrack[]): Promise<Array<{ id: number; state: TrackState; needsInput: boolean }>> {
+  const byVertex = new Map(tracks.map((t) => [t.vertexId, t]));
   const rows = await insertRows(
     runner,
     'track',
@@ -239,7 +239,12 @@ async function insertTracks(runner: SqlRunner, tracks: readonly NewTrack[]): Pro
     '"id", "v_id"',
   );
   // Each returned row says which vertex it copies.
-  return rows.map((r) => ({ id: Number(r.id), state: stateOf.get(Number(r.v_id))! })).sort((a, b) => a.id - b.id);
+  return rows
+    .map((r) => {
+      const track = byVertex.get(Number(r.v_id))!;
+      return { id: Number(r.id), state: track.state, needsInput: track.input === null };
+    })
+    .sort((a, b) => a.id - b.id);
 }
 
 /**

@@ -62,10 +62,13 @@ async function applyDecisions(
     const promoted = await runner.query(sql`
       UPDATE "track" SET "state" = ${TrackState.PENDING}
       WHERE "p_id" = ${pipelineId} AND "v_id" IN (${ready}) AND "state" = ${TrackState.WAITING}
-      RETURNING "id", "v_id", "attempt"`);
-    const readied = promoted.map((r) => ({ id: Number(r.id), vertexId: Number(r.v_id), attempt: Number(r.attempt) })).sort((a, b) => a.id - b.id);
+      RETURNING "id", "v_id", "attempt", "input" IS NULL AS "needsInput"`);
+    const readied = promoted
+      .map((r) => ({ id: Number(r.id), vertexId: Number(r.v_id), attempt: Number(r.attempt), needsInput: Number(r.needsInput) === 1 }))
+      .sort((a, b) => a.id - b.id);
     for (const track of readied) {
-      journal.record({ pipelineId, trackId: track.id, type: 'track:ready', trackState: TrackState.PENDING, attempt: track.attempt });
+      // needsInput: it waits for finishInput (a webhook's track:needs-input, SPEC rule 20).
+      journal.record({ pipelineId, trackId: track.id, type: 'track:ready', trackState: TrackState.PENDING, attempt: track.attempt, needsInput: track.needsInput });
     }
     // A failure here fails the pipeline; the skips below (WAITING only) then change nothing.
     if (await renderReadyTracks(runner, journal, pipelineId, graph, readied)) return true;

@@ -57,8 +57,8 @@ export async function applyTrackChanges(
       const updated = await runner.query(sql`
         UPDATE "track" SET ${set}
         WHERE "id" IN (${ids}) AND "state" IN (${options.from})
-        RETURNING "id", "attempt"`);
-      for (const track of updated.map((r) => ({ id: Number(r.id), attempt: Number(r.attempt) })).sort((a, b) => a.id - b.id)) {
+        RETURNING "id", "attempt", "input" IS NULL AS "needsInput"`);
+      for (const track of updated.map((r) => ({ id: Number(r.id), attempt: Number(r.attempt), needsInput: Number(r.needsInput) === 1 })).sort((a, b) => a.id - b.id)) {
         journal.record({
           pipelineId,
           trackId: track.id,
@@ -66,6 +66,7 @@ export async function applyTrackChanges(
           trackState: to,
           attempt: track.attempt,
           reason,
+          needsInput: track.needsInput,
         });
       }
     }

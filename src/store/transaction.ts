@@ -9,11 +9,20 @@ import { TrackState, type EventType } from '../engine/states.ts';
 import type { PubSub } from '../pubsub.ts';
 import type { DagCache } from './dag-cache.ts';
 import { insertRows, prismaRunner, rawSql, sql, type FastSql, type InsertColumn, type SqlRunner } from './sql.ts';
+import { enqueueDeliveries, WEBHOOK_HINT } from './webhooks.ts';
 
 export type Tx = Prisma.TransactionClient;
 
 /** An event to append; `id`, `seq` and `createdAt` are assigned when it is appended. */
-export type EventDraft = Omit<Prisma.EventCreateManyInput, 'id' | 'seq' | 'createdAt' | 'type'> & { type: EventType };
+export type EventDraft = Omit<Prisma.EventCreateManyInput, 'id' | 'seq' | 'createdAt' | 'type'> & {
+  type: EventType;
+  /**
+   * For an event that makes a track PENDING: whether the track lacks its inputs (script
+   * NULL), i.e. waits for finishInput (the webhook event track:needs-input). Not stored. A
+   * transition that knows says so; left out, the outbox looks it up when a webhook wants it.
+   */
+  needsInput?: boolean;
+};
 
 export interface Journal {
   /** Queue an event; it is inserted at the end of the transaction, in call order. */
@@ -32,12 +41,15 @@ export interface Store {
   commitListeners: CommitListener[];
   /** Told after a schedule was created, changed or deleted in this process (the scheduler). */
   scheduleListeners: Array<() => void>;
+  /** Told after a commit that queued webhook deliveries (wakes this process's deliverer). */
+  deliveriesQueued?: () => void;
   onListenerError?: (error: unknown) => void;
 }
 
 /**
- * Runs `work` in a Prisma interactive transaction, appends the events it recorded,
- * commits, then publishes. `sql` runs plain SQL in the same transaction.
+ * Runs `work` in a Prisma interactive transaction, appends the events it recorded with the
+ * webhook deliveries they call for (the outbox, store/webhooks.ts), commits, then publishes.
+ * `sql` runs plain SQL in the same transaction.
  */
 export async function transition<T>(
   store: Store,
@@ -48,12 +60,12 @@ export async function transition<T>(
       const runner = prismaRunner(tx, store.fast.provider);
       const drafts: EventDraft[] = [];
       const result = await work(tx, { record: (event) => drafts.push(event) }, runner);
-      return { result, events: await appendEvents(runner, drafts) };
+      return { result, ...(await appendJournal(runner, drafts)) };
     },
     // Cancelling a 10,000-track pipeline is one transaction too.
     { timeout: 120_000, maxWait: 30_000 },
   );
-  announce(store, committed.events);
+  announce(store, committed);
   return committed;
 }
 
@@ -68,13 +80,22 @@ export async function fastTransition<T>(
   const committed = await store.fast.transaction(async (runner) => {
     const drafts: EventDraft[] = [];
     const result = await work(runner, { record: (event) => drafts.push(event) });
-    return { result, events: await appendEvents(runner, drafts) };
+    return { result, ...(await appendJournal(runner, drafts)) };
   });
-  announce(store, committed.events);
+  announce(store, committed);
   return committed;
 }
 
-function announce(store: Store, events: readonly Event[]): void {
+/** The events, then the webhook deliveries they call for; on PostgreSQL, a hint to the deliverers. */
+async function appendJournal(runner: SqlRunner, drafts: readonly EventDraft[]): Promise<{ events: Event[]; deliveries: number }> {
+  const events = await appendEvents(runner, drafts);
+  const deliveries = await enqueueDeliveries(runner, drafts, events);
+  if (deliveries > 0 && runner.provider === 'postgres') await runner.execute(sql`SELECT pg_notify(${WORK_CHANNEL}, ${WEBHOOK_HINT})`);
+  return { events, deliveries };
+}
+
+function announce(store: Store, { events, deliveries }: { events: readonly Event[]; deliveries: number }): void {
+  if (deliveries > 0) store.deliveriesQueued?.();
   for (const event of events) store.bus.publish('pipeline:event', event.pipelineId, event);
   for (const listener of store.commitListeners) {
     try {
@@ -109,7 +130,8 @@ export async function lockPipeline(runner: SqlRunner, pipelineId: number): Promi
 
 /**
  * The channel that tells workers on PostgreSQL that a track may have become ready (payload
- * '') or that a track was cancelled (CANCEL_HINT: the worker running it kills it). See
+ * '') or that a track was cancelled (CANCEL_HINT: the worker running it kills it), or that
+ * webhook deliveries were queued (WEBHOOK_HINT, store/webhooks.ts). See
  * store/work-listener.ts.
  */
 export const WORK_CHANNEL = 'dagpipe_work';

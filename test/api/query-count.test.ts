@@ -41,6 +41,7 @@ describe('query count', () => {
     // No background polling while counting.
     await t.app.executor!.stop();
     await t.app.scheduler!.stop();
+    await t.app.deliverer!.stop();
     const smallCount = await statementsFor(() => t.request(PipelineTrackNames, { id: small.id }));
     const largeCount = await statementsFor(() => t.request(PipelineTrackNames, { id: large.id }));
     expect(smallCount).toBeGreaterThan(0);
