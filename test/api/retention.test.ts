@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { graphql } from '../../src/generated/gql/index.ts';
-import { PipelineState } from '../../src/engine/states.ts';
+import { PipelineState, TrackState } from '../../src/engine/states.ts';
 import { TRACKS_PER_BATCHED_PIPELINE } from '../../src/store/retention.ts';
 import { seedEndedRuns } from '../helpers/ended-runs.ts';
 import { scrapeMetrics } from '../helpers/metrics.ts';
@@ -108,6 +108,10 @@ describe('RETENTION_DAYS=30, batches of 3', () => {
     const failedRunning = await h.run({ vertices: { F: { script: 'exit 1' }, S: { script: `while [ ! -e ${gate}-3 ]; do sleep 0.02; done` } } }, 'FAILED');
     await h.age(failedRunning.pipelineId, daysAgo(50));
     const kept = [recent, young, queued, running.pipelineId, failedRunning.pipelineId];
+    // Their gated scripts claimed (the claim's event committed) before the count: under load a
+    // start returns well before its tracks are claimed.
+    const runningTracks = (pipelineId: number) => h.t.app.store.db.track.count({ where: { pipelineId, state: TrackState.RUNNING } });
+    await eventually(async () => ((await runningTracks(running.pipelineId)) === 1 && (await runningTracks(failedRunning.pipelineId)) === 1 ? true : undefined));
     const keptBefore = await h.rows(kept);
 
     const before = await h.rows(old);
