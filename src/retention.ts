@@ -15,8 +15,8 @@
  * process runs scripts, the job also keeps to one part in {@link PACE} of the time: after a
  * batch it rests nine times as long as the batch took. What a batch costs is mostly not its
  * SQL (about 6 ms of CPU for 100 pipelines of 5 tracks on SQLite, where it runs on the event
- * loop) but removing their directories (about 1 ms of CPU per pipeline of five attempts,
- * mostly the kernel's), and on a machine whose cores the scripts keep busy, any CPU the job
+ * loop) but removing their directories (about 1.5 ms of CPU per pipeline of five attempts,
+ * two thirds of it the kernel's), and on a machine whose cores the scripts keep busy, any CPU the job
  * takes is taken from them. With nothing running it goes at full speed, yielding a turn of
  * the event loop between batches. On PostgreSQL several workers may run it at once: a batch
  * locks its pipelines with SKIP LOCKED, so each pipeline is deleted by exactly one of them

@@ -3,8 +3,7 @@ import { behindScheduleReason, queuedReason, type QueuedReason } from '../engine
 import { toDot, toMermaid } from '../engine/diagram.ts';
 import { PipelineState } from '../engine/states.ts';
 import * as pipelines from '../store/pipelines.ts';
-import type { DeletedPipeline } from '../store/retention.ts';
-import { GRAPH_SHAPE } from './graph.ts';
+import { Deleted, GRAPH_SHAPE } from './graph.ts';
 import { builder, OPERATOR_ONLY } from './builder.ts';
 import { ALL_ERRORS } from './errors.ts';
 import { PipelineStateEnum, TrackStateEnum } from './states.ts';
@@ -222,22 +221,11 @@ builder.mutationFields((t) => ({
   }),
 }));
 
-/** deletePipeline's result: what the pipeline was (it is gone, with everything under it). */
-const DeletedPipelineRef = builder.objectRef<DeletedPipeline>('DeletedPipeline').implement({
-  description: 'A pipeline that deletePipeline deleted, as it was: its tracks, their attempts, events and output, and its working directories are gone too.',
-  fields: (t) => ({
-    id: t.exposeInt('id', { description: 'The id it had (ids are never reused).' }),
-    graphId: t.exposeInt('graphId', { description: 'The graph it ran (kept).' }),
-    name: t.exposeString('name', { description: 'Its name.' }),
-    state: t.field({ type: PipelineStateEnum, description: 'The state it ended in.', resolve: (p) => p.state as never }),
-  }),
-});
-
 builder.mutationFields((t) => ({
   deletePipeline: t.field({
-    type: DeletedPipelineRef,
+    type: Deleted,
     description:
-      'Deletes an ended pipeline (FINISH, FAILED or CANCELLED) at once, with its tracks, their attempts, events, output and working directories (role admin), as retention does after RETENTION_DAYS. A QUEUED or RUNNING pipeline is a ConflictError naming id (cancel it or let it finish first), and so is a FAILED one whose tracks that were running when it failed have not ended yet. Subscriptions following it get an error (code NOT_FOUND) as their last payload, then complete. The audit trail keeps the deletion.',
+      'Deletes an ended pipeline (FINISH, FAILED or CANCELLED) at once, with its tracks, their attempts, events, output and working directories (role admin), as retention does after RETENTION_DAYS; returns its id and name. A QUEUED or RUNNING pipeline is a ConflictError naming id (cancel it or let it finish first), and so is a FAILED one whose tracks that were running when it failed have not ended yet. Subscriptions following it get an error (code NOT_FOUND) as their last payload, then complete. The audit trail keeps the deletion.',
     errors: { types: [...ALL_ERRORS], directResult: true },
     args: { id: t.arg.int({ description: 'The pipeline.' }) },
     resolve: (_root, args, ctx) => ctx.deletions.deletePipeline(args.id),

@@ -456,7 +456,7 @@ const MUTATIONS: Array<[Mutation, fc.Arbitrary<unknown>]> = [
   [mutation('cancelPipeline', { id: 'Int!' }, 'Pipeline'), vars({ id: id('pipeline.cancelled', 'pipeline.running', 'track.waiting') })],
   [mutation('retryPipeline', { id: 'Int!' }, 'Pipeline'), vars({ id: id('pipeline.running', 'pipeline.cancelled', 'track.cancelled') })],
   // Last: once it deleted the cancelled pipeline, that fixture is gone.
-  [mutation('deletePipeline', { id: 'Int!' }, 'DeletedPipeline'), vars({ id: id('pipeline.running', 'pipeline.cancelled', 'track.waiting') })],
+  [mutation('deletePipeline', { id: 'Int!' }, 'Deleted'), vars({ id: id('pipeline.running', 'pipeline.cancelled', 'track.waiting') })],
 ];
 
 // ---------------------------------------------------------------------------------------

@@ -171,7 +171,7 @@ describe('RETENTION_DAYS=30, batches of 3', () => {
     const { pipelineId } = await h.run({ vertices: { A: { script: 'echo a > a.txt' } } });
     // Deleted by another process (an API's deletePipeline, another worker's retention): its directory is still here.
     const { deletePipeline } = await h.t.request(DeletePipeline, { id: pipelineId });
-    expect(deletePipeline.__typename).toBe('DeletedPipeline');
+    expect(deletePipeline.__typename).toBe('Deleted');
     mkdirSync(path.join(h.workDirOf(pipelineId), 'track-1-attempt-1'), { recursive: true });
     const newest = (await h.t.app.store.db.pipeline.aggregate({ _max: { id: true } }))._max.id!;
     // An id no pipeline has had yet (a directory left by another database): its pipeline may still come.
@@ -192,7 +192,7 @@ describe('RETENTION_DAYS=0 keeps everything', () => {
     await h.age(pipelineId, new Date('2000-01-01T00:00:00Z'));
     const before = await h.rows([pipelineId]);
     const deleted = await h.run({ vertices: { A: { script: 'echo b > b.txt' } } });
-    expect((await h.t.request(DeletePipeline, { id: deleted.pipelineId })).deletePipeline.__typename).toBe('DeletedPipeline');
+    expect((await h.t.request(DeletePipeline, { id: deleted.pipelineId })).deletePipeline.__typename).toBe('Deleted');
     mkdirSync(h.workDirOf(deleted.pipelineId));
     // The timer's runs (every second) remove it, and nothing else.
     await eventually(async () => (existsSync(h.workDirOf(deleted.pipelineId)) ? undefined : true), 10_000, 'the sweep');

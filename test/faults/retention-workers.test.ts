@@ -37,7 +37,9 @@ describe.runIf(TEST_PROVIDER === 'postgresql')('retention with three worker proc
     await api?.stop();
   });
 
-  it(`deletes ${PIPELINES} old pipelines between them, each exactly once, with no error, and every working directory`, async () => {
+  // Three processes to start and 2,000 runs to write: more than a test's default 30 s on a busy machine.
+  it(`deletes ${PIPELINES} old pipelines between them, each exactly once, with no error, and every working directory`, { timeout: 120_000 }, async () => {
+    const setup = Date.now();
     const { graphId } = await seedGraph(api, { vertices: { a: { script: 'true' }, b: { script: 'true' } }, edges: [['a', 'b']] });
     // Ended just now: nothing to delete until the workers are all up.
     const ids = await seedEndedRuns(api.app.store.db, { graphId, count: PIPELINES, finishedAt: () => new Date() });
@@ -62,6 +64,7 @@ describe.runIf(TEST_PROVIDER === 'postgresql')('retention with three worker proc
         })),
       )),
     );
+    const setupMs = Date.now() - setup;
     const started = Date.now();
     await api.app.store.db.pipeline.updateMany({ where: { id: { in: ids } }, data: { finishedAt: new Date(Date.now() - 2 * DAY_MS) } });
 
@@ -97,7 +100,7 @@ describe.runIf(TEST_PROVIDER === 'postgresql')('retention with three worker proc
     }
     for (const workDir of workDirs) expect(existsSync(workDir)).toBe(true);
     console.log(
-      `three workers deleted ${PIPELINES} pipelines in ${batches.length} batches within ${deletedMs} ms: ${[...byWorker.values()].join(' / ')} pipelines each`,
+      `three workers deleted ${PIPELINES} pipelines in ${batches.length} batches within ${deletedMs} ms: ${[...byWorker.values()].join(' / ')} pipelines each (setup ${setupMs} ms)`,
     );
   });
 });

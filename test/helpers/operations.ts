@@ -262,7 +262,7 @@ export const DeletePipeline = graphql(`
   mutation DeletePipeline($id: Int!) {
     deletePipeline(id: $id) {
       __typename
-      ... on DeletedPipeline { id graphId name state }
+      ... on Deleted { id name }
       ... on ForbiddenError { role requiredRole }
       ... on Error { message field }
     }
