@@ -17,9 +17,11 @@ export type Tx = Prisma.TransactionClient;
 export type EventDraft = Omit<Prisma.EventCreateManyInput, 'id' | 'seq' | 'createdAt' | 'type'> & {
   type: EventType;
   /**
-   * For an event that makes a track PENDING: whether the track lacks its inputs (script
-   * NULL), i.e. waits for finishInput (the webhook event track:needs-input). Not stored. A
-   * transition that knows says so; left out, the outbox looks it up when a webhook wants it.
+   * For an event that makes a track PENDING: whether the track may lack its inputs (script
+   * NULL), i.e. wait for finishInput (the webhook event track:needs-input). Not stored. False
+   * (it has them: the executor's promotions of ready tracks) spares the outbox a look; true
+   * or left out, the outbox looks at the track as the transaction leaves it, when a webhook
+   * wants the event.
    */
   needsInput?: boolean;
 };

@@ -8,7 +8,8 @@
  * when nothing is subscribed: no statement at all for a transaction without a webhook event
  * (most of the executor's: a claim, a success that promotes successors with their inputs),
  * one SELECT of the enabled webhooks for the others (a pipeline's end, a failure, a track
- * waiting for input). Nothing is cached per process, so a webhook created on one API process
+ * that may wait for input). Whether a ready track waits for input is read at the end of the
+ * transaction (script still NULL, still PENDING), unless its transition said it has its inputs. Nothing is cached per process, so a webhook created on one API process
  * gets the very next event committed by any worker.
  *
  * Claims: a delivery is attempted by the process that set `lockedBy` to itself, until
@@ -21,6 +22,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db.ts';
 import { parseInputSchema } from '../engine/inputs.ts';
+import { TrackState } from '../engine/states.ts';
 import { DeliveryState } from '../engine/webhook-attempts.ts';
 import {
   deliveryBody,
@@ -46,9 +48,9 @@ export async function enqueueDeliveries(runner: SqlRunner, drafts: readonly Even
   const candidates = events.flatMap((event, i) => {
     const kind = webhookEventOf({ type: drafts[i]!.type, trackState: event.trackState });
     if (kind === undefined) return [];
-    const needsInput = drafts[i]!.needsInput;
-    if (kind === 'needs-input-if-no-script' && needsInput === false) return [];
-    return [{ event, kind, needsInput }];
+    // The transition knows the track has its inputs: nothing to look up (the executor's hot path).
+    if (kind === 'needs-input-if-no-script' && drafts[i]!.needsInput === false) return [];
+    return [{ event, kind }];
   });
   if (candidates.length === 0) return 0;
   // KEY SHARE, as the deliveries' foreign key will take anyway: a webhook being deleted is
@@ -60,16 +62,19 @@ export async function enqueueDeliveries(runner: SqlRunner, drafts: readonly Even
   if (hooks.length === 0) return 0;
   const wanted = (name: WebhookEvent) => hooks.some((hook) => hook.events.has(name));
 
-  // A ready track whose transition did not say whether it has its inputs: look.
-  const unknown = candidates.filter((c) => c.kind === 'needs-input-if-no-script' && c.needsInput === undefined).map((c) => c.event.trackId!);
+  // Ready tracks that may lack their inputs, as the transaction leaves them: one rendered later
+  // in it (a track that reads step outputs) has them, one that failed meanwhile waits for nothing.
+  const maybe = candidates.filter((c) => c.kind === 'needs-input-if-no-script').map((c) => c.event.trackId!);
   const withoutScript = new Set<number>();
-  if (unknown.length > 0 && wanted('track:needs-input')) {
-    const rows = await inChunks(unknown, (ids) => runner.query(sql`SELECT "id" FROM "track" WHERE "id" IN (${ids}) AND "script" IS NULL`));
+  if (maybe.length > 0 && wanted('track:needs-input')) {
+    const rows = await inChunks(maybe, (ids) =>
+      runner.query(sql`SELECT "id" FROM "track" WHERE "id" IN (${ids}) AND "script" IS NULL AND "state" = ${TrackState.PENDING}`),
+    );
     for (const row of rows) withoutScript.add(Number(row.id));
   }
-  const announced = candidates.flatMap(({ event, kind, needsInput }) => {
+  const announced = candidates.flatMap(({ event, kind }) => {
     const name: WebhookEvent | undefined =
-      kind !== 'needs-input-if-no-script' ? kind : needsInput === true || withoutScript.has(event.trackId!) ? 'track:needs-input' : undefined;
+      kind !== 'needs-input-if-no-script' ? kind : withoutScript.has(event.trackId!) ? 'track:needs-input' : undefined;
     return name !== undefined && wanted(name) ? [{ event, name }] : [];
   });
   if (announced.length === 0) return 0;
