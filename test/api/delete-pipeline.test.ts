@@ -149,7 +149,7 @@ describe('deletePipeline', () => {
     }, 20_000, 'a finished scheduled run');
     await as('operator').request(UpdateSchedule, { id: createSchedule.id, input: { paused: true } });
     const { deletePipeline } = await as('admin').request(DeletePipeline, { id: tick.pipeline!.id });
-    expect(deletePipeline).toMatchObject({ __typename: 'DeletedPipeline', id: tick.pipeline!.id });
+    expect(deletePipeline).toMatchObject({ __typename: 'Deleted', id: tick.pipeline!.id });
     const after = (await as('viewer').request(ScheduleTicks, { id: createSchedule.id, first: 10 })).schedule!.ticks.find((tk) => tk.id === tick.id);
     expect(after).toMatchObject({ outcome: 'STARTED', pipeline: null });
   });
