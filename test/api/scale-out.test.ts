@@ -189,15 +189,23 @@ describe.runIf(TEST_PROVIDER === 'postgresql')('an API process and a worker on o
 
   it('lines lost past the part stored while running (the first half of OUTPUT_LIMIT_BYTES) are named in a notice at once, and the stream goes on live', async () => {
     const stop = path.join(worker.dir, 'stop-2c');
+    const gate = path.join(worker.dir, 'gate-2c');
     const run = await start({
       vertices: {
-        // 40 KiB at once (past the 32 KiB stored as printed), then a line now and then.
-        talk: { script: `seq -f 'head %05g ${'x'.repeat(50)}' 1 700; i=0; while [ ! -e ${stop} ]; do i=$((i+1)); echo "tick $i"; sleep 0.02; done` },
+        // Once the subscriber is live: 40 KiB at once (past the 32 KiB stored as printed),
+        // then a line now and then.
+        talk: {
+          script: `echo ready; while [ ! -e ${gate} ]; do sleep 0.02; done; seq -f 'head %05g ${'x'.repeat(50)}' 1 700; i=0; while [ ! -e ${stop} ]; do i=$((i+1)); echo "tick $i"; sleep 0.02; done`,
+        },
       },
     });
     const talk = run.tracks.talk!;
     const watched = watch(api, run.pipelineId, [talk]);
     const lines = () => watched.lines.get(talk) ?? [];
+    // A subscriber that joined after the burst would rightly get a notice for its part past
+    // the 32 KiB too: this test is about the lines lost while Redis is away.
+    await eventually(async () => (lines().some((l) => l.trackOutput.line === 'ready') ? true : undefined));
+    writeFileSync(gate, '');
     await eventually(async () => (lines().some((l) => l.trackOutput.line === 'tick 5') ? true : undefined));
     apiRedis.cut();
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -225,8 +233,8 @@ describe.runIf(TEST_PROVIDER === 'postgresql')('an API process and a worker on o
       expected += Buffer.byteLength(line.line) + 1;
     }
     expect(from).toBe(printed[at - 1]!.offset! + Buffer.byteLength(printed[at - 1]!.line) + 1);
-    expect(lineTexts(received!.slice(0, 700))).toEqual(Array.from({ length: 700 }, (_, i) => `head ${String(i + 1).padStart(5, '0')} ${'x'.repeat(50)}`));
-    const ticks = printed.slice(700).map((l) => Number(l.line.split(' ')[1]));
+    expect(lineTexts(received!.slice(0, 701))).toEqual(['ready', ...Array.from({ length: 700 }, (_, i) => `head ${String(i + 1).padStart(5, '0')} ${'x'.repeat(50)}`)]);
+    const ticks = printed.slice(701).map((l) => Number(l.line.split(' ')[1]));
     expect(ticks).toEqual([...ticks].sort((x, y) => x - y));
     expect(ticks.at(-1)! - ticks[0]! + 1).toBeGreaterThan(ticks.length);
   });
