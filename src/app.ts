@@ -26,7 +26,7 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { createBus } from './pubsub.ts';
 import { DEFAULT_RETRY_SCHEDULE } from './engine/webhook-attempts.ts';
 import { connectRedisBus } from './redis-bus.ts';
-import { PipelineDeletions, RetentionJob } from './retention.ts';
+import { BUSY_AFTER_SCRIPT_MS, PipelineDeletions, RetentionJob } from './retention.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
 import { DagCache } from './store/dag-cache.ts';
 import { SCHEDULES_HINT } from './store/schedules.ts';
@@ -105,7 +105,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   if (scheduler) store.scheduleListeners.push(() => scheduler.changed());
   const retentionLog = logger.child({ component: 'retention' });
   const deletions = new PipelineDeletions(store, config.workDir, retentionLog, metrics);
-  const retention = executor ? new RetentionJob(deletions, config.retention, retentionLog, () => executor.runningCount > 0) : undefined;
+  const retention = executor ? new RetentionJob(deletions, config.retention, retentionLog, () => executor.ranWithin(BUSY_AFTER_SCRIPT_MS)) : undefined;
   const deliverer =
     config.role === 'api'
       ? undefined

@@ -120,6 +120,8 @@ export class Executor {
   private readonly launcher: Launcher;
   /** By "trackId:attempt": a cancelled attempt may still be dying while the next one runs. */
   private readonly running = new Map<string, RunningTrack>();
+  /** When the last attempt this executor ran ended (performance.now()); see ranWithin. */
+  private lastEndedAt = Number.NEGATIVE_INFINITY;
   /** Output of attempts that ended, until their result (with the last lines) is committed. */
   private readonly ending = new Map<string, OutputRecorder>();
   private readonly readyAt = new Map<number, { at: number; immediate: boolean }>();
@@ -269,6 +271,15 @@ export class Executor {
   }
 
   /**
+   * Whether this executor runs a script now or ended one in the last `ms`. A run of short
+   * steps has no script running for a moment between one step and the next (its successors
+   * are being claimed), and is busy all the same.
+   */
+  ranWithin(ms: number): boolean {
+    return this.running.size > 0 || performance.now() - this.lastEndedAt < ms;
+  }
+
+  /**
    * The lines of a track's running attempt from `offset` on that are not stored yet (see
    * OutputRecorder), or undefined when this executor does not run that attempt.
    */
@@ -415,6 +426,7 @@ export class Executor {
     const key = runKey(claimed.id, claimed.attempt);
     this.ending.set(key, output);
     this.running.delete(key);
+    this.lastEndedAt = performance.now();
     const want = Math.max(0, this.freeSlots());
     this.reserved += want;
     try {

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { graphql } from '../../src/generated/gql/index.ts';
 import { PipelineState, TrackState } from '../../src/engine/states.ts';
 import { TRACKS_PER_BATCHED_PIPELINE } from '../../src/store/retention.ts';
+import { BUSY_AFTER_SCRIPT_MS } from '../../src/retention.ts';
 import { seedEndedRuns } from '../helpers/ended-runs.ts';
 import { scrapeMetrics } from '../helpers/metrics.ts';
 import { CancelPipeline, DeletePipeline, PipelineDetail, StartPipeline } from '../helpers/operations.ts';
@@ -161,6 +162,10 @@ describe('RETENTION_DAYS=30, batches of 3', () => {
     const smallIds = await seedEndedRuns(db, { graphId: small.graphId, count: 4, finishedAt: (i) => daysAgo(59, i) });
     const entries = (await h.retentionAudit()).length;
     await eventually(async () => (h.t.app.executor!.runningCount === 0 ? true : undefined), 10_000, 'the scripts to end');
+    // A script ended a moment ago: the process still counts as running scripts (the next
+    // step of a run is being claimed), until BUSY_AFTER_SCRIPT_MS passed with none.
+    expect(h.t.app.executor!.ranWithin(60_000)).toBe(true);
+    await eventually(async () => (h.t.app.executor!.ranWithin(BUSY_AFTER_SCRIPT_MS) ? undefined : true), 10_000, 'no script for a while');
     // Nothing running: no rest between batches.
     expect(await h.t.app.retention!.runOnce()).toMatchObject({ deleted: 5, batches: 3, restedMs: 0 });
     expect((await h.retentionAudit()).slice(entries).map((entry) => entry.details.pipelineIds)).toEqual([[bigId], smallIds.slice(0, 3), smallIds.slice(3)]);
