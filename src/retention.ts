@@ -12,7 +12,8 @@
  * RETENTION_BATCH_SIZE until none is left, then sweeps its WORK_DIR. It never stalls the
  * executor: each batch is a short transaction of its own (a few statements, capped in
  * tracks too), and the job stops between batches when the process stops. While this
- * process runs scripts, the job also keeps to one part in {@link PACE} of the time: after a
+ * process runs scripts (or ran one in the last {@link BUSY_AFTER_SCRIPT_MS}), the job also
+ * keeps to one part in {@link PACE} of the time: after a
  * batch it rests nine times as long as the batch took. What a batch costs is mostly not its
  * SQL (about 6 ms of CPU for 100 pipelines of 5 tracks on SQLite, where it runs on the event
  * loop) but removing their directories (about 1.5 ms of CPU per pipeline of five attempts,
