@@ -37,12 +37,13 @@ function harness(env: Record<string, string>) {
   const h = {
     t: undefined as unknown as TestApp,
     workDirOf: (pipelineId: number) => path.join(h.t.dir, 'work', `pipeline-${pipelineId}`),
-    async run(spec: GraphSpec | number, until: 'FINISH' | 'FAILED' | 'RUNNING' = 'FINISH') {
+    async run(spec: GraphSpec | number, until: 'FINISH' | 'FAILED' | 'RUNNING' | 'QUEUED' = 'FINISH') {
       const graphId = typeof spec === 'number' ? spec : (await seedGraph(h.t, spec)).graphId;
       const { startPipeline } = await h.t.request(StartPipeline, { graphId });
       if (startPipeline.__typename !== 'Pipeline') throw new Error(JSON.stringify(startPipeline));
       const pipelineId = startPipeline.id;
-      if (until !== 'RUNNING') {
+      if (until === 'QUEUED') expect(startPipeline.state).toBe('QUEUED');
+      else if (until !== 'RUNNING') {
         await eventually(async () => ((await h.t.request(PipelineDetail, { id: pipelineId })).pipeline?.state === until ? true : undefined), 20_000, until);
       }
       return { graphId, pipelineId, trackIds: startPipeline.tracks.map((track) => track.id) };
@@ -102,10 +103,12 @@ describe('RETENTION_DAYS=30, batches of 3', () => {
     const recent = (await h.run(flaky.graphId)).pipelineId;
     const young = (await h.run(flaky.graphId)).pipelineId;
     await h.age(young, daysAgo(29));
-    const queued = (await h.run(flaky.graphId)).pipelineId;
-    await h.t.app.store.db.pipeline.update({ where: { id: queued }, data: { state: PipelineState.QUEUED, finishedAt: daysAgo(50) } });
-    const running = await h.run({ vertices: { R: { script: `while [ ! -e ${gate}-2 ]; do sleep 0.02; done` } } }, 'RUNNING');
+    const running = await h.run({ maxConcurrentPipelines: 1, vertices: { R: { script: `while [ ! -e ${gate}-2 ]; do sleep 0.02; done` } } }, 'RUNNING');
     await h.age(running.pipelineId, daysAgo(50));
+    // Queued behind it for real (a QUEUED row of a graph without a limit is one the sweep
+    // of PostgreSQL starts at any moment).
+    const queued = (await h.run(running.graphId, 'QUEUED')).pipelineId;
+    await h.age(queued, daysAgo(50));
     const failedRunning = await h.run({ vertices: { F: { script: 'exit 1' }, S: { script: `while [ ! -e ${gate}-3 ]; do sleep 0.02; done` } } }, 'FAILED');
     await h.age(failedRunning.pipelineId, daysAgo(50));
     const kept = [recent, young, queued, running.pipelineId, failedRunning.pipelineId];
@@ -123,7 +126,7 @@ describe('RETENTION_DAYS=30, batches of 3', () => {
 
     const outcome = await h.t.app.retention!.runOnce();
     expect(outcome).toMatchObject({ deleted: 7, batches: 3 });
-    // Scripts were running (the gated ones): the job rested between batches, nine times as long as each took.
+    // Scripts were running (the gated ones): the job rested between batches, nineteen times as long as each took.
     expect(outcome.restedMs).toBeGreaterThan(0);
     expect(await h.rows(old)).toEqual({ pipelines: 0, tracks: 0, events: 0, attempts: 0, output: 0 });
     for (const id of old) expect(existsSync(h.workDirOf(id))).toBe(false);
