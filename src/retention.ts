@@ -14,7 +14,7 @@
  * tracks too), and the job stops between batches when the process stops. While this
  * process runs scripts (or ran one in the last {@link BUSY_AFTER_SCRIPT_MS}), the job also
  * keeps to one part in {@link PACE} of the time: after a
- * batch it rests nine times as long as the batch took. What a batch costs is mostly not its
+ * batch it rests nineteen times as long as the batch took. What a batch costs is mostly not its
  * SQL (about 6 ms of CPU for 100 pipelines of 5 tracks on SQLite, where it runs on the event
  * loop) but removing their directories (about 1.5 ms of CPU per pipeline of five attempts,
  * two thirds of it the kernel's), and on a machine whose cores the scripts keep busy, any CPU the job
@@ -40,8 +40,12 @@ import type { Store } from './store/transaction.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-/** While scripts run, the job works at most one part in PACE of the time (see above). */
-export const PACE = 10;
+/**
+ * While scripts run, the job works at most one part in PACE of the time (see above). Its
+ * share is about what it may take from a run of short steps whose process is the
+ * bottleneck; a tenth measured a slowdown of 0.9 to 1.5 times, so it keeps to half of that.
+ */
+export const PACE = 20;
 
 /**
  * The process counts as running scripts (and the job keeps to its PACE) while one runs, and
