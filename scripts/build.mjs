@@ -106,7 +106,9 @@ const [result, launcher] = await Promise.all([
 ]);
 // The dashboard after the service: Vite is loaded only for a build, like esbuild.
 const { build: viteBuild } = await import('vite');
-await viteBuild({ configFile: path.join(root, dashboardDir, 'vite.config.ts'), logLevel: 'warn' });
+// Always the production build: under vitest (NODE_ENV=test) Vite would keep Preact's debug code.
+process.env.NODE_ENV = 'production';
+await viteBuild({ configFile: path.join(root, dashboardDir, 'vite.config.ts'), mode: 'production', logLevel: 'warn' });
 const initialJs = initialDashboardJs(path.join(outdir, 'dashboard'));
 const inputs = [...new Set([...Object.keys(result.metafile.inputs), ...Object.keys(launcher.metafile.inputs), ...dashboardInputs()])].filter(
   (input) => !input.startsWith('node_modules/'),
