@@ -8,7 +8,8 @@
  *
  * Plain JavaScript on purpose: it runs before anything is compiled, without tsx.
  */
-import { chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { DASHBOARD_JS_BUDGET_BYTES, initialDashboardJs } from './dashboard-size.mjs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -28,7 +29,16 @@ const entries = {
  * of its RSS); it imports nothing that needs ESM.
  */
 const launcherEntry = 'src/executor/launcher.ts';
-const outputs = [...Object.keys(entries).map((name) => `${name}.js`), 'launcher.cjs'];
+const outputs = [...Object.keys(entries).map((name) => `${name}.js`), 'launcher.cjs', 'dashboard/index.html'];
+
+/** The dashboard's sources (dashboard/, built by Vite into dist/dashboard), relative to the root. */
+const dashboardDir = 'dashboard';
+function dashboardInputs() {
+  return readdirSync(path.join(root, dashboardDir), { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => path.relative(root, path.join(entry.parentPath, entry.name)));
+}
+
 
 /**
  * Left in node_modules: better-sqlite3 is native, Prisma's runtime loads its query compiler
@@ -94,10 +104,24 @@ const [result, launcher] = await Promise.all([
   }),
   build({ ...common, entryPoints: [launcherEntry], outfile: path.join(outdir, 'launcher.cjs'), format: 'cjs' }),
 ]);
-const inputs = [...new Set([...Object.keys(result.metafile.inputs), ...Object.keys(launcher.metafile.inputs)])].filter(
+// The dashboard after the service: Vite is loaded only for a build, like esbuild.
+const { build: viteBuild } = await import('vite');
+// Always the production build: under vitest (NODE_ENV=test) Vite would keep Preact's debug code.
+process.env.NODE_ENV = 'production';
+await viteBuild({ configFile: path.join(root, dashboardDir, 'vite.config.ts'), mode: 'production', logLevel: 'warn' });
+const initialJs = initialDashboardJs(path.join(outdir, 'dashboard'));
+const inputs = [...new Set([...Object.keys(result.metafile.inputs), ...Object.keys(launcher.metafile.inputs), ...dashboardInputs()])].filter(
   (input) => !input.startsWith('node_modules/'),
 );
 writeFileSync(manifestFile, `${JSON.stringify({ builtAt, inputs }, null, 2)}\n`);
 chmodSync(path.join(outdir, 'pipectl.js'), 0o755);
 const seconds = ((performance.now() - started) / 1000).toFixed(2);
-process.stderr.write(`built dist/ (${Object.keys(entries).join(', ')}, launcher; ${inputs.length} source files) in ${seconds} s\n`);
+process.stderr.write(
+  `built dist/ (${Object.keys(entries).join(', ')}, launcher, dashboard; ${inputs.length} source files) in ${seconds} s; ` +
+    `the dashboard's initial JavaScript is ${(initialJs / 1000).toFixed(1)} kB gzip (budget ${DASHBOARD_JS_BUDGET_BYTES / 1000} kB)\n`,
+);
+if (initialJs > DASHBOARD_JS_BUDGET_BYTES) {
+  process.stderr.write(`The dashboard's initial JavaScript is over its budget: lazy-load what the first page does not need.\n`);
+  process.exit(1);
+}
+

@@ -1,7 +1,7 @@
 /**
  * The API's HTTP side (ROLE=api and all): GraphQL over HTTP and SSE through Yoga, with its
  * limits (graphql-armor, body size, mutation rate), GraphiQL, and graphql-ws on the same
- * path of the same server.
+ * path of the same server; the dashboard's files at `/` (dashboard.ts).
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { EnvelopArmor } from '@escape.tech/graphql-armor';
@@ -20,6 +20,7 @@ import type { Metrics } from '../metrics.ts';
 import { schema } from '../schema/index.ts';
 import { useSharedEventExecution } from '../shared-execution.ts';
 import { serveGraphqlWs, type SocketExtra } from '../ws-transport.ts';
+import { createDashboard } from './dashboard.ts';
 import type { Identify } from './identify.ts';
 
 /** What a client sees of an error that is the service's fault. */
@@ -202,9 +203,11 @@ export function createGraphQLApi(deps: GraphQLApiDeps): GraphQLApi {
     logger.child({ component: 'graphql-ws' }),
   );
 
+  const dashboard = createDashboard();
   return {
     yoga,
     serve(req, res) {
+      if (dashboard(req, res)) return;
       if (req.method === 'POST' && !bodyWithinLimit(req, res, config.limits.bodyBytes)) return;
       void yoga(req, res);
     },

@@ -4,15 +4,14 @@
  * leave loopback; the token goes in the Headers tab; a query and a live subscription
  * show their results in the result pane.
  */
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import type { Browser, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createToken } from '../../src/auth/tokens.ts';
+import { launchChromium, recordRequests, staysOnThisMachine } from '../helpers/browser.ts';
 import { FinishInput, StartPipeline } from '../helpers/operations.ts';
 import { seedGraph } from '../helpers/seed.ts';
 import { httpClient, startTestApp, type TestApp } from '../helpers/test-app.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 /** The first visit renders and compresses a 9 MB page, and the browser parses 5 MB of script. */
 const PAGE_TIMEOUT = 90_000;
 
@@ -20,17 +19,7 @@ let t: TestApp;
 let browser: Browser | undefined;
 let token = '';
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `The GraphiQL browser test needs Debian's Chromium at ${CHROMIUM}, which is not installed. ` +
-        'Install it (as root): apt-get update && apt-get install -y --no-install-recommends chromium  (.ci/run does this).',
-    );
-  }
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium('GraphiQL');
   t = await startTestApp({ env: { AUTH: 'on' } });
   token = (await createToken(t.app.store.db, { name: 'graphiql', role: 'admin' })).secret;
 });
@@ -38,33 +27,6 @@ afterAll(async () => {
   await browser?.close();
   await t?.stop();
 });
-
-/** Loopback, or a URL that never touches the network (inline data, the page's own blobs). */
-function staysOnThisMachine(url: string): boolean {
-  const { protocol, hostname } = new URL(url);
-  if (protocol === 'data:' || protocol === 'blob:') return true;
-  return ['http:', 'https:', 'ws:', 'wss:'].includes(protocol) && ['127.0.0.1', 'localhost', '[::1]'].includes(hostname);
-}
-
-interface Seen {
-  url: string;
-  method: string;
-  headers: Record<string, string>;
-}
-
-/** Records every request of the context, and refuses (aborts) any that would leave the machine. */
-async function recordRequests(context: BrowserContext): Promise<{ seen: Promise<Seen>[]; refused: string[] }> {
-  const seen: Promise<Seen>[] = [];
-  const refused: string[] = [];
-  context.on('request', (request) => seen.push(request.allHeaders().then((headers) => ({ url: request.url(), method: request.method(), headers }))));
-  context.on('page', (page) => page.on('websocket', (socket) => refused.push(...(staysOnThisMachine(socket.url()) ? [] : [socket.url()]))));
-  await context.route('**/*', (route) => {
-    if (staysOnThisMachine(route.request().url())) return route.continue();
-    refused.push(route.request().url());
-    return route.abort('internetdisconnected');
-  });
-  return { seen, refused };
-}
 
 /** What a Monaco editor shows (its rendered lines; Monaco draws spaces as no-break spaces). */
 async function textOf(editor: Locator): Promise<string> {

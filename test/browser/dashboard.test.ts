@@ -1,0 +1,69 @@
+/**
+ * The dashboard in a real browser (Debian's Chromium, playwright-core) against the service
+ * with authentication on: a wrong token is refused in words, a right one (a viewer's) shows
+ * the seed graph with its DAG drawn, the token is kept for the tab only, and nothing leaves
+ * loopback.
+ */
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createToken } from '../../src/auth/tokens.ts';
+import { launchChromium, recordRequests, staysOnThisMachine } from '../helpers/browser.ts';
+import { seedGraph, seedScenario } from '../helpers/seed.ts';
+import { httpClient, startTestApp, type TestApp } from '../helpers/test-app.ts';
+
+let t: TestApp;
+let browser: Browser | undefined;
+let admin = '';
+let viewer = '';
+beforeAll(async () => {
+  browser = await launchChromium('dashboard');
+  t = await startTestApp({ env: { AUTH: 'on' } });
+  admin = (await createToken(t.app.store.db, { name: 'dashboard-admin', role: 'admin' })).secret;
+  viewer = (await createToken(t.app.store.db, { name: 'dashboard-viewer', role: 'viewer' })).secret;
+});
+afterAll(async () => {
+  await browser?.close();
+  await t?.stop();
+});
+
+it('signs in with a token and draws the seed graph, offline', { timeout: 60_000 }, async () => {
+  await seedGraph(httpClient(t.url, { authorization: `Bearer ${admin}` }), { name: 'seed', ...seedScenario() });
+  const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } });
+  const recorded = await recordRequests(context);
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on('pageerror', (error) => problems.push(error.message));
+  page.on('console', (message) => message.type() === 'error' && !message.text().includes('401') && problems.push(message.text()));
+  await page.goto(t.url.replace(/\/graphql$/, '/'));
+  expect(await page.title()).toBe('dagpipe');
+
+  await page.getByLabel('API token').fill('dp_not-a-token');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('alert').waitFor();
+  expect(await page.getByRole('alert').innerText()).toMatch(/token/i);
+
+  await page.getByLabel('API token').fill(viewer);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'seed' }).waitFor();
+  const dag = page.getByRole('img', { name: 'The DAG of seed' });
+  for (const name of ['A', 'B', 'C', 'D', 'E']) expect(await dag.getByTestId(`vertex-${name}`).textContent()).toBe(name);
+  expect(await dag.locator('.edge').count()).toBe(4);
+  // A before B and C, which come before D: the layout runs left to right.
+  const x = async (name: string) => (await dag.getByTestId(`vertex-${name}`).boundingBox())!.x;
+  expect(await x('A')).toBeLessThan(await x('B'));
+  expect(await x('C')).toBeLessThan(await x('D'));
+
+  // The token lives in this tab's sessionStorage: a reload keeps the session.
+  expect(await page.evaluate(() => sessionStorage.getItem('dagpipe.token'))).toBe(viewer);
+  await page.reload();
+  await page.getByRole('heading', { name: 'seed' }).waitFor();
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByLabel('API token').waitFor();
+  expect(await page.evaluate(() => sessionStorage.getItem('dagpipe.token'))).toBeNull();
+
+  const seen = await Promise.all(recorded.seen);
+  expect(seen.filter((s) => s.url.endsWith('/graphql') && s.method === 'POST').every((s) => s.headers.authorization?.startsWith('Bearer '))).toBe(true);
+  expect([...recorded.refused, ...seen.map((s) => s.url).filter((url) => !staysOnThisMachine(url))]).toEqual([]);
+  expect(problems).toEqual([]);
+  await context.close();
+});

@@ -1,0 +1,49 @@
+/**
+ * Debian's Chromium driven by playwright-core, for the browser tests (GraphiQL, the
+ * dashboard): no browser is downloaded, and no request may leave the machine.
+ */
+import { existsSync } from 'node:fs';
+import { chromium, type Browser, type BrowserContext } from 'playwright-core';
+
+export const CHROMIUM = '/usr/bin/chromium';
+
+export async function launchChromium(what: string): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `The ${what} browser test needs Debian's Chromium at ${CHROMIUM}, which is not installed. ` +
+        'Install it (as root): apt-get update && apt-get install -y --no-install-recommends chromium  (.ci/run does this).',
+    );
+  }
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+/** Loopback, or a URL that never touches the network (inline data, the page's own blobs). */
+export function staysOnThisMachine(url: string): boolean {
+  const { protocol, hostname } = new URL(url);
+  if (protocol === 'data:' || protocol === 'blob:') return true;
+  return ['http:', 'https:', 'ws:', 'wss:'].includes(protocol) && ['127.0.0.1', 'localhost', '[::1]'].includes(hostname);
+}
+
+export interface Seen {
+  url: string;
+  method: string;
+  headers: Record<string, string>;
+}
+
+/** Records every request of the context, and refuses (aborts) any that would leave the machine. */
+export async function recordRequests(context: BrowserContext): Promise<{ seen: Promise<Seen>[]; refused: string[] }> {
+  const seen: Promise<Seen>[] = [];
+  const refused: string[] = [];
+  context.on('request', (request) => seen.push(request.allHeaders().then((headers) => ({ url: request.url(), method: request.method(), headers }))));
+  context.on('page', (page) => page.on('websocket', (socket) => refused.push(...(staysOnThisMachine(socket.url()) ? [] : [socket.url()]))));
+  await context.route('**/*', (route) => {
+    if (staysOnThisMachine(route.request().url())) return route.continue();
+    refused.push(route.request().url());
+    return route.abort('internetdisconnected');
+  });
+  return { seen, refused };
+}
