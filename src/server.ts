@@ -62,7 +62,10 @@ async function main(): Promise<void> {
     'dagpipe is listening',
   );
   if (config.role === 'worker') console.log(`Worker: ${url} (ROLE=worker serves /health and /metrics; GraphQL is served by ROLE=api processes)`);
-  else console.log(`GraphiQL: ${url}`);
+  else {
+    console.log(`GraphiQL: ${url}`);
+    console.log(`Dashboard: ${new URL('/', url).href}`);
+  }
   if (!config.auth) {
     console.log('Authentication is off (AUTH=off): anyone who can reach this address can run scripts as this user.');
   } else if ((await app.store.db.apiToken.count({ where: { revokedAt: null } })) === 0) {
