@@ -75,7 +75,8 @@ it('works offline: the token in the Headers tab, a query and a live subscription
   await headersEditor.click();
   await page.keyboard.press('ControlOrMeta+KeyA');
   await page.keyboard.type(`{"Authorization": "Bearer ${token}"}`);
-  expect(await textOf(headersEditor)).toBe(`{"Authorization": "Bearer ${token}"}`);
+  // Monaco draws its lines on a later animation frame: wait until it shows the text.
+  await expect.poll(() => textOf(headersEditor), { timeout: PAGE_TIMEOUT }).toBe(`{"Authorization": "Bearer ${token}"}`);
 
   // Queries are pasted: typed key by key, Monaco's bracket closing would add its own.
   const run = async (operation: string) => {
@@ -84,7 +85,7 @@ it('works offline: the token in the Headers tab, a query and a live subscription
     await page.keyboard.press('Delete');
     await page.keyboard.insertText(operation);
     await page.keyboard.press('Escape');
-    expect(await textOf(queryEditor)).toBe(operation);
+    await expect.poll(() => textOf(queryEditor), { timeout: PAGE_TIMEOUT }).toBe(operation);
     await page.getByRole('button', { name: /^Execute query/ }).click();
   };
 
