@@ -37,7 +37,24 @@ const CreatedToken = builder.objectRef<tokens.CreatedToken>('CreatedToken').impl
   }),
 });
 
+const Viewer = builder.objectRef<{ name: string; role: (typeof ROLES)[number] }>('Viewer').implement({
+  description: 'Who the request speaks for: the token\'s name and role (anonymous admin when authentication is off).',
+  fields: (t) => ({
+    name: t.exposeString('name', { description: 'The token\'s name.' }),
+    role: t.field({ type: RoleEnum, description: 'What it may do: UIs show only the actions this role allows.', resolve: (viewer) => viewer.role }),
+  }),
+});
+
 builder.queryFields((t) => ({
+  viewer: t.field({
+    type: Viewer,
+    description: 'The caller: its token\'s name and role (role viewer), e.g. for a UI to show only the actions it may take.',
+    resolve: (_root, _args, { identity }) => {
+      // Query's authScopes let no caller without an identity this far.
+      if (identity === null) throw new Error('viewer resolved without an identity');
+      return { name: identity.name, role: identity.role };
+    },
+  }),
   tokens: t.prismaField({
     type: ['ApiToken'],
     authScopes: { admin: true },

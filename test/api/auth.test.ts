@@ -18,6 +18,7 @@ import { httpClient, startTestApp, type TestApp } from '../helpers/test-app.ts';
 const run = promisify(execFile);
 
 const Graphs = graphql(`query AuthGraphs { graphs { id name } }`);
+const Viewer = graphql(`query AuthViewer { viewer { name role } }`);
 const Tokens = graphql(`query AuthTokens { tokens { id name role prefix revokedAt } }`);
 const Audit = graphql(`query AuthAudit($action: String) { auditLog(action: $action) { actor tokenId action targetType targetId details } }`);
 const NewToken = graphql(`
@@ -114,6 +115,15 @@ describe('without a token', () => {
 });
 
 describe('roles', () => {
+  it('viewer names the caller and its role, for a UI to show only what it may do; without a token it is UNAUTHENTICATED', async () => {
+    for (const role of ['viewer', 'operator', 'admin'] as const) {
+      expect((await as(secrets[role]).request(Viewer)).viewer).toEqual({ name: `${role}-alice`, role });
+    }
+    const anonymous = await httpClient(t.url).execute(Viewer);
+    expect(anonymous.data).toBeNull();
+    expect(anonymous.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+  });
+
   it('a viewer reads and subscribes, but may not start, define, or see tokens and the audit trail', async () => {
     const viewer = as(secrets.viewer);
     expect((await viewer.execute(Graphs)).errors).toBeUndefined();
