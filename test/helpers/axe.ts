@@ -2,7 +2,7 @@
  * Accessibility of a dashboard page, checked by axe-core (WCAG 2.1 A and AA rules) in the
  * real browser: the issue's bar is no serious or critical violation.
  */
-import AxeBuilder from '@axe-core/playwright';
+import { AxeBuilder } from '@axe-core/playwright';
 import type { Page } from 'playwright-core';
 
 /** The serious and critical violations on the page as it is now, in words (empty: none). */
