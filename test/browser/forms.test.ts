@@ -66,6 +66,9 @@ schedules:
 /** One step that exits with the code it is given: runs that finish or fail at once. */
 const TINY = `
 name: tiny
+desc: One step that exits with the code it is given.
+schedules:
+  - { name: new-year, cron: "0 0 1 1 *", timeZone: Europe/Berlin, overlap: QUEUE }
 vertices:
   - name: step
     inputs:
@@ -158,7 +161,7 @@ const trackOf = async (pipelineId: number, name: string) => {
   return pipeline!.tracks.find((x) => x.name === name)!;
 };
 
-it('an operator starts the README example from its graph page and supplies its input on the waiting list', { timeout: 120_000 }, async () => {
+it('an operator starts the README example from its graph page and supplies its input on the waiting list', { timeout: 240_000 }, async () => {
   process.env.PIPECTL_TOKEN = (await createToken(t.app.store.db, { name: 'forms-example', role: 'admin' })).secret;
   const exampleId = await loadWebServerCheck(t.url);
   const port = Number(new URL(t.url).port);
@@ -225,7 +228,7 @@ it('an operator starts the README example from its graph page and supplies its i
   await finish(session);
 });
 
-it('choices are a select and a secret a password field never shown back; a viewer may look, not act', { timeout: 120_000 }, async () => {
+it('choices are a select and a secret a password field never shown back; a viewer may look, not act', { timeout: 240_000 }, async () => {
   const releaseId = await importGraph(RELEASE);
   const session = await signIn(operator);
   const { page } = session;
@@ -241,7 +244,7 @@ it('choices are a select and a secret a password field never shown back; a viewe
   expect(await approveAtStart.getByLabel('notify').isChecked()).toBe(true);
   await page.getByLabel('Name').fill('release 1.0');
   await expectAccessible(page);
-  await screenshot(page, 'graph');
+  await screenshot(page, 'graph-start');
   await page.getByRole('button', { name: 'Start the run' }).click();
   await page.waitForURL(/\/runs\/\d+$/);
   const runId = Number(/\/runs\/(\d+)$/.exec(page.url())![1]);
@@ -296,7 +299,7 @@ it('choices are a select and a secret a password field never shown back; a viewe
   await finish(session);
 });
 
-it('the runs list pages with "Older runs" and filters by state; an unchecked graph says why it cannot start', { timeout: 120_000 }, async () => {
+it('the runs list pages with "Older runs" and filters by state; an unchecked graph says why it cannot start', { timeout: 240_000 }, async () => {
   const tinyId = await importGraph(TINY);
   const draftId = await importGraph(DRAFT, false);
   const started: number[] = [];
@@ -318,6 +321,8 @@ it('the runs list pages with "Older runs" and filters by state; an unchecked gra
   const newestFirst = [...started].reverse();
   const ids = async () => (await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-testid')))).map((id) => Number(id!.slice('run-'.length)));
   expect(await ids()).toEqual(newestFirst.slice(0, 10));
+  expect(await page.getByTestId('schedule-new-year').innerText()).toMatch(/^new-year\s+0 0 1 1 \*\s+Europe\/Berlin\s+\d+\/\d+\/\d{4}, [^\t]+\s+—\s+queue$/);
+  await screenshot(page, 'graph');
   expect(await rows.first().getByRole('link').getAttribute('href')).toBe(`/runs/${newestFirst[0]}`);
   await page.getByRole('button', { name: 'Older runs' }).click();
   await expect.poll(() => rows.count()).toBe(12);
