@@ -98,6 +98,7 @@ async function expectAccessible(page: Page) {
 async function screenshot(page: Page, name: string) {
   if (!SCREENSHOTS) return;
   mkdirSync('docs/screenshots', { recursive: true });
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: `docs/screenshots/${name}.png` });
 }
 
@@ -283,6 +284,8 @@ describe('the admin pages', () => {
     expect(hook).toContain(receiver.url);
     expect(hook).toMatch(/secret\s+\*\*\*/);
     expect(await page.content()).not.toContain(SECRET);
+    // An update's input, spread into dotted names.
+    expect(await page.locator('tr[data-action="updateWebhook"]').first().locator('dl').innerText()).toMatch(/id\s+\d+\s+input\.enabled\s+false/);
     expect(await page.locator('tr[data-action="createWebhook"]').getByRole('link').getAttribute('href')).toBe(`/admin/webhooks/${webhookId}`);
     await page.getByText('No older entries.').waitFor();
     await expectAccessible(page);

@@ -205,7 +205,12 @@ function AuditTable({ entries }: { entries: Entry[] }) {
               </th>
               <td>
                 {entry.targetType}
-                {entry.targetId !== null && entry.targetId !== undefined && (href ? <a href={href}> {entry.targetId}</a> : ` ${entry.targetId}`)}
+                {entry.targetId !== null && entry.targetId !== undefined && (
+                  <>
+                    {' '}
+                    {href ? <a href={href}>{entry.targetId}</a> : entry.targetId}
+                  </>
+                )}
               </td>
               <td>
                 <Details details={entry.details} />
@@ -218,10 +223,13 @@ function AuditTable({ entries }: { entries: Entry[] }) {
   );
 }
 
-/** The recorded arguments, one per line: plain values as they are, nested ones as JSON. */
+/**
+ * The recorded arguments, one per line: nested objects spread into dotted names (an
+ * update's `input.enabled`), plain values as they are, lists as JSON.
+ */
 function Details({ details }: { details: unknown }) {
-  if (details === null || typeof details !== 'object' || Array.isArray(details)) return <code>{JSON.stringify(details)}</code>;
-  const fields = Object.entries(details as Record<string, unknown>);
+  if (!isRecord(details)) return <code>{JSON.stringify(details)}</code>;
+  const fields = flatten(details);
   if (fields.length === 0) return <span class="never">none</span>;
   return (
     <dl class="details">
@@ -234,5 +242,15 @@ function Details({ details }: { details: unknown }) {
         </div>
       ))}
     </dl>
+  );
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function flatten(record: Record<string, unknown>, prefix = ''): [string, unknown][] {
+  return Object.entries(record).flatMap(([key, value]) =>
+    isRecord(value) && Object.keys(value).length > 0 ? flatten(value, `${prefix}${key}.`) : [[`${prefix}${key}`, value] as [string, unknown]],
   );
 }

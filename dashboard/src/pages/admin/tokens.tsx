@@ -6,6 +6,7 @@ import { useState } from 'preact/hooks';
 import { request } from '../../api';
 import { graphql } from '../../generated';
 import type { AdminCreateTokenMutation, Role, AdminTokensQuery } from '../../generated/graphql';
+import { useViewer } from '../../viewer';
 import { AdminPage, Confirm, Field, fieldErrors, fieldProps, messageOf, useLoad, When, type FieldErrors } from './common';
 
 const Tokens = graphql(`
@@ -196,6 +197,8 @@ function NewSecret({ created, onDone }: { created: Created; onDone: () => void }
 }
 
 function TokenTable({ tokens, onRevoke }: { tokens: Token[]; onRevoke: (token: Token) => Promise<void> }) {
+  // The viewer is known by name only, and names need not be unique: hence "may be".
+  const me = useViewer().name;
   if (tokens.length === 0) return <p>No tokens yet.</p>;
   return (
     <table class="admin-table">
@@ -235,7 +238,9 @@ function TokenTable({ tokens, onRevoke }: { tokens: Token[]; onRevoke: (token: T
                   <Confirm
                     id={`revoke-${token.id}`}
                     label={`Revoke ${token.name}`}
-                    question={`Revoke ${token.name}? Requests with it are refused at once; this cannot be undone.`}
+                    question={`Revoke ${token.name}? Requests with it are refused at once; this cannot be undone.${
+                      token.name === me ? ' It may be the token you are signed in with: the dashboard would then stop working until you sign in with another.' : ''
+                    }`}
                     confirmLabel="Revoke"
                     onConfirm={() => onRevoke(token)}
                   />

@@ -137,6 +137,8 @@ const EVENTS: { event: string; when: string }[] = [
 const FIELDS = ['url', 'events', 'secret', 'description', 'enabled'] as const;
 /** How many deliveries the log shows at first, and adds with "Older deliveries". */
 const PAGE = 50;
+/** The most Webhook.deliveries returns at once. */
+const MAX_DELIVERIES = 500;
 const POLL_MS = 2_000;
 
 type Hook = AdminWebhooksQuery['webhooks'][number];
@@ -496,11 +498,14 @@ function WebhookDetail({ id }: { id: number }) {
               setBusy(false);
             }}
           />
-          {hook.deliveries.length === first && (
-            <button type="button" onClick={() => setFirst(first + PAGE)}>
-              Older deliveries
-            </button>
-          )}
+          {hook.deliveries.length === first &&
+            (first < MAX_DELIVERIES ? (
+              <button type="button" onClick={() => setFirst(first + PAGE)}>
+                Older deliveries
+              </button>
+            ) : (
+              <p class="hint">The newest {MAX_DELIVERIES} are shown; read older ones with the API (Webhook.deliveries with after).</p>
+            ))}
         </>
       )}
     </AdminPage>
