@@ -16,12 +16,37 @@ export const RunTrackFields = graphql(`
     reason
     needsInput
     blockedBy {
-      kind
-      message
-      missingParams
-      until
+      ...RunBlockedBy
+    }
+  }
+`);
+
+export const RunBlockedByFields = graphql(`
+  fragment RunBlockedBy on BlockedReason {
+    kind
+    message
+    missingParams
+    until
+    tracks {
+      name
+    }
+  }
+`);
+
+/**
+ * Why each track waits, as of `cursor`. A track's blockedBy also changes without an event of
+ * its own (a predecessor succeeded, the pipeline failed): the page reads them again after
+ * such events.
+ */
+export const RunBlockedDocument = graphql(`
+  query RunBlocked($id: Int!) {
+    pipeline(id: $id) {
+      cursor
       tracks {
-        name
+        id
+        blockedBy {
+          ...RunBlockedBy
+        }
       }
     }
   }

@@ -13,7 +13,7 @@
  * the event's own `trackState`, so that a replay walks through the states in order, and the
  * last event of a track leaves it in its latest state.
  */
-import type { PipelineState, RunPipelineLiveSubscription, RunTrackFragment, TrackState } from './generated/graphql.ts';
+import type { PipelineState, RunBlockedQuery, RunPipelineLiveSubscription, RunTrackFragment, TrackState } from './generated/graphql.ts';
 
 export type LiveMessage = RunPipelineLiveSubscription['pipelineLive'];
 export type Snapshot = NonNullable<LiveMessage['snapshot']>;
@@ -44,6 +44,8 @@ export interface RunView {
   tracks: ReadonlyMap<number, TrackRow>;
   /** By track id, oldest attempt first. */
   attempts: ReadonlyMap<number, readonly AttemptRow[]>;
+  /** By track id, the id of the last event (or the snapshot's cursor) its row comes from. */
+  seen: ReadonlyMap<number, number>;
   /** The id of the last event applied: pipelineLive's `after` to resume from. */
   cursor: number;
 }
@@ -58,9 +60,11 @@ export function hasEnded(state: PipelineState): boolean {
 export function fromSnapshot(snapshot: Snapshot): RunView {
   const tracks = new Map<number, TrackRow>();
   const attempts = new Map<number, AttemptRow[]>();
+  const seen = new Map<number, number>();
   for (const { attempts: rows, ...track } of snapshot.tracks) {
     tracks.set(track.id, track);
     attempts.set(track.id, rows.map((row) => ({ ...row })));
+    seen.set(track.id, snapshot.cursor);
   }
   return {
     id: snapshot.id,
@@ -73,6 +77,7 @@ export function fromSnapshot(snapshot: Snapshot): RunView {
     graph: snapshot.graph,
     tracks,
     attempts,
+    seen,
     cursor: snapshot.cursor,
   };
 }
@@ -92,6 +97,7 @@ export function applyMessages(view: RunView | undefined, messages: readonly Live
   let current = view;
   let tracks: Map<number, TrackRow> | undefined;
   let attempts: Map<number, AttemptRow[]> | undefined;
+  let seen: Map<number, number> | undefined;
   let changed = false;
   for (const message of messages) {
     if (message.snapshot) {
@@ -100,6 +106,7 @@ export function applyMessages(view: RunView | undefined, messages: readonly Live
       current = fromSnapshot(message.snapshot);
       tracks = undefined;
       attempts = undefined;
+      seen = undefined;
       changed = true;
       continue;
     }
@@ -116,8 +123,11 @@ export function applyMessages(view: RunView | undefined, messages: readonly Live
     if (event.trackId !== null && event.track) {
       tracks ??= new Map(current.tracks);
       attempts ??= new Map(current.attempts as Map<number, AttemptRow[]>);
+      seen ??= new Map(current.seen);
       current.tracks = tracks;
       current.attempts = attempts;
+      current.seen = seen;
+      seen.set(event.track.id, event.id);
       const track: TrackRow = { ...event.track, state: event.trackState ?? event.track.state };
       tracks.set(track.id, track);
       // The track as read now describes its current attempt; an event of an earlier attempt
@@ -151,4 +161,32 @@ export function applyMessages(view: RunView | undefined, messages: readonly Live
 /** The state of each vertex by name (for the DAG's colours). */
 export function statesByName(view: RunView): Map<string, TrackState> {
   return new Map([...view.tracks.values()].map((track) => [track.name, track.state]));
+}
+
+/**
+ * Whether an event may have changed why other tracks wait (their blockedBy), though it
+ * carries only its own track: a pipeline event, or a track ending or put back into play.
+ */
+export function movesBlockedBy(message: LiveMessage): boolean {
+  const event = message.event;
+  if (!event) return false;
+  return event.pipelineState !== null || ['SUCCEED', 'FAILED', 'CANCELLED', 'SKIPPED'].includes(event.trackState ?? '') || event.type === 'track:retried';
+}
+
+export type BlockedRead = NonNullable<RunBlockedQuery['pipeline']>;
+
+/**
+ * Applies blockedBy as read at `read.cursor`, to the rows no later event has rewritten (an
+ * event read after the query would be newer than its answer).
+ */
+export function applyBlocked(view: RunView, read: BlockedRead): RunView {
+  let tracks: Map<number, TrackRow> | undefined;
+  for (const { id, blockedBy } of read.tracks) {
+    const row = view.tracks.get(id);
+    if (!row || (view.seen.get(id) ?? 0) > read.cursor) continue;
+    if (JSON.stringify(row.blockedBy) === JSON.stringify(blockedBy)) continue;
+    tracks ??= new Map(view.tracks);
+    tracks.set(id, { ...row, blockedBy });
+  }
+  return tracks ? { ...view, tracks } : view;
 }

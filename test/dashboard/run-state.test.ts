@@ -4,7 +4,7 @@
  * with `after`) ends in the same view as the live stream did.
  */
 import { describe, expect, it } from 'vitest';
-import { applyMessages, fromSnapshot, statesByName, type LiveEvent, type LiveMessage, type Snapshot, type TrackRow } from '../../dashboard/src/run-state.ts';
+import { applyBlocked, applyMessages, fromSnapshot, movesBlockedBy, statesByName, type LiveEvent, type LiveMessage, type Snapshot, type TrackRow } from '../../dashboard/src/run-state.ts';
 
 const T0 = '2026-12-02T10:00:00.000Z';
 const at = (seconds: number) => new Date(Date.parse(T0) + seconds * 1000).toISOString();
@@ -154,5 +154,17 @@ describe('run-state', () => {
     const started = applyMessages(queued, [event(11, { type: 'pipeline:started', pipelineState: 'RUNNING' })])!;
     expect(started.state).toBe('RUNNING');
     expect(started.blockedBy).toBeNull();
+  });
+
+  it('takes blockedBy read later, except for rows an event newer than the read rewrote', () => {
+    const view = applyMessages(undefined, [snapshot(10, [A, B]), aRunning, aDone])!;
+    expect(movesBlockedBy(aDone)).toBe(true);
+    expect(movesBlockedBy(aRunning)).toBe(false);
+    const failed = { kind: 'PIPELINE_FAILED' as const, message: 'The pipeline failed (C failed), so this track will not run; retryPipeline runs it again.', missingParams: [], until: null, tracks: [{ name: 'C' }] };
+    // Read at cursor 11: A's row comes from event 12 and stays; B's (from the snapshot) takes it.
+    const read = applyBlocked(view, { cursor: 11, tracks: [{ id: 1, blockedBy: failed }, { id: 2, blockedBy: failed }] });
+    expect(read.tracks.get(1)?.blockedBy).toBeNull();
+    expect(read.tracks.get(2)?.blockedBy).toEqual(failed);
+    expect(applyBlocked(read, { cursor: 12, tracks: [{ id: 2, blockedBy: failed }] })).toBe(read);
   });
 });

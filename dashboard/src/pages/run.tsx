@@ -16,8 +16,8 @@ import type { PipelineState, TrackState } from '../generated/graphql';
 import { TrackInputForm } from '../input-form';
 import { subscribe } from '../live';
 import { TrackOutput } from '../output';
-import { CancelRunDocument, PipelineLiveDocument, RetryRunDocument } from '../run-documents';
-import { applyMessages, hasEnded, statesByName, type LiveMessage, type RunView, type TrackRow } from '../run-state';
+import { CancelRunDocument, PipelineLiveDocument, RetryRunDocument, RunBlockedDocument } from '../run-documents';
+import { applyBlocked, applyMessages, hasEnded, movesBlockedBy, statesByName, type LiveMessage, type RunView, type TrackRow } from '../run-state';
 import { Timeline } from '../timeline';
 import { Action } from '../viewer';
 
@@ -63,13 +63,39 @@ export default function RunPage() {
   const [view, setView] = useState<RunView>();
   const [problem, setProblem] = useState<string>();
   const cursor = useRef<number | undefined>(undefined);
-  const batcher = useFrameBatcher<LiveMessage>((batch) => setView((current) => applyMessages(current, batch)));
+  const refreshBlocked = useRef<() => void>(() => {});
+  const batcher = useFrameBatcher<LiveMessage>((batch) => {
+    setView((current) => applyMessages(current, batch));
+    if (batch.some(movesBlockedBy)) refreshBlocked.current();
+  });
 
   useEffect(() => {
     if (!Number.isInteger(pipelineId)) return;
     cursor.current = undefined;
     setView(undefined);
     setProblem(undefined);
+    // One read in flight at most; events during it ask for one more after it.
+    let alive = true;
+    let reading = false;
+    let again = false;
+    const read = () => {
+      if (reading) return void (again = true);
+      reading = true;
+      request(RunBlockedDocument, { id: pipelineId })
+        .then(
+          ({ pipeline }) => alive && pipeline && setView((current) => current && applyBlocked(current, pipeline)),
+          // Unreachable now (the connection is down): the events replayed on reconnect read again.
+          () => undefined,
+        )
+        .finally(() => {
+          reading = false;
+          if (alive && again) {
+            again = false;
+            read();
+          }
+        });
+    };
+    refreshBlocked.current = read;
     const unsubscribe = subscribe(PipelineLiveDocument, () => ({ pipelineId, ...(cursor.current !== undefined && { after: cursor.current }) }), {
       next: ({ pipelineLive: message }) => {
         if (message.snapshot) cursor.current = Math.max(cursor.current ?? 0, message.snapshot.cursor);
@@ -79,6 +105,8 @@ export default function RunPage() {
       error: setProblem,
     });
     return () => {
+      alive = false;
+      refreshBlocked.current = () => {};
       unsubscribe();
       batcher.cancel();
     };
