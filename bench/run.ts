@@ -38,6 +38,10 @@
  *     while retention deletes 10,000 ended pipelines in the same process, on SQLite and on
  *     PostgreSQL, against the target (less than 10 % longer).
  *
+ *  j. The dashboard (bench/dashboard.ts): a live 200-track run page in Chromium, time from
+ *     navigation to all its DAG nodes drawn with their state (median of 5, target <= 1 s), and
+ *     the page's JS heap. BENCH_ONLY=dashboard runs it alone.
+ *
  *  s. Start-up and footprint (bench/startup.ts): `pipectl --help`, server start to healthy on
  *     an existing database and idle RSS of the server and its launcher, built (dist/) beside
  *     the same code through tsx and beside a plain `node -e 0`. Runs first, on (a)'s migrated
@@ -74,6 +78,7 @@ import type { DbOptions } from '../src/db.ts';
 import { CancelPipeline, PipelineTrackNames } from '../test/helpers/operations.ts';
 import { migrateDatabase, quiesce, startBenchApp, startPipeline } from './app.ts';
 import { runBigStart } from './big-start.ts';
+import { runDashboard } from './dashboard.ts';
 import { connectWs, GraphQLClient, pipelineEnd } from './client.ts';
 import { buildLayeredGraphViaApi, buildLayeredGraphWithPrisma, type LayeredShape } from './graphs.ts';
 import { runFanOut } from './fan-out.ts';
@@ -91,7 +96,7 @@ const RUN_TIMEOUT_MS = 120_000;
 /** BENCH_SETUP=prisma writes (a)'s graphs straight to the database: not the spec'd setup, but far faster. */
 const PRISMA_SETUP = process.env.BENCH_SETUP === 'prisma';
 const PROFILE_DIR = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : undefined;
-/** BENCH_ONLY=fanout runs (e) alone, BENCH_ONLY=startup (s), BENCH_ONLY=scaleout (f), BENCH_ONLY=bigstart (h), BENCH_ONLY=retention (i). */
+/** BENCH_ONLY=fanout runs (e) alone, BENCH_ONLY=startup (s), BENCH_ONLY=scaleout (f), BENCH_ONLY=bigstart (h), BENCH_ONLY=retention (i), BENCH_ONLY=dashboard (j). */
 const ONLY = process.env.BENCH_ONLY;
 
 const problems: string[] = [];
@@ -157,6 +162,7 @@ async function main(): Promise<number> {
     scaleout: { title: 'scale-out', run: () => runScaleOut({ root: ROOT, dir, progress, problems }) },
     bigstart: { title: 'large start', run: () => runBigStart({ root: ROOT, dir, progress, problems }) },
     retention: { title: 'retention beside the executor', run: () => runRetention({ root: ROOT, dir, progress, problems }) },
+    dashboard: { title: 'dashboard', run: () => runDashboard({ root: ROOT, dir, progress, problems }) },
   };
   if (ONLY !== undefined && !(ONLY in sections)) {
     throw new Error(`BENCH_ONLY=${ONLY}: the values are ${Object.keys(sections).map((name) => `"${name}"`).join(', ')}`);
@@ -275,6 +281,9 @@ async function main(): Promise<number> {
   // ---- (i): its own databases and apps.
   const retention = await runRetention({ root: ROOT, dir, progress, problems });
 
+  // ---- (j): its own database and app, and Chromium.
+  const dashboard = await runDashboard({ root: ROOT, dir, progress, problems });
+
   // ---- (e): its own server process and database; last, so nothing of it weighs on (a)-(d), (h).
   const fanOut = await runFanOut({ root: ROOT, dir, progress, problems });
 
@@ -318,6 +327,8 @@ async function main(): Promise<number> {
     ...bigStart,
     '',
     ...retention,
+    '',
+    ...dashboard,
     '',
     ...fanOut,
     '',

@@ -3,6 +3,7 @@
  * are small; see docs/dashboard.md for when a worker would pay off).
  */
 import { graphlib, layout } from '@dagrejs/dagre';
+import { useMemo } from 'preact/hooks';
 
 export interface DagProps {
   vertices: { name: string }[];
@@ -15,13 +16,19 @@ export interface DagProps {
 const NODE_WIDTH = 120;
 const NODE_HEIGHT = 36;
 
-export function Dag({ vertices, edges, stateOf, label }: DagProps) {
+function laidOut(vertices: DagProps['vertices'], edges: DagProps['edges']) {
   const g = new graphlib.Graph();
   g.setGraph({ rankdir: 'LR', nodesep: 24, ranksep: 48, marginx: 8, marginy: 8 });
   g.setDefaultEdgeLabel(() => ({}));
   for (const v of vertices) g.setNode(v.name, { width: NODE_WIDTH, height: NODE_HEIGHT });
   for (const e of edges) g.setEdge(e.tail.name, e.head.name);
   layout(g);
+  return g;
+}
+
+export function Dag({ vertices, edges, stateOf, label }: DagProps) {
+  // A live page redraws on every state change: the layout depends on the graph only.
+  const g = useMemo(() => laidOut(vertices, edges), [vertices, edges]);
   const { width = 0, height = 0 } = g.graph();
   return (
     <svg class="dag" role="img" aria-label={label} width={width} height={height} viewBox={`0 0 ${width} ${height}`}>
