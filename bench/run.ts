@@ -57,6 +57,8 @@
  * (1.5-2.5 minutes on a loaded machine),
  * BENCH_ONLY=fanoutapart (g): (e) with a ROLE=api and a ROLE=worker process on PostgreSQL and Redis,
  * BENCH_ONLY=retention (i) (a few minutes: two databases of 10,000 ended pipelines each).
+ * BENCH_ONLY=dashboardoutput: the dashboard's track output viewer in Chromium (bench/dashboard-output.ts:
+ * 1,000 lines a second for a minute, live; 100,000 stored lines scrolled through; about three minutes).
  *
  * BENCH_CPU_PROF=<dir> writes CPU profiles of this process during the engine run of (a) and
  * the startPipeline of (b), makes the launcher process write its own profile there when it
@@ -82,6 +84,7 @@ import { runDashboard } from './dashboard.ts';
 import { connectWs, GraphQLClient, pipelineEnd } from './client.ts';
 import { buildLayeredGraphViaApi, buildLayeredGraphWithPrisma, type LayeredShape } from './graphs.ts';
 import { runFanOut } from './fan-out.ts';
+import { runDashboardOutput } from './dashboard-output.ts';
 import { runRetention } from './retention.ts';
 import { runScaleOut } from './scale-out.ts';
 import { runStartup } from './startup.ts';
@@ -163,6 +166,8 @@ async function main(): Promise<number> {
     bigstart: { title: 'large start', run: () => runBigStart({ root: ROOT, dir, progress, problems }) },
     retention: { title: 'retention beside the executor', run: () => runRetention({ root: ROOT, dir, progress, problems }) },
     dashboard: { title: 'dashboard', run: () => runDashboard({ root: ROOT, dir, progress, problems }) },
+    // Until the dashboard section (the run page's) lands, which is to take it in.
+    dashboardoutput: { title: 'dashboard output viewer', run: () => runDashboardOutput({ root: ROOT, dir, progress, problems }) },
   };
   if (ONLY !== undefined && !(ONLY in sections)) {
     throw new Error(`BENCH_ONLY=${ONLY}: the values are ${Object.keys(sections).map((name) => `"${name}"`).join(', ')}`);
