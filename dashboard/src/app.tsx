@@ -81,9 +81,13 @@ function Shell({ viewer, onSignOut }: { viewer: Viewer; onSignOut: () => void })
         </nav>
         <span class="who">
           {viewer.name} ({viewer.role}){' '}
-          <button type="button" onClick={onSignOut}>
-            Sign out
-          </button>
+          {session.token() === null ? (
+            <span class="hint-dark">authentication is off</span>
+          ) : (
+            <button type="button" onClick={onSignOut}>
+              Sign out
+            </button>
+          )}
         </span>
       </header>
       <ConnectionBanner />
@@ -120,25 +124,28 @@ function NotFound() {
 export function App() {
   const [viewer, setViewer] = useState<Viewer>();
   const [problem, setProblem] = useState<string>();
-  const [checking, setChecking] = useState(session.token() !== null);
+  const [checking, setChecking] = useState(true);
 
+  // Asked also without a token: a service with AUTH=off answers as the anonymous admin, and
+  // the sign-in form would only be in the way. Without a token, a refusal is no problem
+  // to show: it is the reason for the form.
   const check = () => {
     setChecking(true);
+    const withToken = session.token() !== null;
     request(ViewerDocument).then(
       (data) => {
         setViewer(data.viewer);
         setChecking(false);
       },
       (error: unknown) => {
-        if (error instanceof ApiError && error.code === 'UNAUTHENTICATED') session.signOut();
-        setProblem(error instanceof Error ? error.message : String(error));
+        const refused = error instanceof ApiError && error.code === 'UNAUTHENTICATED';
+        if (refused) session.signOut();
+        if (withToken || !refused) setProblem(error instanceof Error ? error.message : String(error));
         setChecking(false);
       },
     );
   };
-  useEffect(() => {
-    if (session.token() !== null) check();
-  }, []);
+  useEffect(check, []);
 
   const signOut = () => {
     session.signOut();

@@ -70,7 +70,12 @@ it('signs in with a token and draws the seed graph, offline', { timeout: 60_000 
   expect(await page.evaluate(() => sessionStorage.getItem('dagpipe.token'))).toBeNull();
 
   const seen = await Promise.all(recorded.seen);
-  expect(seen.filter((s) => s.url.endsWith('/graphql') && s.method === 'POST').every((s) => s.headers.authorization?.startsWith('Bearer '))).toBe(true);
+  // Only the page's first question, who it speaks for, goes without a token (a service with
+  // AUTH=off would answer it); every other request carries the one signed in with.
+  const posts = seen.filter((s) => s.url.endsWith('/graphql') && s.method === 'POST');
+  const tokenless = posts.filter((s) => s.headers.authorization === undefined);
+  expect(tokenless.map((s) => JSON.parse(s.body!).query)).toEqual([expect.stringMatching(/^\s*query Viewer \{/)]);
+  expect(posts.filter((s) => s.headers.authorization !== undefined).every((s) => /^Bearer dp_/.test(s.headers.authorization!))).toBe(true);
   expect([...recorded.refused, ...seen.map((s) => s.url).filter((url) => !staysOnThisMachine(url))]).toEqual([]);
   expect(problems).toEqual([]);
   await context.close();
@@ -113,4 +118,21 @@ it('an admin imports the example from its file: a broken definition is refused a
   expect(await page.getByRole('heading', { name: 'Import a graph' }).count()).toBe(0);
   expect(problems).toEqual([]);
   await context.close();
+});
+
+it('with authentication off (AUTH=off, loopback only) it opens signed in as the anonymous admin, with no sign-in form and no sign-out', { timeout: 60_000 }, async () => {
+  const open = await startTestApp();
+  const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } });
+  try {
+    const page = await context.newPage();
+    await page.goto(open.url.replace(/\/graphql$/, '/'));
+    await page.getByRole('heading', { name: 'Graphs' }).waitFor();
+    expect((await page.locator('.who').textContent())?.replace(/\s+/g, ' ').trim()).toBe('anonymous (admin) authentication is off');
+    expect(await page.getByLabel('API token').count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Sign out' }).count()).toBe(0);
+    expect(await page.getByRole('link', { name: 'Tokens' }).count()).toBe(1);
+  } finally {
+    await context.close();
+    await open.stop();
+  }
 });

@@ -32,13 +32,14 @@ export interface Seen {
   url: string;
   method: string;
   headers: Record<string, string>;
+  body: string | null;
 }
 
 /** Records every request of the context, and refuses (aborts) any that would leave the machine. */
 export async function recordRequests(context: BrowserContext): Promise<{ seen: Promise<Seen>[]; refused: string[] }> {
   const seen: Promise<Seen>[] = [];
   const refused: string[] = [];
-  context.on('request', (request) => seen.push(request.allHeaders().then((headers) => ({ url: request.url(), method: request.method(), headers }))));
+  context.on('request', (request) => seen.push(request.allHeaders().then((headers) => ({ url: request.url(), method: request.method(), headers, body: request.postData() }))));
   context.on('page', (page) => page.on('websocket', (socket) => refused.push(...(staysOnThisMachine(socket.url()) ? [] : [socket.url()]))));
   await context.route('**/*', (route) => {
     if (staysOnThisMachine(route.request().url())) return route.continue();
