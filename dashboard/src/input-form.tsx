@@ -182,6 +182,12 @@ export function TrackInputForm({ trackId, onDone }: { trackId: number; onDone?: 
     );
   if (track === undefined) return <p>Loading the form…</p>;
   if (track === null) return <p>This track no longer exists (its run was deleted).</p>;
+  if (!track.needsInput)
+    return (
+      <p class="hint">
+        {track.name} has its inputs (it is {track.state.toLowerCase()}): nothing to supply.
+      </p>
+    );
   return <LoadedForm track={track} canSubmit={allows(role, 'operator')} role={role} onDone={onDone} />;
 }
 

@@ -3,7 +3,7 @@
  * newest first, older ones a page at a time), its schedules, and Start with the parameters
  * of each vertex (an operator's; only a checked graph starts).
  */
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { useLocation, useRoute } from 'preact-iso';
 import { request } from '../api';
 import { Dag } from '../dag';
@@ -105,10 +105,15 @@ export default function GraphPage() {
   const [problem, setProblem] = useState<string>();
   useEffect(() => {
     if (!Number.isSafeInteger(id)) return setGraph(null);
+    // An answer for the format (or graph) before the latest is dropped.
+    let current = true;
     request(GraphPageDocument, { id, format }).then(
-      (data) => setGraph(data.graph),
-      (error: unknown) => setProblem(message(error)),
+      (data) => current && setGraph(data.graph),
+      (error: unknown) => current && setProblem(message(error)),
     );
+    return () => {
+      current = false;
+    };
   }, [id, format]);
 
   if (problem)
@@ -196,17 +201,22 @@ function Runs({ graphId }: { graphId: number }) {
   const [busy, setBusy] = useState(false);
   const [problem, setProblem] = useState<string>();
 
+  // A filter changed while a page was read: only the latest read may fill the list.
+  const latest = useRef(0);
   // One more than a page tells whether an older page exists, without an empty last page.
   const load = (after: number | undefined, previous: Run[]) => {
+    const read = ++latest.current;
     setBusy(true);
     request(GraphRuns, { graphId, state: state || null, first: RUNS_PAGE + 1, after: after ?? null }).then(
       (data) => {
+        if (read !== latest.current) return;
         setRuns([...previous, ...data.pipelines.slice(0, RUNS_PAGE)]);
         setMore(data.pipelines.length > RUNS_PAGE);
         setProblem(undefined);
         setBusy(false);
       },
       (error: unknown) => {
+        if (read !== latest.current) return;
         setProblem(message(error));
         setBusy(false);
       },
