@@ -164,7 +164,7 @@ describe('the admin pages', () => {
     await finish();
   });
 
-  it('webhooks: a private address is refused at the URL field; one to the receiver gets a run event, DELIVERED, and a redelivery', { timeout: 90_000 }, async () => {
+  it('webhooks: a private address is refused at the URL field; one to the receiver gets a run event, DELIVERED, and a redelivery', { timeout: 120_000 }, async () => {
     const { page, finish } = await signIn(alice);
     await page.getByRole('link', { name: 'Webhooks' }).click();
     await page.getByRole('heading', { name: 'Webhooks', exact: true }).waitFor();
@@ -259,7 +259,7 @@ describe('the admin pages', () => {
     await finish();
   });
 
-  it('audit log: shows those changes readably, filters by actor and action, and pages back', { timeout: 60_000 }, async () => {
+  it('audit log: shows those changes readably, filters by actor and action, and pages back', { timeout: 120_000 }, async () => {
     // Enough createToken entries for a second page.
     for (let i = 0; i < 55; i++) expect((await seeder.request(MakeToken, { name: `bulk-${i}`, role: 'viewer' })).createToken.__typename).toBe('CreatedToken');
 
