@@ -112,7 +112,7 @@ async function errorAt(page: Page, control: ReturnType<Page['getByLabel']>) {
 describe('the admin pages', () => {
   let webhookId = 0;
 
-  it('tokens: creates one whose secret is shown once and works, then revokes it and it is refused', { timeout: 60_000 }, async () => {
+  it('tokens: creates one whose secret is shown once and works, then revokes it and it is refused', { timeout: 120_000 }, async () => {
     const { page, finish } = await signIn(alice);
     await page.getByRole('link', { name: 'Tokens' }).click();
     await page.getByRole('heading', { name: 'API tokens' }).waitFor();
@@ -164,7 +164,7 @@ describe('the admin pages', () => {
     await finish();
   });
 
-  it('webhooks: a private address is refused at the URL field; one to the receiver gets a run event, DELIVERED, and a redelivery', { timeout: 90_000 }, async () => {
+  it('webhooks: a private address is refused at the URL field; one to the receiver gets a run event, DELIVERED, and a redelivery', { timeout: 120_000 }, async () => {
     const { page, finish } = await signIn(alice);
     await page.getByRole('link', { name: 'Webhooks' }).click();
     await page.getByRole('heading', { name: 'Webhooks', exact: true }).waitFor();
@@ -244,7 +244,7 @@ describe('the admin pages', () => {
     await finish();
   });
 
-  it('webhooks: deleting one asks first, then returns to the list', { timeout: 60_000 }, async () => {
+  it('webhooks: deleting one asks first, then returns to the list', { timeout: 120_000 }, async () => {
     const { page, finish } = await signIn(alice);
     await page.goto(`${root}/admin/webhooks/${webhookId}`);
     await page.getByRole('button', { name: 'Delete this webhook' }).click();
@@ -259,7 +259,7 @@ describe('the admin pages', () => {
     await finish();
   });
 
-  it('audit log: shows those changes readably, filters by actor and action, and pages back', { timeout: 60_000 }, async () => {
+  it('audit log: shows those changes readably, filters by actor and action, and pages back', { timeout: 120_000 }, async () => {
     // Enough createToken entries for a second page.
     for (let i = 0; i < 55; i++) expect((await seeder.request(MakeToken, { name: `bulk-${i}`, role: 'viewer' })).createToken.__typename).toBe('CreatedToken');
 
@@ -315,7 +315,7 @@ describe('the admin pages', () => {
     await finish();
   });
 
-  it('an operator opening the admin pages reads that they need the admin role', { timeout: 60_000 }, async () => {
+  it('an operator opening the admin pages reads that they need the admin role', { timeout: 120_000 }, async () => {
     const { page, finish } = await signIn(bob);
     const nav = page.getByRole('navigation', { name: 'Pages' });
     expect(await nav.getByRole('link').allInnerTexts()).toEqual(['dagpipe', 'Graphs', 'Waiting for input']);
