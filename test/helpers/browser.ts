@@ -39,14 +39,13 @@ export interface Seen {
 export async function recordRequests(context: BrowserContext): Promise<{ seen: Promise<Seen>[]; refused: string[] }> {
   const seen: Promise<Seen>[] = [];
   const refused: string[] = [];
-  context.on('request', (request) => seen.push(request.allHeaders().then((headers) => ({ url: request.url(), method: request.method(), headers, body: request.postData() }))));
   context.on('request', (request) =>
     seen.push(
       request.allHeaders().then(
-        (headers) => ({ url: request.url(), method: request.method(), headers }),
+        (headers) => ({ url: request.url(), method: request.method(), headers, body: request.postData() }),
         // A page that polls may ask again just before its context closes: the request is
         // still recorded (its URL is what the loopback check needs), without its headers.
-        () => ({ url: request.url(), method: request.method(), headers: {} }),
+        () => ({ url: request.url(), method: request.method(), headers: {}, body: request.postData() }),
       ),
     ),
   );
