@@ -1,9 +1,11 @@
 /**
  * A graph's DAG drawn as SVG, laid out by @dagrejs/dagre (synchronously: dagpipe's graphs
- * are small; see docs/dashboard.md for when a worker would pay off).
+ * are small; see docs/dashboard.md for when a worker would pay off), and above
+ * FAST_LAYOUT_ABOVE vertices by the linear layered layout of fast-layout.ts.
  */
 import { graphlib, layout } from '@dagrejs/dagre';
 import { useMemo } from 'preact/hooks';
+import { layeredLayout, type LaidOut } from './fast-layout';
 
 export interface DagProps {
   vertices: { name: string }[];
@@ -16,28 +18,40 @@ export interface DagProps {
 const NODE_WIDTH = 120;
 const NODE_HEIGHT = 36;
 
-function laidOut(vertices: DagProps['vertices'], edges: DagProps['edges']) {
+/** Above this many vertices the linear layered layout replaces dagre (see fast-layout.ts). */
+export const FAST_LAYOUT_ABOVE = 100;
+
+const SIZES = { nodeWidth: NODE_WIDTH, nodeHeight: NODE_HEIGHT, nodesep: 24, ranksep: 48, margin: 8 };
+
+function dagreLayout(vertices: DagProps['vertices'], edges: DagProps['edges']): LaidOut {
   const g = new graphlib.Graph();
-  g.setGraph({ rankdir: 'LR', nodesep: 24, ranksep: 48, marginx: 8, marginy: 8 });
+  g.setGraph({ rankdir: 'LR', nodesep: SIZES.nodesep, ranksep: SIZES.ranksep, marginx: SIZES.margin, marginy: SIZES.margin });
   g.setDefaultEdgeLabel(() => ({}));
   for (const v of vertices) g.setNode(v.name, { width: NODE_WIDTH, height: NODE_HEIGHT });
   for (const e of edges) g.setEdge(e.tail.name, e.head.name);
   layout(g);
-  return g;
+  const { width = 0, height = 0 } = g.graph();
+  return {
+    width,
+    height,
+    nodes: g.nodes().map((name) => ({ name, x: g.node(name).x, y: g.node(name).y })),
+    edges: g.edges().map((e) => ({ tail: e.v, head: e.w, points: (g.edge(e).points ?? []) as { x: number; y: number }[] })),
+  };
 }
 
 export function Dag({ vertices, edges, stateOf, label }: DagProps) {
   // A live page redraws on every state change: the layout depends on the graph only.
-  const g = useMemo(() => laidOut(vertices, edges), [vertices, edges]);
-  const { width = 0, height = 0 } = g.graph();
+  const { width, height, nodes, edges: lines } = useMemo(
+    () => (vertices.length > FAST_LAYOUT_ABOVE ? layeredLayout(vertices, edges, SIZES) : dagreLayout(vertices, edges)),
+    [vertices, edges],
+  );
   return (
     <svg class="dag" role="img" aria-label={label} width={width} height={height} viewBox={`0 0 ${width} ${height}`}>
-      {g.edges().map((e) => {
-        const points = g.edge(e).points ?? [];
-        return <polyline key={`${e.v}->${e.w}`} class="edge" points={points.map((p: { x: number; y: number }) => `${p.x},${p.y}`).join(' ')} />;
-      })}
-      {g.nodes().map((name) => {
-        const n = g.node(name);
+      {lines.map((e) => (
+        <polyline key={`${e.tail}->${e.head}`} class="edge" points={e.points.map((p) => `${p.x},${p.y}`).join(' ')} />
+      ))}
+      {nodes.map((n) => {
+        const name = n.name;
         const state = stateOf?.(name);
         return (
           <g key={name} data-testid={`vertex-${name}`} class={`node ${state ? `state-${state}` : ''}`} transform={`translate(${n.x - NODE_WIDTH / 2},${n.y - NODE_HEIGHT / 2})`}>
