@@ -4,7 +4,7 @@
  * FAST_LAYOUT_ABOVE vertices by the linear layered layout of fast-layout.ts.
  */
 import { graphlib, layout } from '@dagrejs/dagre';
-import { useMemo } from 'preact/hooks';
+import { useId, useMemo } from 'preact/hooks';
 import { layeredLayout, type LaidOut } from './fast-layout';
 
 export interface DagProps {
@@ -40,6 +40,8 @@ function dagreLayout(vertices: DagProps['vertices'], edges: DagProps['edges']): 
 }
 
 export function Dag({ vertices, edges, stateOf, label }: DagProps) {
+  // Its own id: a page may draw several DAGs.
+  const arrow = `arrow-${useId()}`;
   // A live page redraws on every state change: the layout depends on the graph only.
   const { width, height, nodes, edges: lines } = useMemo(
     () => (vertices.length > FAST_LAYOUT_ABOVE ? layeredLayout(vertices, edges, SIZES) : dagreLayout(vertices, edges)),
@@ -47,8 +49,14 @@ export function Dag({ vertices, edges, stateOf, label }: DagProps) {
   );
   return (
     <svg class="dag" role="img" aria-label={label} width={width} height={height} viewBox={`0 0 ${width} ${height}`}>
+      {/* An arrowhead at the head end: tail runs first. */}
+      <defs>
+        <marker id={arrow} viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+          <path d="M 0 0 L 10 5 L 0 10 z" class="arrow" />
+        </marker>
+      </defs>
       {lines.map((e) => (
-        <polyline key={`${e.tail}->${e.head}`} class="edge" points={e.points.map((p) => `${p.x},${p.y}`).join(' ')} />
+        <polyline key={`${e.tail}->${e.head}`} class="edge" marker-end={`url(#${arrow})`} points={e.points.map((p) => `${p.x},${p.y}`).join(' ')} />
       ))}
       {nodes.map((n) => {
         const name = n.name;
