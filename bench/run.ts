@@ -36,7 +36,8 @@
  *
  *  i. Retention beside the executor (bench/retention.ts): the 1,000-track DAG of (a) alone and
  *     while retention deletes 10,000 ended pipelines in the same process, on SQLite and on
- *     PostgreSQL, against the target (less than 10 % longer).
+ *     PostgreSQL, alternating (BENCH_RETENTION_ROUNDS runs with retention, default 3, each
+ *     between two alone); the median ratio against the target (less than 10 % longer).
  *
  *  j. The dashboard (bench/dashboard.ts): a live 200-track run page in Chromium, time from
  *     navigation to all its DAG nodes drawn with their state (median of 5, target <= 1 s), and
@@ -56,7 +57,8 @@
  * wake-up latency across processes; needs the local PostgreSQL and Redis), BENCH_ONLY=bigstart (h)
  * (1.5-2.5 minutes on a loaded machine),
  * BENCH_ONLY=fanoutapart (g): (e) with a ROLE=api and a ROLE=worker process on PostgreSQL and Redis,
- * BENCH_ONLY=retention (i) (a few minutes: two databases of 10,000 ended pipelines each).
+ * BENCH_ONLY=retention (i) (three rounds of 10,000 ended pipelines written and deleted on each
+ * database: 48 minutes on a heavily loaded machine; BENCH_RETENTION_ROUNDS=1 for a quick look).
  * BENCH_ONLY=dashboardoutput: the dashboard's track output viewer in Chromium (bench/dashboard-output.ts:
  * 1,000 lines a second for a minute, live; 100,000 stored lines scrolled through; about three minutes).
  *
