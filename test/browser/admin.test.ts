@@ -9,13 +9,12 @@
  * The tests run in order and build on each other (the audit log reads what the first two did).
  * Set DASHBOARD_SCREENSHOTS=1 to write docs/screenshots/admin-*.png.
  */
-import { mkdirSync } from 'node:fs';
-import { AxeBuilder } from '@axe-core/playwright';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createToken } from '../../src/auth/tokens.ts';
 import { graphql } from '../../src/generated/gql/index.ts';
-import { launchChromium, recordRequests, staysOnThisMachine } from '../helpers/browser.ts';
+import { seriousViolations } from '../helpers/axe.ts';
+import { launchChromium, recordRequests, screenshot, staysOnThisMachine } from '../helpers/browser.ts';
 import { StartPipeline } from '../helpers/operations.ts';
 import { eventually, seedGraph } from '../helpers/seed.ts';
 import { httpClient, startTestApp, type GraphQLClient, type TestApp } from '../helpers/test-app.ts';
@@ -32,7 +31,6 @@ const MakeToken = graphql(`
 `);
 
 const SECRET = 'a-signing-secret-of-some-length';
-const SCREENSHOTS = process.env.DASHBOARD_SCREENSHOTS === '1';
 
 let t: TestApp;
 let browser: Browser | undefined;
@@ -91,15 +89,7 @@ async function signIn(secret: string): Promise<Session> {
 
 /** No serious or critical accessibility violation on the page as it is now. */
 async function expectAccessible(page: Page) {
-  const results = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa']).analyze();
-  expect(results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target).join(' ')}`)).toEqual([]);
-}
-
-async function screenshot(page: Page, name: string) {
-  if (!SCREENSHOTS) return;
-  mkdirSync('docs/screenshots', { recursive: true });
-  await page.evaluate(() => window.scrollTo(0, 0));
-  await page.screenshot({ path: `docs/screenshots/${name}.png` });
+  expect(await seriousViolations(page)).toEqual([]);
 }
 
 /** The error a form control is described by (aria-describedby), as the user reads it. */
@@ -136,7 +126,7 @@ describe('the admin pages', () => {
     await page.getByText('Copied to the clipboard.').waitFor();
     expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(secret);
     await expectAccessible(page);
-    await screenshot(page, 'admin-tokens');
+    await screenshot(page, 'admin-tokens', { fromTop: true });
 
     const nightly = httpClient(t.url, { authorization: `Bearer ${secret}` });
     expect((await nightly.request(Viewer)).viewer).toEqual({ name: 'ci-nightly', role: 'operator' });
@@ -200,7 +190,7 @@ describe('the admin pages', () => {
     // The form starts afresh for the next one.
     expect(await url.inputValue()).toBe('');
     await expectAccessible(page);
-    await screenshot(page, 'admin-webhooks');
+    await screenshot(page, 'admin-webhooks', { fromTop: true });
 
     await link.click();
     await page.getByRole('heading', { name: `Webhook to ${receiver.url}` }).waitFor();
@@ -230,7 +220,7 @@ describe('the admin pages', () => {
     expect(ids.sort()).toEqual(sent.map((d) => d.deliveryId).sort());
     expect(receiver.requests.every((r) => String(r.headers['x-dagpipe-signature-256']).startsWith('sha256='))).toBe(true);
     await expectAccessible(page);
-    await screenshot(page, 'admin-webhook');
+    await screenshot(page, 'admin-webhook', { fromTop: true });
 
     // Edit: only what changed is sent (the secret stays).
     await page.locator('summary', { hasText: 'Edit' }).click();
@@ -289,7 +279,7 @@ describe('the admin pages', () => {
     expect(await page.locator('tr[data-action="createWebhook"]').getByRole('link').getAttribute('href')).toBe(`/admin/webhooks/${webhookId}`);
     await page.getByText('No older entries.').waitFor();
     await expectAccessible(page);
-    await screenshot(page, 'admin-audit');
+    await screenshot(page, 'admin-audit', { fromTop: true });
 
     await page.getByLabel('Actor').fill('');
     await page.getByLabel('Action').fill('startPipeline');

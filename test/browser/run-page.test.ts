@@ -5,14 +5,14 @@
  * through the page, a viewer sees no action, and a connection cut mid-run (a TCP proxy
  * between browser and service) loses nothing and doubles nothing when it comes back.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { AxeBuilder } from '@axe-core/playwright';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createToken } from '../../src/auth/tokens.ts';
 import { graphql } from '../../src/generated/gql/index.ts';
-import { launchChromium, recordRequests, staysOnThisMachine } from '../helpers/browser.ts';
+import { seriousViolations } from '../helpers/axe.ts';
+import { launchChromium, recordRequests, screenshot, staysOnThisMachine } from '../helpers/browser.ts';
 import { StartPipeline } from '../helpers/operations.ts';
 import { eventually, seedGraph, seedScenario } from '../helpers/seed.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
@@ -36,7 +36,6 @@ const RunTracks = graphql(`
 `);
 
 const WAIT_MS = 20_000;
-const SCREENSHOTS = process.env.DASHBOARD_SCREENSHOTS === '1';
 
 let t: TestApp;
 let browser: Browser | undefined;
@@ -133,15 +132,7 @@ async function expectStates(page: Page, run: string, states: Record<string, stri
 }
 
 async function axe(page: Page) {
-  const { violations } = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa']).analyze();
-  expect(violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.help}`)).toEqual([]);
-}
-
-async function screenshot(page: Page, name: string) {
-  if (!SCREENSHOTS) return;
-  const dir = path.join(import.meta.dirname, '../../docs/screenshots');
-  mkdirSync(dir, { recursive: true });
-  await page.screenshot({ path: path.join(dir, `${name}.png`) });
+  expect(await seriousViolations(page)).toEqual([]);
 }
 
 it('shows the tracks change state live, to FINISH, and the selected track', { timeout: 90_000 }, async () => {

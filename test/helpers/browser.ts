@@ -2,8 +2,9 @@
  * Debian's Chromium driven by playwright-core, for the browser tests (GraphiQL, the
  * dashboard): no browser is downloaded, and no request may leave the machine.
  */
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type BrowserContext } from 'playwright-core';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
 export const CHROMIUM = '/usr/bin/chromium';
 
@@ -56,4 +57,17 @@ export async function recordRequests(context: BrowserContext): Promise<{ seen: P
     return route.abort('internetdisconnected');
   });
   return { seen, refused };
+}
+
+/**
+ * With DASHBOARD_SCREENSHOTS=1, the viewport as docs/screenshots/<name>.png (scrolled to the
+ * top first with fromTop), for the docs and the README; otherwise nothing, so that a test
+ * run never changes the tree.
+ */
+export async function screenshot(page: Page, name: string, { fromTop = false } = {}): Promise<void> {
+  if (process.env.DASHBOARD_SCREENSHOTS !== '1') return;
+  const dir = path.join(import.meta.dirname, '../../docs/screenshots');
+  mkdirSync(dir, { recursive: true });
+  if (fromTop) await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: path.join(dir, `${name}.png`) });
 }
