@@ -130,7 +130,12 @@ export async function runDashboardOutput(options: DashboardOutputBenchOptions): 
     options.progress(`dashboard output (a): a track printing ${LINES_PER_SECOND.toLocaleString('en')} lines a second for ${LIVE_SECONDS} s`);
     const liveTrack = await startTrack('live-printer', liveScript);
     const live = await openPage(liveTrack);
-    await live.page.locator('.output-line').first().waitFor({ timeout: 60_000 });
+    // Rows come and go every frame while following: wait on the DOM, not on one row's locator.
+    await live.page
+      .waitForFunction(() => document.querySelector('.output-line') !== null, undefined, { timeout: 60_000, polling: 50 })
+      .catch(async (error: unknown) => {
+        throw new Error(`${String(error)}; the track is ${await stateOf(liveTrack)}, the page says: ${await live.page.locator('body').innerText()}`);
+      });
     const t0 = performance.now();
     const samples = [await live.heap()];
     const expected = LIVE_SECONDS * LINES_PER_SECOND;
@@ -161,28 +166,30 @@ export async function runDashboardOutput(options: DashboardOutputBenchOptions): 
     await stored.page.waitForFunction((n) => document.querySelector('.output-summary')?.textContent?.startsWith(`${n.toLocaleString('en')} lines`), STORED_LINES, {
       timeout: 180_000,
       polling: 100,
+    }).catch(async (error: unknown) => {
+      throw new Error(`${String(error)}; the page says: ${(await stored.page.locator('body').innerText()).slice(-2000)}`);
     });
     const loadMs = performance.now() - loadStart;
     const loadLong = await longTasks(stored.page);
     const storedHeap = await stored.heap();
     options.progress('dashboard output (b): scrolling from top to bottom');
+    // No named functions inside: tsx (esbuild's keepNames) would wrap them in a helper the page does not have.
     const scroll = await stored.page.getByTestId('output-lines').evaluate(async (box) => {
-      const frame = () => new Promise<number>((resolve) => requestAnimationFrame(resolve));
       box.scrollTop = 0;
-      await frame();
-      await frame();
+      await new Promise<number>((resolve) => requestAnimationFrame(resolve));
+      await new Promise<number>((resolve) => requestAnimationFrame(resolve));
       const frames: number[] = [];
-      let last = await frame();
+      let last = await new Promise<number>((resolve) => requestAnimationFrame(resolve));
       let steps = 0;
       while (box.scrollTop + box.clientHeight < box.scrollHeight - 1) {
         box.scrollTop += 2 * box.clientHeight;
-        const now = await frame();
+        const now = await new Promise<number>((resolve) => requestAnimationFrame(resolve));
         frames.push(now - last);
         last = now;
         steps++;
       }
       // The last rows are drawn, not only scrolled to.
-      await frame();
+      await new Promise<number>((resolve) => requestAnimationFrame(resolve));
       const lastRow = [...box.querySelectorAll<HTMLElement>('.output-line')].at(-1)?.dataset.n;
       return { frames, steps, lastRow: Number(lastRow), rowsInPage: box.querySelectorAll('.output-line').length };
     });
