@@ -1,7 +1,8 @@
 /**
  * Live updates applied once per animation frame: a track printing 1,000 lines a second then
- * costs one render per frame, not one per line, and a hidden tab (no frames) keeps
- * collecting until it is shown again.
+ * costs one render per frame, not one per line. A hidden tab gets no frames, so there the
+ * queue is applied once a second instead: it would otherwise grow without bound until the
+ * tab is shown again.
  */
 import { useEffect, useRef } from 'preact/hooks';
 
@@ -11,11 +12,20 @@ export interface FrameBatcher<Item> {
   cancel(): void;
 }
 
+const HIDDEN_FLUSH_MS = 1_000;
+
 export function frameBatcher<Item>(apply: (batch: Item[]) => void): FrameBatcher<Item> {
   let queued: Item[] = [];
   let frame: number | undefined;
-  const flush = () => {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stop = () => {
+    if (frame !== undefined) cancelAnimationFrame(frame);
+    clearTimeout(timer);
     frame = undefined;
+    timer = undefined;
+  };
+  const flush = () => {
+    stop();
     const batch = queued;
     queued = [];
     if (batch.length > 0) apply(batch);
@@ -23,11 +33,12 @@ export function frameBatcher<Item>(apply: (batch: Item[]) => void): FrameBatcher
   return {
     push(item) {
       queued.push(item);
+      // Whichever comes first: the next frame, or (in a hidden tab, which has none) the timer.
       frame ??= requestAnimationFrame(flush);
+      if (document.hidden) timer ??= setTimeout(flush, HIDDEN_FLUSH_MS);
     },
     cancel() {
-      if (frame !== undefined) cancelAnimationFrame(frame);
-      frame = undefined;
+      stop();
       queued = [];
     },
   };

@@ -461,7 +461,9 @@ function OutputList({ control, buffer, label, current, follows }: { control: Lis
   const first = Math.max(0, Math.floor(viewTop / ROW) - OVERSCAN);
   const last = Math.min(buffer.length, Math.ceil((viewTop + height) / ROW) + OVERSCAN);
   const rows = [];
-  for (let row = first; row < last; row++) rows.push(<Row key={buffer.firstSeq + row} buffer={buffer} row={row} current={current} />);
+  // Keyed by their place in the window, not by line: a scroll then rewrites the text of the
+  // rows there are, instead of removing every row that left and creating one for each that came.
+  for (let row = first; row < last; row++) rows.push(<Row key={row - first} buffer={buffer} row={row} current={current} />);
 
   return (
     <div class="output-view">

@@ -7,15 +7,15 @@
  * a WebSocket cut mid-output (a TCP proxy between browser and service) loses and doubles no
  * line. Scripts wait on gate files the test creates, so "live" is really live.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { AxeBuilder } from '@axe-core/playwright';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createToken } from '../../src/auth/tokens.ts';
 import { graphql } from '../../src/generated/gql/index.ts';
-import { launchChromium, recordRequests, staysOnThisMachine } from '../helpers/browser.ts';
+import { seriousViolations } from '../helpers/axe.ts';
+import { launchChromium, recordRequests, screenshot, staysOnThisMachine } from '../helpers/browser.ts';
 import { StartPipeline } from '../helpers/operations.ts';
 import { eventually, seedGraph } from '../helpers/seed.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
@@ -164,12 +164,8 @@ it('shows live lines in order with numbers, follows, searches and downloads the 
   expect(await page.getByRole('button', { name: 'Following new lines' }).getAttribute('aria-pressed')).toBe('true');
   await expect.poll(() => page.getByRole('region', { name: 'Lines of attempt 1' }).count()).toBe(1);
 
-  if (process.env.DASHBOARD_SCREENSHOTS === '1') {
-    mkdirSync('docs/screenshots', { recursive: true });
-    await page.screenshot({ path: 'docs/screenshots/track.png' });
-  }
-  const axe = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa']).analyze();
-  expect(axe.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.help}`)).toEqual([]);
+  await screenshot(page, 'track');
+  expect(await seriousViolations(page)).toEqual([]);
 
   // Scrolling up leaves follow mode: new lines no longer move the view.
   const box = page.getByTestId('output-lines');
