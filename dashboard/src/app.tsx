@@ -18,6 +18,15 @@ const TokensPage = lazy(() => import('./pages/admin/tokens'));
 const WebhooksPage = lazy(() => import('./pages/admin/webhooks'));
 const AuditPage = lazy(() => import('./pages/admin/audit'));
 
+/** The lazy page of a path (the routes below), for loading it early. */
+function preloadFor(path: string) {
+  if (path.startsWith('/runs/')) return RunPage;
+  if (path.startsWith('/graphs/')) return GraphPage;
+  if (path.startsWith('/tracks/')) return TrackPage;
+  if (path === '/waiting') return WaitingPage;
+  return undefined;
+}
+
 function SignIn({ problem, onSignIn }: { problem?: string | undefined; onSignIn: (token: string) => void }) {
   const [token, setToken] = useState('');
   return (
@@ -146,6 +155,8 @@ export function App() {
     );
   };
   useEffect(check, []);
+  // The page the address names loads while the service is asked who we are, not after.
+  useEffect(() => void preloadFor(location.pathname)?.preload(), []);
 
   const signOut = () => {
     session.signOut();

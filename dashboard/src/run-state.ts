@@ -62,7 +62,8 @@ export function fromSnapshot(snapshot: Snapshot): RunView {
   const attempts = new Map<number, AttemptRow[]>();
   const seen = new Map<number, number>();
   for (const { attempts: rows, ...track } of snapshot.tracks) {
-    tracks.set(track.id, track);
+    // Why it waits is read just after (RunBlockedDocument; the snapshot leaves it out).
+    tracks.set(track.id, { ...track, blockedBy: null });
     attempts.set(track.id, rows.map((row) => ({ ...row })));
     seen.set(track.id, snapshot.cursor);
   }

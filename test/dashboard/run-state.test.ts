@@ -25,7 +25,8 @@ function snapshot(cursor: number, tracks: TrackRow[], over: Partial<Snapshot> = 
       cursor,
       blockedBy: null,
       graph: { id: 1, name: 'seed', vertices: tracks.map((t) => ({ name: t.name })), edges: [{ tail: { name: 'A' }, head: { name: 'B' } }] },
-      tracks: tracks.map((t) => ({ ...t, attempts: [{ attempt: t.attempt, state: t.state, startedAt: t.startedAt, finishedAt: t.finishedAt, exitCode: t.exitCode, reason: t.reason }] })),
+      // The snapshot leaves out why tracks wait (the page reads it just after).
+      tracks: tracks.map(({ blockedBy: _, ...t }) => ({ ...t, attempts: [{ attempt: t.attempt, state: t.state, startedAt: t.startedAt, finishedAt: t.finishedAt, exitCode: t.exitCode, reason: t.reason }] })),
       ...over,
     },
     event: null,
@@ -65,8 +66,12 @@ describe('run-state', () => {
     const view = fromSnapshot(snapshot(10, [A, B]).snapshot!);
     expect(view.cursor).toBe(10);
     expect([...view.tracks.values()].map((t) => t.name)).toEqual(['A', 'B']);
-    expect(view.tracks.get(2)?.blockedBy?.message).toBe('It waits for A to succeed.');
     expect(Object.fromEntries(statesByName(view))).toEqual({ A: 'PENDING', B: 'WAITING' });
+    // Why they wait comes from the read after the snapshot, as of its cursor.
+    expect(view.tracks.get(2)?.blockedBy).toBeNull();
+    const read = applyBlocked(view, { cursor: 10, tracks: [{ id: 1, blockedBy: A.blockedBy }, { id: 2, blockedBy: B.blockedBy }] });
+    expect(read.tracks.get(2)?.blockedBy?.message).toBe('It waits for A to succeed.');
+    expect(read.tracks.get(1)?.blockedBy?.message).toBe('It waits for a free worker.');
   });
 
   it('applies events in order and moves the cursor', () => {

@@ -66,7 +66,8 @@ export default function RunPage() {
   const refreshBlocked = useRef<() => void>(() => {});
   const batcher = useFrameBatcher<LiveMessage>((batch) => {
     setView((current) => applyMessages(current, batch));
-    if (batch.some(movesBlockedBy)) refreshBlocked.current();
+    // A snapshot comes without why its tracks wait: read it now, as after events that change it.
+    if (batch.some((message) => message.snapshot || movesBlockedBy(message))) refreshBlocked.current();
   });
 
   useEffect(() => {
