@@ -6,6 +6,24 @@
 import { graphlib, layout } from '@dagrejs/dagre';
 import { useId, useMemo } from 'preact/hooks';
 import { layeredLayout, type LaidOut } from './fast-layout';
+import { graphql } from './generated';
+
+/** What a page selects of a graph to draw it: spread it into the graph's selection. */
+export const DagGraphFields = graphql(`
+  fragment DagGraph on Graph {
+    vertices {
+      name
+    }
+    edges {
+      tail {
+        name
+      }
+      head {
+        name
+      }
+    }
+  }
+`);
 
 export interface DagProps {
   vertices: { name: string }[];

@@ -115,6 +115,21 @@ export function unreadable(form: HTMLFormElement, idPrefix: string, fields: read
   return found;
 }
 
+/** What a form needs of each parameter: spread it into a vertex's inputs. */
+export const FormInputParamFields = graphql(`
+  fragment FormInputParam on InputParam {
+    name
+    type
+    required
+    default
+    choices
+    pattern
+    secret
+    description
+    from
+  }
+`);
+
 const TrackInput = graphql(`
   query TrackInputForm($id: Int!) {
     track(id: $id) {
@@ -129,15 +144,7 @@ const TrackInput = graphql(`
       }
       vertex {
         inputs {
-          name
-          type
-          required
-          default
-          choices
-          pattern
-          secret
-          description
-          from
+          ...FormInputParam
         }
       }
     }

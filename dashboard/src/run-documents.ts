@@ -82,17 +82,7 @@ export const PipelineLiveDocument = graphql(`
         graph {
           id
           name
-          vertices {
-            name
-          }
-          edges {
-            tail {
-              name
-            }
-            head {
-              name
-            }
-          }
+          ...DagGraph
         }
         tracks {
           ...RunTrackState

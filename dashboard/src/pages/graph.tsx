@@ -23,27 +23,12 @@ const GraphPageDocument = graphql(`
       sealed
       maxConcurrentPipelines
       definition(format: $format)
+      ...DagGraph
       vertices {
         id
         name
         inputs {
-          name
-          type
-          required
-          default
-          choices
-          pattern
-          secret
-          description
-          from
-        }
-      }
-      edges {
-        tail {
-          name
-        }
-        head {
-          name
+          ...FormInputParam
         }
       }
       schedules {

@@ -16,17 +16,7 @@ const Graphs = graphql(`
       name
       desc
       checked
-      vertices {
-        name
-      }
-      edges {
-        tail {
-          name
-        }
-        head {
-          name
-        }
-      }
+      ...DagGraph
     }
   }
 `);
