@@ -145,13 +145,7 @@ export class Launcher {
       // run next to the old attempt.
       for (const [runId, run] of this.runs) {
         this.runs.delete(runId);
-        if (run.pid !== undefined) {
-          try {
-            process.kill(-run.pid, 'SIGKILL');
-          } catch {
-            // already gone
-          }
-        }
+        if (run.pid !== undefined) killGroup(run.pid);
         run.resolve({
           exitCode: null,
           signal: null,
@@ -184,8 +178,11 @@ export class Launcher {
     if (message.type === 'ready') return;
     const run = this.runs.get(message.runId);
     if (!run) {
-      // Output of a run given up on (its launcher died): nothing to hand it to, and nobody to
-      // pace; acknowledging it keeps the launcher reading should it still run.
+      // A run given up on (its launcher died). Its start may be read only now, after the
+      // launcher's exit: the exit handler did not know its process group then, and nothing
+      // else would end it. Its output has nobody to go to or to pace; acknowledging it keeps
+      // the launcher reading should it still run.
+      if (message.type === 'started' && message.pid !== undefined) killGroup(message.pid);
       if (message.type === 'output') this.acknowledge(message.runId);
       return;
     }
@@ -207,5 +204,14 @@ export class Launcher {
         run.resolve(message.outcome);
         break;
     }
+  }
+}
+
+/** Ends a script's process group (its scripts are group leaders: see launcher.ts). */
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // already gone
   }
 }
