@@ -11,7 +11,9 @@
  * changed (in this process, or on PostgreSQL by NOTIFY). "Now" is the database's clock on
  * PostgreSQL (this process's clock plus the offset measured every OFFSET_MS), so schedulers
  * on hosts whose clocks differ agree on when a tick is due; the claim makes a disagreement
- * harmless anyway.
+ * harmless anyway. It is the earliest the database's clock can read, the offset less its
+ * measurement's uncertainty, so a tick never starts before its time (it may start that
+ * uncertainty, a few milliseconds, late).
  *
  * Which ticks run and which are missed after downtime is engine/schedule.ts (planTicks).
  * A listener or a start that throws unexpectedly is logged and the scheduler goes on.
@@ -47,6 +49,7 @@ export class Scheduler {
   private passing: Promise<void> | undefined;
   private maintaining: Promise<void> | undefined;
   private again = false;
+  /** The database clock's offset less its uncertainty: the earliest the database's clock can read. */
   private offsetMs = 0;
   /** Parsed expressions by "cron\ntime zone"; a bad one (stored before a syntax change) is reported once. */
   private readonly parsed = new Map<string, CronSchedule | Error>();
@@ -102,7 +105,10 @@ export class Scheduler {
 
   private async measureAndPrune(): Promise<void> {
     try {
-      if (!this.options.clock) this.offsetMs = await databaseClockOffset(this.store);
+      if (!this.options.clock) {
+        const { offsetMs, uncertaintyMs } = await databaseClockOffset(this.store);
+        this.offsetMs = offsetMs - uncertaintyMs;
+      }
       const pruned = await pruneTicks(this.store, TICK_HISTORY);
       if (pruned > 0) this.log.debug({ pruned }, 'old schedule ticks deleted');
     } catch (error) {

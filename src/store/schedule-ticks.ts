@@ -191,15 +191,32 @@ export async function pruneTicks(store: Store, keep: number): Promise<number> {
   return deleted;
 }
 
+/** The database clock's offset from this process's, and how far the measurement may be off. */
+export interface ClockOffset {
+  /** How far the database's clock is ahead of this process's, in milliseconds. */
+  offsetMs: number;
+  /** Half the round trip of the measurement: the true offset lies within offsetMs ± this. */
+  uncertaintyMs: number;
+}
+
+const CLOCK_SAMPLES = 5;
+
 /**
- * How far the database's clock is ahead of this process's, in milliseconds (PostgreSQL; 0 on
- * SQLite, whose one process is the clock). Schedulers on several hosts then agree on when a
- * tick is due, within a round trip, whatever their own clocks say.
+ * The database clock's offset (PostgreSQL; none on SQLite, whose one process is the clock), so
+ * schedulers on several hosts agree on when a tick is due whatever their own clocks say. The
+ * database read its clock somewhere within the round trip; of several samples the one with
+ * the shortest round trip is kept (as NTP does), since a busy process or server stretches
+ * one side of a trip and skews that sample's estimate by up to half of it.
  */
-export async function databaseClockOffset(store: Store): Promise<number> {
-  if (store.fast.provider !== 'postgres') return 0;
-  const before = Date.now();
-  const [row] = await store.fast.transaction((runner) => runner.query(sql`SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS "ms"`));
-  const after = Date.now();
-  return Number(row!.ms) - (before + after) / 2;
+export async function databaseClockOffset(store: Store): Promise<ClockOffset> {
+  if (store.fast.provider !== 'postgres') return { offsetMs: 0, uncertaintyMs: 0 };
+  let best: ClockOffset | undefined;
+  for (let i = 0; i < CLOCK_SAMPLES; i++) {
+    const before = Date.now();
+    const [row] = await store.fast.transaction((runner) => runner.query(sql`SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS "ms"`));
+    const after = Date.now();
+    const sample = { offsetMs: Number(row!.ms) - (before + after) / 2, uncertaintyMs: (after - before) / 2 };
+    if (!best || sample.uncertaintyMs < best.uncertaintyMs) best = sample;
+  }
+  return best!;
 }

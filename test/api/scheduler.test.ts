@@ -13,7 +13,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Scheduler, TICK_HISTORY } from '../../src/scheduler/scheduler.ts';
-import { pruneTicks } from '../../src/store/schedule-ticks.ts';
+import { databaseClockOffset, pruneTicks } from '../../src/store/schedule-ticks.ts';
 import { graphql } from '../../src/generated/gql/index.ts';
 import { PipelineState } from '../../src/engine/states.ts';
 import { CreateSchedule, DeleteSchedule, ScheduleTicks, UpdateSchedule } from '../helpers/operations.ts';
@@ -95,6 +95,15 @@ it('a per-second schedule starts one pipeline per tick, on time; pause stops it,
   expect(kept.every((p) => p.scheduleId === null)).toBe(true);
   const metrics = await (await fetch(t.url.replace('/graphql', '/metrics'))).text();
   expect(Number(/dagpipe_schedule_ticks_total\{outcome="started"\} (\d+)/.exec(metrics)![1])).toBeGreaterThanOrEqual(6);
+});
+
+it('the database clock offset is measured within its stated uncertainty (here the server shares this clock: the true offset is 0)', async () => {
+  for (let i = 0; i < 20; i++) {
+    const { offsetMs, uncertaintyMs } = await databaseClockOffset(t.app.store);
+    // Both clocks are read to the millisecond: a rounding's worth either side.
+    expect(Math.abs(offsetMs)).toBeLessThanOrEqual(uncertaintyMs + 1);
+    if (t.app.store.fast.provider === 'sqlite') expect({ offsetMs, uncertaintyMs }).toEqual({ offsetMs: 0, uncertaintyMs: 0 });
+  }
 });
 
 it('SKIP: a tick while the previous run is still RUNNING starts nothing and says which run it met', { timeout: 60_000 }, async () => {
