@@ -13,8 +13,10 @@
  * executor: each batch is a short transaction of its own (a few statements, capped in
  * tracks too), and the job stops between batches when the process stops. While this
  * process runs scripts (or ran one in the last {@link BUSY_AFTER_SCRIPT_MS}), the job also
- * keeps to one part in {@link PACE} of the time: after a
- * batch it rests nineteen times as long as the batch took. What a batch costs is mostly not its
+ * keeps to one part in RETENTION_PACE (default 20) of the time: after a
+ * batch it rests nineteen times as long as the batch took, however long that is (a batch slowed
+ * by a loaded machine means a longer rest; a cap would give the job a bigger share exactly
+ * when the scripts can spare it least). What a batch costs is mostly not its
  * SQL (about 6 ms of CPU for 100 pipelines of 5 tracks on SQLite, where it runs on the event
  * loop) but removing their directories (about 1.5 ms of CPU per pipeline of five attempts,
  * two thirds of it the kernel's), and on a machine whose cores the scripts keep busy, any CPU the job
@@ -41,20 +43,10 @@ import type { Store } from './store/transaction.ts';
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
- * While scripts run, the job works at most one part in PACE of the time (see above). Its
- * share is about what it may take from a run of short steps whose process is the
- * bottleneck; a tenth measured a slowdown of 0.9 to 1.5 times, so it keeps to half of that.
- */
-export const PACE = 20;
-
-/**
- * The process counts as running scripts (and the job keeps to its PACE) while one runs, and
+ * The process counts as running scripts (and the job keeps to its RETENTION_PACE) while one runs, and
  * for this long after the last one ended: the gap between a step and the next is shorter.
  */
 export const BUSY_AFTER_SCRIPT_MS = 2000;
-
-/** The longest rest between two batches, however long one took. */
-const MAX_REST_MS = 5000;
 
 export class PipelineDeletions {
   constructor(
@@ -128,6 +120,8 @@ export interface RetentionRun {
   /** Working directories the sweep removed (of pipelines deleted elsewhere, or earlier). */
   swept: number;
   ms: number;
+  /** Of `ms`, the time its batches took (of deletion, and of the sweep). */
+  workedMs: number;
   /** Of `ms`, the time it rested between batches because scripts were running. */
   restedMs: number;
 }
@@ -139,7 +133,7 @@ export class RetentionJob {
   /** Ends a rest at once when the process stops. */
   private wake = new AbortController();
 
-  /** `busy`: whether this process runs scripts now (the job then keeps to its PACE). */
+  /** `busy`: whether this process runs scripts now (the job then keeps to its RETENTION_PACE). */
   constructor(
     private readonly deletions: PipelineDeletions,
     private readonly options: Retention,
@@ -179,7 +173,7 @@ export class RetentionJob {
 
   private async run(): Promise<RetentionRun> {
     const started = performance.now();
-    const outcome: RetentionRun = { deleted: 0, batches: 0, swept: 0, ms: 0, restedMs: 0 };
+    const outcome: RetentionRun = { deleted: 0, batches: 0, swept: 0, ms: 0, workedMs: 0, restedMs: 0 };
     const { days, batchSize } = this.options;
     try {
       if (days > 0) {
@@ -191,7 +185,7 @@ export class RetentionJob {
           outcome.deleted += ids.length;
           outcome.batches++;
           this.log.debug({ pipelineIds: ids }, 'retention deleted a batch of pipelines');
-          outcome.restedMs += await this.rest(performance.now() - batchStarted);
+          outcome.restedMs += await this.rest(performance.now() - batchStarted, outcome);
         }
       }
       // Directories of pipelines deleted elsewhere, in batches too.
@@ -199,7 +193,7 @@ export class RetentionJob {
       for (let start = 0; start < leftovers.length && !this.stopping; start += batchSize) {
         const batchStarted = performance.now();
         outcome.swept += await this.deletions.removeWorkDirs(leftovers.slice(start, start + batchSize));
-        outcome.restedMs += await this.rest(performance.now() - batchStarted);
+        outcome.restedMs += await this.rest(performance.now() - batchStarted, outcome);
       }
     } catch (error) {
       this.log.warn({ err: error, deleted: outcome.deleted }, 'retention failed; the next run tries again');
@@ -215,16 +209,17 @@ export class RetentionJob {
   }
 
   /**
-   * After a batch that took `workedMs`: while scripts run, rest PACE - 1 times as long (the
-   * job then takes one part in PACE of the time); otherwise a turn of the event loop, so that
+   * After a batch that took `workedMs`: while scripts run, rest pace - 1 times as long (the
+   * job then takes one part in pace of the time); otherwise a turn of the event loop, so that
    * what waits goes first. Returns how long it rested.
    */
-  private async rest(workedMs: number): Promise<number> {
-    if (!this.busy()) {
+  private async rest(workedMs: number, outcome: RetentionRun): Promise<number> {
+    outcome.workedMs += workedMs;
+    if (!this.busy() || this.options.pace <= 1) {
       await turn();
       return 0;
     }
-    const restMs = Math.min(MAX_REST_MS, workedMs * (PACE - 1));
+    const restMs = workedMs * (this.options.pace - 1);
     const started = performance.now();
     await sleep(restMs, undefined, { signal: this.wake.signal }).catch(() => undefined); // aborted: stopping
     return performance.now() - started;

@@ -140,30 +140,32 @@ describe('loadConfig parsing', () => {
       limits: { bodyBytes: 2048, depth: 8, cost: 500, aliases: 5, tokens: 300, subscriptionsPerConnection: 3, mutationsPerMinute: 10 },
       scriptEnv: [],
       scriptUser: 'nobody',
-      retention: { days: 90, intervalMs: 300_000, batchSize: 100 },
+      retention: { days: 90, intervalMs: 300_000, batchSize: 100, pace: 20 },
       webhooks: { allowList: EMPTY_ALLOW_LIST, timeoutMs: 10_000, retryBaseMs: 10_000, retryWindowMs: 86_400_000 },
     });
   });
 });
 
 describe('retention (SPEC rule 17)', () => {
-  it('keeps ended pipelines 90 days by default, looks every 5 minutes, 100 pipelines per transaction', () => {
-    expect(loadConfig({}).retention).toEqual({ days: 90, intervalMs: 300_000, batchSize: 100 });
+  it('keeps ended pipelines 90 days by default, looks every 5 minutes, 100 pipelines per transaction, a twentieth of the time while scripts run', () => {
+    expect(loadConfig({}).retention).toEqual({ days: 90, intervalMs: 300_000, batchSize: 100, pace: 20 });
   });
 
   it('RETENTION_DAYS=0 keeps everything; the interval is given in seconds', () => {
-    expect(loadConfig({ RETENTION_DAYS: '0', RETENTION_INTERVAL_SECONDS: '1', RETENTION_BATCH_SIZE: '5' }).retention).toEqual({
+    expect(loadConfig({ RETENTION_DAYS: '0', RETENTION_INTERVAL_SECONDS: '1', RETENTION_BATCH_SIZE: '5', RETENTION_PACE: '1' }).retention).toEqual({
       days: 0,
       intervalMs: 1000,
       batchSize: 5,
+      pace: 1,
     });
   });
 
   it('refuses what is not a whole number in range, every problem at once', () => {
-    expect(configError({ RETENTION_DAYS: '-1', RETENTION_INTERVAL_SECONDS: '0', RETENTION_BATCH_SIZE: '1.5' }).problems).toEqual([
+    expect(configError({ RETENTION_DAYS: '-1', RETENTION_INTERVAL_SECONDS: '0', RETENTION_BATCH_SIZE: '1.5', RETENTION_PACE: '0' }).problems).toEqual([
       'RETENTION_DAYS must be a whole number from 0 to 36500, got "-1"',
       'RETENTION_INTERVAL_SECONDS must be a whole number from 1 to 86400, got "0"',
       'RETENTION_BATCH_SIZE must be a whole number from 1 to 10000, got "1.5"',
+      'RETENTION_PACE must be a whole number from 1 to 1000, got "0"',
     ]);
   });
 });
