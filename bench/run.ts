@@ -36,7 +36,7 @@
  *
  *  i. Retention beside the executor (bench/retention.ts): the 1,000-track DAG of (a) alone and
  *     while retention deletes 10,000 ended pipelines in the same process, on SQLite and on
- *     PostgreSQL, alternating (BENCH_RETENTION_ROUNDS runs with retention, default 3, each
+ *     PostgreSQL, alternating (BENCH_RETENTION_ROUNDS runs with retention, default 5, each
  *     between two alone); the median ratio against the target (less than 10 % longer).
  *
  *  j. The dashboard (bench/dashboard.ts): a live 200-track run page in Chromium, time from
@@ -60,8 +60,8 @@
  * wake-up latency across processes; needs the local PostgreSQL and Redis), BENCH_ONLY=bigstart (h)
  * (1.5-2.5 minutes on a loaded machine),
  * BENCH_ONLY=fanoutapart (g): (e) with a ROLE=api and a ROLE=worker process on PostgreSQL and Redis,
- * BENCH_ONLY=retention (i) (three rounds of 10,000 ended pipelines written and deleted on each
- * database: 48 minutes on a heavily loaded machine; BENCH_RETENTION_ROUNDS=1 for a quick look).
+ * BENCH_ONLY=retention (i) (five rounds of 10,000 ended pipelines written and deleted on each
+ * database: about 20 minutes on a quiet machine; BENCH_RETENTION_ROUNDS=1 for a quick look).
  *
  * BENCH_CPU_PROF=<dir> writes CPU profiles of this process during the engine run of (a) and
  * the startPipeline of (b), makes the launcher process write its own profile there when it
