@@ -13,8 +13,8 @@
  * executor: each batch is a short transaction of its own (a few statements, capped in
  * tracks too), and the job stops between batches when the process stops. While this
  * process runs scripts (or ran one in the last {@link BUSY_AFTER_SCRIPT_MS}), the job also
- * keeps to one part in RETENTION_PACE (default 20) of the time: after a
- * batch it rests nineteen times as long as the batch cost (wall time, or CPU where that was
+ * keeps to one part in RETENTION_PACE (default 40) of the time: after a
+ * batch it rests thirty-nine times as long as the batch cost (wall time, or CPU where that was
  * more: see batchCost), however long that is (a batch slowed
  * by a loaded machine means a longer rest; a cap would give the job a bigger share exactly
  * when the scripts can spare it least), ending the rest early once they no longer run. What a batch costs is mostly not its
@@ -61,7 +61,7 @@ const batchClock = (): BatchClock => ({ wallMs: performance.now(), cpu: process.
  * What a batch cost, in milliseconds: the larger of its wall time and the CPU this process
  * used meanwhile. Removing a directory tree (fs.rm) works on several of libuv's threads at
  * once, so a batch can take two or three times its wall time in CPU, and pacing by wall time
- * alone let the job take a fifth of the CPU instead of a twentieth. The CPU of whatever else
+ * alone let the job take a fifth of the CPU instead of a twentieth (RETENTION_PACE 20). The CPU of whatever else
  * ran meanwhile (the executor) is counted too: the rest errs on the long side.
  */
 function batchCost(started: BatchClock): number {

@@ -140,15 +140,15 @@ describe('loadConfig parsing', () => {
       limits: { bodyBytes: 2048, depth: 8, cost: 500, aliases: 5, tokens: 300, subscriptionsPerConnection: 3, mutationsPerMinute: 10 },
       scriptEnv: [],
       scriptUser: 'nobody',
-      retention: { days: 90, intervalMs: 300_000, batchSize: 100, pace: 20 },
+      retention: { days: 90, intervalMs: 300_000, batchSize: 100, pace: 40 },
       webhooks: { allowList: EMPTY_ALLOW_LIST, timeoutMs: 10_000, retryBaseMs: 10_000, retryWindowMs: 86_400_000 },
     });
   });
 });
 
 describe('retention (SPEC rule 17)', () => {
-  it('keeps ended pipelines 90 days by default, looks every 5 minutes, 100 pipelines per transaction, a twentieth of the time while scripts run', () => {
-    expect(loadConfig({}).retention).toEqual({ days: 90, intervalMs: 300_000, batchSize: 100, pace: 20 });
+  it('keeps ended pipelines 90 days by default, looks every 5 minutes, 100 pipelines per transaction, a fortieth of the time while scripts run', () => {
+    expect(loadConfig({}).retention).toEqual({ days: 90, intervalMs: 300_000, batchSize: 100, pace: 40 });
   });
 
   it('RETENTION_DAYS=0 keeps everything; the interval is given in seconds', () => {
