@@ -28,8 +28,6 @@ type Request =
   | { op: 'collect' }
   | { op: 'disconnect' };
 
-const hrMs = () => Number(process.hrtime.bigint()) / 1e6;
-
 export class SubscriberPool {
   private nextRequest = 0;
 
@@ -136,18 +134,37 @@ function runThread(): void {
       first: new Promise<void>((resolve) => (firstArrived = resolve)),
       unsubscribe: () => undefined,
     };
+    // The payload as the service writes it, {"data":{"<field>":{"id":<digits>,...}}}: the id
+    // read from the bytes. Anything else (errors, another shape) is parsed and checked below.
+    const start = Buffer.from(`{"data":{${JSON.stringify(field)}:{"id":`);
+    const record = (id: number, at: number) => {
+      subscriber.ids.push(id);
+      subscriber.at.push(at);
+      firstArrived();
+    };
     subscriber.unsubscribe = client.subscribe<{ data?: Record<string, { id?: number } | undefined>; errors?: unknown[] }>(
       { query, variables },
       {
-        next: (value) => {
-          const at = hrMs();
-          const id = value.data?.[field]?.id;
-          if (value.errors?.length || id === undefined) subscriber.errors.push(JSON.stringify(value.errors ?? value));
-          else {
-            subscriber.ids.push(id);
-            subscriber.at.push(at);
+        nextBytes: (payload, at) => {
+          if (payload.length <= start.length || payload.compare(start, 0, start.length, 0, start.length) !== 0) return false;
+          let id = 0;
+          let index = start.length;
+          for (; index < payload.length; index++) {
+            const digit = payload[index]! - 0x30;
+            if (digit < 0 || digit > 9) break;
+            id = id * 10 + digit;
           }
-          firstArrived();
+          const after = payload[index];
+          if (index === start.length || (after !== 0x2c && after !== 0x7d)) return false; // "," or "}"
+          record(id, at);
+          return true;
+        },
+        next: (value, at) => {
+          const id = value.data?.[field]?.id;
+          if (value.errors?.length || id === undefined) {
+            subscriber.errors.push(JSON.stringify(value.errors ?? value));
+            firstArrived();
+          } else record(id, at);
         },
         error: (error) => {
           subscriber.errors.push(error instanceof Error ? error.message : JSON.stringify(error));
